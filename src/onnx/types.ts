@@ -1,0 +1,44 @@
+/** Open Inference Protocol V2 tensor datatypes. */
+export const DATATYPES = [
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'FP16',
+  'FP32',
+  'FP64',
+  'BYTES',
+] as const;
+export type Datatype = (typeof DATATYPES)[number];
+
+export interface TensorSpec {
+  name: string;
+  datatype: Datatype;
+  /** V2 shape: -1 for a dynamic dim */
+  shape: number[];
+  /** the symbolic names of dynamic dims where the model gives one (`batch`), `null` otherwise */
+  dimNames?: (string | null)[];
+}
+
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
+
+export interface ModelSignature {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  opsetImports: OpsetImport[];
+  irVersion: number;
+  producer: { name: string; version: string };
+  /** `domain::OpType` (domain omitted for ai.onnx) → count, subgraphs included */
+  opHistogram: Record<string, number>;
+  nodeCount: number;
+  /** elements across initializers and Constant-node tensors */
+  parameterCount: number;
+}

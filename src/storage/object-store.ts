@@ -1,0 +1,69 @@
+import { MaasError } from '../errors/index.ts';
+
+/**
+ * The small object-store interface the core talks to. The S3 implementation is the only one in
+ * production and in tests (against the local S3); the interface exists so the core never imports
+ * the AWS SDK directly.
+ */
+export interface StoredObjectHead {
+  key: string;
+  etag: string;
+  size: number;
+  lastModified?: Date;
+  /** user metadata without the `x-amz-meta-` prefix, keys lower-case */
+  metadata: Record<string, string>;
+  contentType?: string;
+}
+
+export interface StoredObject extends StoredObjectHead {
+  body: Uint8Array;
+}
+
+export interface GetOptions {
+  /** conditional GET: resolves to `undefined` when the object still has this ETag (304) */
+  ifNoneMatch?: string;
+  /** inclusive byte range */
+  range?: { start: number; end: number };
+  signal?: AbortSignal;
+}
+
+export interface PutOptions {
+  /** `'*'`: create only; fails with PreconditionFailedError when the key exists */
+  ifNoneMatch?: '*';
+  /** update only if the current ETag is this one; PreconditionFailedError otherwise */
+  ifMatch?: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface ObjectStore {
+  readonly bucket: string;
+  head(key: string): Promise<StoredObjectHead>;
+  /** `undefined` only for a conditional GET whose ETag still matches */
+  get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
+  /** keys under a prefix, in lexicographic order; `delimiter` returns common prefixes instead */
+  list(prefix: string, options?: { delimiter?: string }): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }>;
+  delete(key: string): Promise<void>;
+}
+
+export class ObjectNotFoundError extends MaasError {
+  constructor(readonly key: string, options: { cause?: unknown } = {}) {
+    super('ObjectNotFound', `no object at ${key}`, { ...options, details: { key } });
+  }
+}
+
+/** A conditional write lost a race (HTTP 412). Callers re-read and retry. */
+export class PreconditionFailedError extends MaasError {
+  constructor(readonly key: string, options: { cause?: unknown } = {}) {
+    super('PreconditionFailed', `precondition failed writing ${key}`, { ...options, details: { key } });
+  }
+}
+
+/** The store could not be reached or answered 5xx: transient, worth a retry later. */
+export class StorageUnavailableError extends MaasError {
+  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('StorageUnavailable', message, options);
+  }
+}
