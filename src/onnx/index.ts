@@ -40,5 +40,12 @@ export {
   type RejectionCode,
 } from './errors.ts';
 export { gaussian, mulberry32 } from './random.ts';
+export {
+  opKey,
+  readSignature,
+  tensorElementCount,
+  tensorSpec,
+  tensorToFloat32,
+} from './signature.ts';
 export type { Datatype, ModelSignature, OpsetImport, TensorSpec } from './types.ts';
 export { DATATYPES } from './types.ts';
