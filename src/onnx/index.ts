@@ -49,3 +49,10 @@ export {
 } from './signature.ts';
 export type { Datatype, ModelSignature, OpsetImport, TensorSpec } from './types.ts';
 export { DATATYPES } from './types.ts';
+export {
+  ALLOWED_DOMAINS,
+  ALLOWED_MICROSOFT_OPS,
+  DEFAULT_VALIDATION_LIMITS,
+  type ValidationLimits,
+  validateModel,
+} from './validate.ts';

@@ -1,0 +1,384 @@
+import { fromBinary, ScalarType } from '@bufbuild/protobuf';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import {
+  type GraphProto,
+  type ModelProto,
+  ModelProtoSchema,
+  type NodeProto,
+  type SparseTensorProto,
+  type TensorProto,
+  TensorProto_DataLocation,
+  TensorProto_DataType,
+  type TensorShapeProto,
+} from 'onnx-buf';
+import { elemTypeByteSize, elemTypeName } from './datatypes.ts';
+import { ModelRejectedError } from './errors.ts';
+import { opKey, readSignature } from './signature.ts';
+import type { ModelSignature } from './types.ts';
+import { subgraphsOf } from './walk.ts';
+
+export interface ValidationLimits {
+  /** size of the .onnx file */
+  maxBytes: number;
+  /** nodes across the main graph, subgraphs and function bodies */
+  maxNodes: number;
+  /** If/Loop/Scan bodies inside bodies; the main graph is depth 0 */
+  maxNestingDepth: number;
+  /** any one fixed dim of a tensor or a graph value */
+  maxDim: number;
+  /** product of a tensor's (or a graph value's fixed) dims */
+  maxElements: number;
+}
+
+export const DEFAULT_VALIDATION_LIMITS: Readonly<ValidationLimits> = Object.freeze({
+  maxBytes: 1024 ** 3,
+  maxNodes: 100_000,
+  maxNestingDepth: 8,
+  maxDim: 2 ** 31,
+  maxElements: 2 ** 32,
+});
+
+/** Node domains a model may use. `''` is ai.onnx. */
+export const ALLOWED_DOMAINS: readonly string[] = ['', 'ai.onnx', 'ai.onnx.ml'];
+
+/**
+ * The only com.microsoft contrib ops accepted: those our own int8 quantizer emits, so quantized
+ * variants re-validate. Any other contrib op ties a model to one runtime build.
+ */
+export const ALLOWED_MICROSOFT_OPS: readonly string[] = [
+  'DynamicQuantizeMatMul',
+  'MatMulIntegerToFloat',
+];
+
+const SAVE_EMBEDDED =
+  'Save the model with every tensor embedded in the .onnx file ' +
+  '(Python: onnx.save(model, path, save_as_external_data=False); files up to 2 GB).';
+
+const reject = (
+  code: ConstructorParameters<typeof ModelRejectedError>[0],
+  message: string,
+  details: Record<string, unknown> = {},
+  cause?: unknown,
+): never => {
+  throw new ModelRejectedError(code, message, { details, cause });
+};
+
+const fmtBytes = (n: number): string =>
+  n >= 1024 ** 3
+    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
+    : n >= 1024 ** 2
+      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+      : `${n} bytes`;
+
+const expectedWireType = new Map<number, WireType>(
+  ModelProtoSchema.fields.map((f) => [
+    f.number,
+    f.fieldKind === 'scalar' && f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES
+      ? WireType.Varint
+      : WireType.LengthDelimited,
+  ]),
+);
+
+/**
+ * Reads only the top-level fields, to tell a cut-off ONNX file (known ModelProto fields, the last
+ * one running past the end) from bytes that are not ONNX at all (an unknown field or wire type).
+ */
+const diagnoseUndecodable = (bytes: Uint8Array, cause: unknown): never => {
+  const reader = new BinaryReader(bytes);
+  let fields = 0;
+  try {
+    while (reader.pos < reader.len) {
+      const [fieldNo, wireType] = reader.tag();
+      if (expectedWireType.get(fieldNo) !== wireType) break;
+      fields++;
+      reader.skip(wireType);
+    }
+  } catch {
+    if (fields > 0) {
+      reject(
+        'Truncated',
+        `The file ends in the middle of the model (${fmtBytes(bytes.length)} received): the upload ` +
+          'was cut off. Upload the complete .onnx file again.',
+        { bytes: bytes.length },
+        cause,
+      );
+    }
+  }
+  return reject(
+    'NotOnnx',
+    `The file is not an ONNX model: its bytes do not decode as an ONNX ModelProto (${
+      cause instanceof Error ? cause.message : String(cause)
+    }). Send a .onnx file as written by your framework's ONNX exporter.`,
+    { bytes: bytes.length },
+    cause,
+  );
+};
+
+const decode = (bytes: Uint8Array): ModelProto => {
+  let m: ModelProto;
+  try {
+    m = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
+  } catch (cause) {
+    return diagnoseUndecodable(bytes, cause);
+  }
+  // protobuf keeps unknown fields instead of failing: graphless bytes made of unknown fields (or
+  // of nothing ONNX) are not a model that lost its graph, they were never ONNX
+  if (!m.graph && ((m.$unknown?.length ?? 0) > 0 || m.opsetImport.length === 0)) {
+    return diagnoseUndecodable(bytes, new Error('no ONNX model fields found'));
+  }
+  return m;
+};
+
+/** Bits per element of the packed sub-byte types. */
+const SUB_BYTE_BITS: Partial<Record<number, number>> = {
+  [TensorProto_DataType.INT4]: 4,
+  [TensorProto_DataType.UINT4]: 4,
+  [TensorProto_DataType.FLOAT4E2M1]: 4,
+  [TensorProto_DataType.INT2]: 2,
+  [TensorProto_DataType.UINT2]: 2,
+};
+
+/** Length of the typed repeated field that holds this type's values when raw_data is empty. */
+const typedFieldLength = (t: TensorProto): number => {
+  const D = TensorProto_DataType;
+  switch (t.dataType) {
+    case D.FLOAT:
+    case D.COMPLEX64:
+      return t.floatData.length;
+    case D.DOUBLE:
+    case D.COMPLEX128:
+      return t.doubleData.length;
+    case D.INT64:
+      return t.int64Data.length;
+    case D.UINT32:
+    case D.UINT64:
+      return t.uint64Data.length;
+    case D.STRING:
+      return t.stringData.length;
+    default:
+      return t.int32Data.length;
+  }
+};
+
+class Validator {
+  private nodes = 0;
+  private readonly functions: Set<string>;
+
+  constructor(
+    private readonly limits: ValidationLimits,
+    model: ModelProto,
+  ) {
+    this.functions = new Set(model.functions.map((f) => `${f.domain}::${f.name}`));
+  }
+
+  checkDims(dims: readonly number[], where: string): void {
+    let product = 1;
+    for (const d of dims) {
+      if (d < 0 || d > this.limits.maxDim) {
+        reject(
+          'DimTooLarge',
+          `${where} declares a dimension of ${d}; dimensions must be between 0 and ${this.limits.maxDim}. ` +
+            'Send a model whose tensor shapes are within that bound (use a symbolic dim for sizes known only at run time).',
+          { where, dim: d, maxDim: this.limits.maxDim },
+        );
+      }
+      product *= d;
+    }
+    if (!Number.isSafeInteger(product)) {
+      reject(
+        'DimOverflow',
+        `${where} declares dims [${dims.join(', ')}] whose element count overflows 2^53; no real ` +
+          'tensor is that large. Fix the shape in the exporter.',
+        { where, dims },
+      );
+    }
+    if (product > this.limits.maxElements) {
+      reject(
+        'TooManyElements',
+        `${where} declares ${product} elements, over the cap of ${this.limits.maxElements}. ` +
+          'Send a model with smaller tensors.',
+        { where, elements: product, maxElements: this.limits.maxElements },
+      );
+    }
+  }
+
+  checkShape(shape: TensorShapeProto | undefined, where: string): void {
+    const fixed = (shape?.dim ?? []).flatMap((d) =>
+      d.value.case === 'dimValue' ? [Number(d.value.value)] : [],
+    );
+    this.checkDims(fixed, where);
+  }
+
+  checkTensor(t: TensorProto, where: string): void {
+    const external = t.externalData.find((e) => e.key === 'location')?.value;
+    if (t.dataLocation === TensorProto_DataLocation.EXTERNAL || t.externalData.length > 0) {
+      reject(
+        'ExternalData',
+        `${where} keeps its data outside the model file${
+          external === undefined ? '' : ` (location '${external}')`
+        }; models are loaded only from the verified bytes of the upload. ${SAVE_EMBEDDED}`,
+        { where, location: external ?? null },
+      );
+    }
+    const dims = t.dims.map(Number);
+    this.checkDims(dims, where);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const type = elemTypeName(t.dataType);
+    const mismatch = (found: string): never =>
+      reject(
+        'TensorDataMismatch',
+        `${where} declares ${type} dims [${dims.join(', ')}] (${n} elements) but ${found}. ` +
+          'The file is corrupt or was edited by hand: export the model again.',
+        { where, dims, dataType: type },
+      );
+    if (t.dataType === TensorProto_DataType.UNDEFINED || !(t.dataType in TensorProto_DataType)) {
+      mismatch(`has an unknown element type (${t.dataType})`);
+    }
+    const raw = t.rawData.length;
+    if (raw > 0) {
+      const size = elemTypeByteSize(t.dataType);
+      const bits = SUB_BYTE_BITS[t.dataType];
+      const expected =
+        size !== undefined ? n * size : bits !== undefined ? Math.ceil((n * bits) / 8) : undefined;
+      if (expected === undefined) mismatch('stores strings in raw_data');
+      if (raw !== expected) mismatch(`carries ${raw} bytes of data (${expected} expected)`);
+      return;
+    }
+    const bits = SUB_BYTE_BITS[t.dataType];
+    const complex =
+      t.dataType === TensorProto_DataType.COMPLEX64 ||
+      t.dataType === TensorProto_DataType.COMPLEX128;
+    const expected = bits !== undefined ? Math.ceil((n * bits) / 8) : complex ? 2 * n : n;
+    const found = typedFieldLength(t);
+    if (found !== expected) mismatch(`carries ${found} values (${expected} expected)`);
+  }
+
+  checkSparse(s: SparseTensorProto, where: string): void {
+    this.checkDims(s.dims.map(Number), where);
+    if (s.values) this.checkTensor(s.values, `values of ${where}`);
+    if (s.indices) this.checkTensor(s.indices, `indices of ${where}`);
+  }
+
+  checkNode(n: NodeProto, where: string): void {
+    this.nodes++;
+    if (this.nodes > this.limits.maxNodes) {
+      reject(
+        'TooManyNodes',
+        `The model has more than ${this.limits.maxNodes} nodes. Send a smaller model, or one ` +
+          'simplified with onnxsim / onnxruntime graph optimisations.',
+        { maxNodes: this.limits.maxNodes },
+      );
+    }
+    const label = `node '${n.name || n.output[0] || '?'}' (${opKey(n)}) in ${where}`;
+    const allowed =
+      ALLOWED_DOMAINS.includes(n.domain) ||
+      (n.domain === 'com.microsoft' && ALLOWED_MICROSOFT_OPS.includes(n.opType)) ||
+      this.functions.has(`${n.domain}::${n.opType}`);
+    if (!allowed) {
+      reject(
+        'DisallowedOp',
+        `${label} uses the operator domain '${n.domain}', which this service does not run. ` +
+          `Allowed: ai.onnx, ai.onnx.ml, and from com.microsoft only ${ALLOWED_MICROSOFT_OPS.join(', ')}. ` +
+          'Export the model with standard ONNX operators.',
+        { node: n.name, opType: n.opType, domain: n.domain },
+      );
+    }
+    for (const a of n.attribute) {
+      const at = `attribute '${a.name}' of ${label}`;
+      if (a.t) this.checkTensor(a.t, `tensor ${at}`);
+      a.tensors.forEach((t, i) => {
+        this.checkTensor(t, `tensor #${i} of ${at}`);
+      });
+      if (a.sparseTensor) this.checkSparse(a.sparseTensor, `sparse tensor ${at}`);
+      a.sparseTensors.forEach((s, i) => {
+        this.checkSparse(s, `sparse tensor #${i} of ${at}`);
+      });
+    }
+  }
+
+  /** Checks `root` and its subgraphs iteratively, so extreme nesting cannot overflow the stack. */
+  checkGraphTree(root: GraphProto, where: string): void {
+    const stack = [{ g: root, depth: 0, where }];
+    for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+      const { g, depth } = top;
+      if (depth > this.limits.maxNestingDepth) {
+        reject(
+          'NestingTooDeep',
+          `Subgraphs (If/Loop/Scan bodies) are nested more than ${this.limits.maxNestingDepth} deep ` +
+            `(at ${top.where}). Send a model with flatter control flow.`,
+          { maxNestingDepth: this.limits.maxNestingDepth },
+        );
+      }
+      const at = `graph '${g.name}'`;
+      for (const t of g.initializer) this.checkTensor(t, `initializer '${t.name}' of ${at}`);
+      for (const s of g.sparseInitializer) {
+        this.checkSparse(s, `sparse initializer '${s.values?.name ?? '?'}' of ${at}`);
+      }
+      for (const vi of [...g.input, ...g.output, ...g.valueInfo]) {
+        const type = vi.type?.value;
+        if (type?.case === 'tensorType' || type?.case === 'sparseTensorType') {
+          this.checkShape(type.value.shape, `value '${vi.name}' of ${at}`);
+        }
+      }
+      for (const n of g.node) {
+        this.checkNode(n, at);
+        for (const sub of subgraphsOf(n)) {
+          stack.push({ g: sub, depth: depth + 1, where: `graph '${sub.name}' inside ${at}` });
+        }
+      }
+    }
+  }
+
+  checkModel(m: ModelProto, graph: GraphProto): void {
+    this.checkGraphTree(graph, 'the main graph');
+    for (const f of m.functions) {
+      const at = `function '${f.domain}::${f.name}'`;
+      for (const n of f.node) {
+        this.checkNode(n, at);
+        for (const sub of subgraphsOf(n)) this.checkGraphTree(sub, `a subgraph of ${at}`);
+      }
+      for (const a of f.attributeProto) {
+        if (a.t) this.checkTensor(a.t, `default of attribute '${a.name}' of ${at}`);
+      }
+    }
+    for (const ti of m.trainingInfo) {
+      if (ti.initialization) this.checkGraphTree(ti.initialization, 'a training-info graph');
+      if (ti.algorithm) this.checkGraphTree(ti.algorithm, 'a training-info graph');
+    }
+  }
+}
+
+/**
+ * Decides whether uploaded bytes may become a served model. Throws `ModelRejectedError` with a
+ * distinct `code` per reason; returns the decoded model and its signature otherwise. The size cap
+ * is checked before decoding, so an oversized upload costs no parse.
+ */
+export const validateModel = (
+  bytes: Uint8Array,
+  limits: Partial<ValidationLimits> = {},
+): { model: ModelProto; signature: ModelSignature } => {
+  const lim: ValidationLimits = { ...DEFAULT_VALIDATION_LIMITS, ...limits };
+  if (bytes.length === 0) {
+    reject('Empty', 'The file is empty. Upload the .onnx file itself (it was 0 bytes).');
+  }
+  if (bytes.length > lim.maxBytes) {
+    reject(
+      'TooLarge',
+      `The model is ${fmtBytes(bytes.length)}, over the ${fmtBytes(lim.maxBytes)} limit. Send a ` +
+        'smaller model (quantize or prune it before upload).',
+      { bytes: bytes.length, maxBytes: lim.maxBytes },
+    );
+  }
+  const model = decode(bytes);
+  const graph = model.graph;
+  if (!graph || graph.output.length === 0) {
+    return reject(
+      'NoGraph',
+      graph
+        ? 'The model graph declares no outputs, so it cannot answer a request. Export the model with its outputs.'
+        : 'The model has no graph, so there is nothing to run. Send an .onnx file exported with its graph.',
+    );
+  }
+  new Validator(lim, model).checkModel(model, graph);
+  return { model, signature: readSignature(model) };
+};
