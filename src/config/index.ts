@@ -1,0 +1,173 @@
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MaasError } from '../errors/index.ts';
+
+/**
+ * Every setting the platform reads from the environment, typed and validated in one place. The
+ * CDK stack sets the same names it reads here; `npm start` sets them for the local stack.
+ */
+export interface StorageConfig {
+  /** `MAAS_BUCKET` */
+  bucket: string;
+  /** `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`): a local S3-compatible endpoint; unset on AWS */
+  endpoint?: string;
+  /** `AWS_REGION` (or `AWS_DEFAULT_REGION`) */
+  region: string;
+}
+
+export interface RuntimeConfig {
+  /** `MAAS_SESSION_CACHE_BYTES`: model bytes kept as live sessions before the least recently used is released */
+  sessionCacheBytes: number;
+  /** `MAAS_TMP_CACHE_DIR`: model bytes cached on local disk, keyed by sha256 */
+  tmpCacheDir: string;
+  /** `MAAS_TMP_CACHE_BYTES`: bound of that disk cache */
+  tmpCacheBytes: number;
+  /** `MAAS_ALIAS_TTL_MS`: how long a warm instance trusts `aliases.json` before a conditional GET */
+  aliasTtlMs: number;
+  /** `MAAS_INTRA_OP_THREADS`: onnxruntime threads per session */
+  intraOpThreads: number;
+  /** `MAAS_RETRY_AFTER_SECONDS`: `Retry-After` sent when model storage is unreachable */
+  retryAfterSeconds: number;
+}
+
+export interface LocalConfig {
+  /** `MAAS_HOME`: data directory of the local stack */
+  home: string;
+  /** `MAAS_S3_PORT` */
+  s3Port: number;
+  /** `PORT`: the local HTTP API */
+  apiPort: number;
+  /** `MAAS_WORKERS`: handler instances, each serving one request at a time like a Lambda instance */
+  workers: number;
+  /** `MAAS_QUEUE_LIMIT`: requests waiting for a free instance before the local API answers 429 */
+  queueLimit: number;
+  /** `MAAS_MAX_BODY_BYTES`: request body cap of the local API (Lambda's synchronous payload limit) */
+  maxBodyBytes: number;
+  /** `MAAS_INVOKE_TIMEOUT_MS`: an invocation running longer is stopped (API Gateway's 30 s cap) */
+  invokeTimeoutMs: number;
+}
+
+export interface MaasConfig {
+  storage: StorageConfig;
+  runtime: RuntimeConfig;
+  local: LocalConfig;
+}
+
+const MiB = 1024 * 1024;
+
+/** Defaults of every setting; the Lambda memory size shapes the session cache when present. */
+export const DEFAULTS = {
+  bucket: 'maas-models',
+  region: 'us-east-1',
+  /** share of `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` given to live sessions: the rest is Node, onnxruntime arenas and requests */
+  sessionCacheShareOfMemory: 0.4,
+  /** outside Lambda */
+  sessionCacheBytes: 1024 * MiB,
+  /** Lambda's /tmp is 512 MB by default: leave room for everything else */
+  tmpCacheBytes: 400 * MiB,
+  tmpCacheDirName: 'maas-model-cache',
+  aliasTtlMs: 5_000,
+  retryAfterSeconds: 2,
+  home: '.maas',
+  s3Port: 4569,
+  apiPort: 3000,
+  queueLimit: 64,
+  /** Lambda rejects synchronous request payloads over 6 MB */
+  maxBodyBytes: 6 * MiB,
+  invokeTimeoutMs: 30_000,
+} as const;
+
+export class ConfigError extends MaasError {
+  constructor(name: string, value: string, expected: string) {
+    super('InvalidConfig', `${name}=${JSON.stringify(value)} is not valid: set it to ${expected}`, {
+      details: { name, value },
+    });
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const text = (env: Env, name: string): string | undefined => {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+};
+
+const integer = (
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number => {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, raw, `an integer from ${min} to ${max}`);
+  }
+  return value;
+};
+
+const port = (env: Env, name: string, fallback: number): number =>
+  integer(env, name, fallback, 0, 65_535);
+
+const endpointUrl = (env: Env): string | undefined => {
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+    const raw = text(env, name);
+    if (raw === undefined) continue;
+    if (!URL.canParse(raw))
+      throw new ConfigError(name, raw, 'an absolute URL such as http://127.0.0.1:4569');
+    return raw;
+  }
+  return undefined;
+};
+
+const defaultSessionCacheBytes = (env: Env): number => {
+  const memoryMb = integer(env, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 0, 0);
+  if (memoryMb === 0) return DEFAULTS.sessionCacheBytes;
+  return Math.floor(memoryMb * MiB * DEFAULTS.sessionCacheShareOfMemory);
+};
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export const loadConfig = (env: Env = process.env): MaasConfig => {
+  const cores = availableParallelism();
+  const endpoint = endpointUrl(env);
+  return {
+    storage: {
+      bucket: text(env, 'MAAS_BUCKET') ?? DEFAULTS.bucket,
+      ...(endpoint === undefined ? {} : { endpoint }),
+      region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION') ?? DEFAULTS.region,
+    },
+    runtime: {
+      sessionCacheBytes: integer(env, 'MAAS_SESSION_CACHE_BYTES', defaultSessionCacheBytes(env), 1),
+      tmpCacheDir: text(env, 'MAAS_TMP_CACHE_DIR') ?? join(tmpdir(), DEFAULTS.tmpCacheDirName),
+      tmpCacheBytes: integer(env, 'MAAS_TMP_CACHE_BYTES', DEFAULTS.tmpCacheBytes, 0),
+      aliasTtlMs: integer(env, 'MAAS_ALIAS_TTL_MS', DEFAULTS.aliasTtlMs, 0),
+      intraOpThreads: integer(env, 'MAAS_INTRA_OP_THREADS', cores, 1, 256),
+      retryAfterSeconds: integer(
+        env,
+        'MAAS_RETRY_AFTER_SECONDS',
+        DEFAULTS.retryAfterSeconds,
+        1,
+        3_600,
+      ),
+    },
+    local: {
+      home: text(env, 'MAAS_HOME') ?? DEFAULTS.home,
+      s3Port: port(env, 'MAAS_S3_PORT', DEFAULTS.s3Port),
+      apiPort: port(env, 'PORT', DEFAULTS.apiPort),
+      workers: integer(env, 'MAAS_WORKERS', cores, 1, 256),
+      queueLimit: integer(env, 'MAAS_QUEUE_LIMIT', DEFAULTS.queueLimit, 0),
+      maxBodyBytes: integer(env, 'MAAS_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1),
+      invokeTimeoutMs: integer(env, 'MAAS_INVOKE_TIMEOUT_MS', DEFAULTS.invokeTimeoutMs, 1),
+    },
+  };
+};
+
+let cached: MaasConfig | undefined;
+
+/** The process configuration, read once (at cold start) from `process.env`. */
+export const config = (): MaasConfig => {
+  cached ??= loadConfig();
+  return cached;
+};
