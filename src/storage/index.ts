@@ -1,4 +1,5 @@
 export type {
+  GetLargeOptions,
   GetOptions,
   ObjectStore,
   PutOptions,
@@ -10,4 +11,10 @@ export {
   PreconditionFailedError,
   StorageUnavailableError,
 } from './object-store.ts';
-export { S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.ts';
+export {
+  createS3Client,
+  normalizeEtag,
+  type S3ClientOptions,
+  S3ObjectStore,
+  type S3ObjectStoreOptions,
+} from './s3-object-store.ts';

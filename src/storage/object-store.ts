@@ -27,6 +27,14 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
+export interface GetLargeOptions {
+  /** bytes per ranged GET */
+  partSize?: number;
+  /** ranged GETs in flight at once */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
 export interface PutOptions {
   /** `'*'`: create only; fails with PreconditionFailedError when the key exists */
   ifNoneMatch?: '*';
@@ -44,26 +52,43 @@ export interface ObjectStore {
   get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }>;
   /** keys under a prefix, in lexicographic order; `delimiter` returns common prefixes instead */
-  list(prefix: string, options?: { delimiter?: string }): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }>;
+  list(
+    prefix: string,
+    options?: { delimiter?: string },
+  ): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }>;
   delete(key: string): Promise<void>;
+  /** whole-object read by parallel ranged GETs, for large bodies; optional for small stores */
+  getLarge?(key: string, options?: GetLargeOptions): Promise<StoredObject>;
 }
 
 export class ObjectNotFoundError extends MaasError {
-  constructor(readonly key: string, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly key: string,
+    options: { cause?: unknown } = {},
+  ) {
     super('ObjectNotFound', `no object at ${key}`, { ...options, details: { key } });
   }
 }
 
 /** A conditional write lost a race (HTTP 412). Callers re-read and retry. */
 export class PreconditionFailedError extends MaasError {
-  constructor(readonly key: string, options: { cause?: unknown } = {}) {
-    super('PreconditionFailed', `precondition failed writing ${key}`, { ...options, details: { key } });
+  constructor(
+    readonly key: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('PreconditionFailed', `precondition failed writing ${key}`, {
+      ...options,
+      details: { key },
+    });
   }
 }
 
 /** The store could not be reached or answered 5xx: transient, worth a retry later. */
 export class StorageUnavailableError extends MaasError {
-  constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super('StorageUnavailable', message, options);
   }
 }

@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { finished, pipeline } from 'node:stream/promises';
+import { KeyMutex } from './key-mutex.ts';
+
+/** The current ETag of an object (bare, no quotes), `undefined` when there is none. */
+export type EtagLookup = (bucket: string, key: string) => Promise<string | undefined>;
+
+export interface ConditionalProxyOptions {
+  /** where s3rver listens */
+  upstream: { host: string; port: number };
+  currentEtag: EtagLookup;
+  /** told while a CompleteMultipartUpload for bucket/key is in flight */
+  onCompleting?: (target: string, active: boolean) => void;
+}
+
+interface Target {
+  bucket: string;
+  key: string;
+}
+
+interface S3ErrorReply {
+  status: number;
+  code: string;
+  message: string;
+  extra: Record<string, string>;
+}
+
+/**
+ * An HTTP front for s3rver that adds what it lacks: conditional writes as AWS S3 does them.
+ * `If-None-Match: *` and `If-Match: <etag>` on PutObject, CopyObject and CompleteMultipartUpload
+ * are checked against the stored object and answered with AWS's 412 PreconditionFailed (404
+ * NoSuchKey for If-Match on a missing key); every write to one key runs under that key's mutex,
+ * so of two racing conditional writes exactly one wins. Bodies are streamed through untouched,
+ * which keeps SigV4 signatures valid. Only path-style requests are understood (the clients of a
+ * local endpoint use them).
+ */
+export function createConditionalProxy(options: ConditionalProxyOptions): http.Server {
+  const mutex = new KeyMutex();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  const handle = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    expectsContinue: boolean,
+  ): Promise<void> => {
+    const target = parseTarget(req.url ?? '/');
+    const write = target === undefined ? undefined : objectWrite(req);
+    if (target === undefined || write === undefined) {
+      if (expectsContinue) res.writeContinue();
+      await forward(req, res, options.upstream, agent);
+      return;
+    }
+    const lockKey = `${target.bucket}/${target.key}`;
+    await mutex.run(lockKey, async () => {
+      const refusal = await checkPreconditions(req, target, options.currentEtag);
+      if (refusal !== undefined) {
+        await refuse(req, res, refusal, expectsContinue);
+        return;
+      }
+      if (expectsContinue) res.writeContinue();
+      const completing = write === 'complete-multipart';
+      if (completing) options.onCompleting?.(lockKey, true);
+      try {
+        await forward(req, res, options.upstream, agent);
+      } finally {
+        if (completing) options.onCompleting?.(lockKey, false);
+      }
+    });
+  };
+
+  const server = http.createServer();
+  const serve = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res, expectsContinue).catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy(err instanceof Error ? err : undefined);
+        return;
+      }
+      sendError(res, {
+        status: 503,
+        code: 'ServiceUnavailable',
+        message: `The local S3 could not serve the request: ${err instanceof Error ? err.message : String(err)}`,
+        extra: {},
+      });
+    });
+  };
+  server.on('request', serve(false));
+  // Answering before `100 Continue` lets a client that asked for it skip sending a refused body.
+  server.on('checkContinue', serve(true));
+  server.on('close', () => agent.destroy());
+  return server;
+}
+
+function parseTarget(url: string): Target | undefined {
+  const path = url.split('?', 1)[0] ?? '';
+  const match = /^\/([^/]+)\/(.+)$/.exec(path);
+  if (match?.[1] === undefined || match[2] === undefined) return undefined;
+  try {
+    return { bucket: decodeURIComponent(match[1]), key: decodeURIComponent(match[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+type ObjectWrite = 'put' | 'complete-multipart' | 'delete';
+
+/** Requests that replace or remove the object at the key (parts and subresources do not). */
+function objectWrite(req: IncomingMessage): ObjectWrite | undefined {
+  const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+  // `x-id` (SDK v3 operation tag) and `X-Amz-*` (presigned URLs) do not name a subresource.
+  const subresource = [...query.keys()].some((name) => {
+    const lower = name.toLowerCase();
+    return lower !== 'x-id' && !lower.startsWith('x-amz-');
+  });
+  if (req.method === 'PUT' && !subresource) return 'put';
+  if (req.method === 'POST' && query.has('uploadId')) return 'complete-multipart';
+  if (req.method === 'DELETE' && !subresource) return 'delete';
+  return undefined;
+}
+
+async function checkPreconditions(
+  req: IncomingMessage,
+  target: Target,
+  currentEtag: EtagLookup,
+): Promise<S3ErrorReply | undefined> {
+  const ifNoneMatch = headerValue(req, 'if-none-match');
+  const ifMatch = headerValue(req, 'if-match');
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+  if (req.method === 'DELETE') return undefined;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    return {
+      status: 501,
+      code: 'NotImplemented',
+      message: 'A header you provided implies functionality that is not implemented',
+      extra: { Header: 'If-None-Match' },
+    };
+  }
+  const current = await currentEtag(target.bucket, target.key);
+  if (ifNoneMatch !== undefined && current !== undefined) {
+    return preconditionFailed('If-None-Match');
+  }
+  if (ifMatch !== undefined) {
+    if (current === undefined) {
+      return {
+        status: 404,
+        code: 'NoSuchKey',
+        message: 'The specified key does not exist.',
+        extra: { Key: target.key },
+      };
+    }
+    const wanted = ifMatch.split(',').map((tag) => bareEtag(tag.trim()));
+    if (!wanted.includes('*') && !wanted.includes(current)) return preconditionFailed('If-Match');
+  }
+  return undefined;
+}
+
+const preconditionFailed = (condition: string): S3ErrorReply => ({
+  status: 412,
+  code: 'PreconditionFailed',
+  message: 'At least one of the pre-conditions you specified did not hold',
+  extra: { Condition: condition },
+});
+
+export const bareEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+async function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  reply: S3ErrorReply,
+  expectsContinue: boolean,
+): Promise<void> {
+  if (expectsContinue) {
+    // The client holds its body until `100 Continue`, which never comes: the connection cannot
+    // be reused, since the server would read the next request as the unsent body.
+    res.setHeader('connection', 'close');
+  } else {
+    // Drained before answering: a client still writing a large body would otherwise see a reset
+    // instead of the 412.
+    req.resume();
+    await finished(req);
+  }
+  sendError(res, reply);
+}
+
+function sendError(res: ServerResponse, reply: S3ErrorReply): void {
+  const requestId = randomBytes(8).toString('hex').toUpperCase();
+  const extra = Object.entries(reply.extra)
+    .map(([name, value]) => `<${name}>${escapeXml(value)}</${name}>`)
+    .join('');
+  const body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<Error><Code>${reply.code}</Code><Message>${escapeXml(reply.message)}</Message>${extra}` +
+    `<RequestId>${requestId}</RequestId><HostId>${requestId}</HostId></Error>`;
+  res.writeHead(reply.status, {
+    'content-type': 'application/xml',
+    'content-length': Buffer.byteLength(body),
+    'x-amz-request-id': requestId,
+    'x-amz-id-2': requestId,
+  });
+  res.end(body);
+}
+
+const escapeXml = (text: string): string =>
+  text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade']);
+
+/** Streams the request to s3rver and its answer back; resolves once the answer is delivered. */
+async function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  upstream: { host: string; port: number },
+  agent: http.Agent,
+): Promise<void> {
+  const headers = { ...req.headers };
+  for (const name of HOP_BY_HOP) delete headers[name];
+  const outgoing = http.request({
+    host: upstream.host,
+    port: upstream.port,
+    method: req.method,
+    path: req.url,
+    headers,
+    agent,
+  });
+  const answered = new Promise<void>((resolve, reject) => {
+    outgoing.on('error', reject);
+    outgoing.on('response', (incoming) => {
+      const responseHeaders = { ...incoming.headers };
+      for (const name of HOP_BY_HOP) delete responseHeaders[name];
+      res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders);
+      pipeline(incoming, res).then(resolve, reject);
+    });
+  });
+  await Promise.all([pipeline(req, outgoing), answered]);
+}

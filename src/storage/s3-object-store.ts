@@ -1,0 +1,320 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { errorMessage } from '../errors/index.ts';
+import {
+  type GetLargeOptions,
+  type GetOptions,
+  ObjectNotFoundError,
+  type ObjectStore,
+  PreconditionFailedError,
+  type PutOptions,
+  StorageUnavailableError,
+  type StoredObject,
+  type StoredObjectHead,
+} from './object-store.ts';
+
+export interface S3ClientOptions {
+  /** S3-compatible endpoint; defaults to `AWS_ENDPOINT_URL_S3`, then AWS itself */
+  endpoint?: string;
+  /** defaults to `AWS_REGION`, `AWS_DEFAULT_REGION`, then us-east-1 */
+  region?: string;
+  /** defaults to the SDK's provider chain */
+  credentials?: S3ClientConfig['credentials'];
+  /** @default 3 */
+  maxAttempts?: number;
+  /** time allowed to open a connection, ms. @default 3000 */
+  connectionTimeoutMs?: number;
+  /** a socket idle for this long fails the request, ms (not a cap on large transfers). @default 30000 */
+  socketTimeoutMs?: number;
+}
+
+/**
+ * An S3 client configured the way the whole project needs it: path-style addressing whenever an
+ * endpoint is given (the local S3 has no virtual-host DNS), checksums only when the operation
+ * requires one (s3rver would otherwise store aws-chunked bodies verbatim), bounded timeouts so an
+ * unreachable store fails fast instead of hanging a Lambda until its own timeout.
+ */
+export function createS3Client(options: S3ClientOptions = {}): S3Client {
+  const endpoint = options.endpoint ?? nonEmpty(process.env.AWS_ENDPOINT_URL_S3);
+  const region =
+    options.region ??
+    nonEmpty(process.env.AWS_REGION) ??
+    nonEmpty(process.env.AWS_DEFAULT_REGION) ??
+    'us-east-1';
+  return new S3Client({
+    region,
+    ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    maxAttempts: options.maxAttempts ?? 3,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: options.connectionTimeoutMs ?? 3000,
+      socketTimeout: options.socketTimeoutMs ?? 30_000,
+    }),
+  });
+}
+
+const nonEmpty = (value: string | undefined): string | undefined =>
+  value === undefined || value === '' ? undefined : value;
+
+export interface S3ObjectStoreOptions extends S3ClientOptions {
+  bucket: string;
+  /** an existing client; when given, the client options above are ignored */
+  client?: S3Client;
+}
+
+/** `"abc"` → `abc`: S3 returns quoted ETags, event records carry bare ones. */
+export const normalizeEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');
+const quoteEtag = (etag: string): string => (etag === '*' ? etag : `"${normalizeEtag(etag)}"`);
+
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_CONCURRENCY = 4;
+
+/** `ObjectStore` over the AWS SDK v3; every SDK failure leaves as one of the store's errors. */
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  readonly client: S3Client;
+
+  constructor(options: S3ObjectStoreOptions) {
+    this.bucket = options.bucket;
+    this.client = options.client ?? createS3Client(options);
+  }
+
+  async head(key: string): Promise<StoredObjectHead> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        key,
+        etag: out.ETag ?? '',
+        size: out.ContentLength ?? 0,
+        ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
+        metadata: out.Metadata ?? {},
+        ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
+      };
+    } catch (err) {
+      throw this.translate(err, 'HEAD', key);
+    }
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<StoredObject | undefined> {
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(options.ifNoneMatch === undefined
+            ? {}
+            : { IfNoneMatch: quoteEtag(options.ifNoneMatch) }),
+          ...(options.range === undefined
+            ? {}
+            : { Range: `bytes=${options.range.start}-${options.range.end}` }),
+        }),
+        options.signal === undefined ? {} : { abortSignal: options.signal },
+      );
+    } catch (err) {
+      if (httpStatus(err) === 304) return undefined;
+      throw this.translate(err, 'GET', key);
+    }
+    const body = await this.readBody(out, key);
+    return {
+      key,
+      etag: out.ETag ?? '',
+      size: sizeOf(out, body.byteLength),
+      ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
+      metadata: out.Metadata ?? {},
+      ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
+      body,
+    };
+  }
+
+  /**
+   * Reads a large object with parallel ranged GETs (one stream per part is several times faster
+   * than one stream for 40 MB+ models). Every part must carry the ETag the HEAD saw: an object
+   * replaced mid-read fails with PreconditionFailedError instead of returning a mix of two bodies.
+   */
+  async getLarge(key: string, options: GetLargeOptions = {}): Promise<StoredObject> {
+    const partSize = Math.max(1, options.partSize ?? DEFAULT_PART_SIZE);
+    const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
+    const head = await this.head(key);
+    const body = new Uint8Array(head.size);
+    const starts: number[] = [];
+    for (let start = 0; start < head.size; start += partSize) starts.push(start);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < starts.length; i = next++) {
+        const start = starts[i] ?? 0;
+        const end = Math.min(start + partSize, head.size) - 1;
+        const part = await this.getRange(key, start, end, head.etag, options.signal);
+        body.set(part, start);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, starts.length) }, worker));
+    return { ...head, body };
+  }
+
+  async put(
+    key: string,
+    body: Uint8Array | string,
+    options: PutOptions = {},
+  ): Promise<{ etag: string }> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ...(options.ifNoneMatch === undefined ? {} : { IfNoneMatch: options.ifNoneMatch }),
+          ...(options.ifMatch === undefined ? {} : { IfMatch: quoteEtag(options.ifMatch) }),
+          ...(options.contentType === undefined ? {} : { ContentType: options.contentType }),
+          ...(options.metadata === undefined ? {} : { Metadata: options.metadata }),
+        }),
+        options.signal === undefined ? {} : { abortSignal: options.signal },
+      );
+      return { etag: out.ETag ?? '' };
+    } catch (err) {
+      // AWS answers If-Match on a missing key with 404: for the caller it is the same lost race.
+      if (options.ifMatch !== undefined && httpStatus(err) === 404) {
+        throw new PreconditionFailedError(key, { cause: err });
+      }
+      throw this.translate(err, 'PUT', key);
+    }
+  }
+
+  async list(
+    prefix: string,
+    options: { delimiter?: string } = {},
+  ): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }> {
+    const keys: StoredObjectHead[] = [];
+    const prefixes: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ...(options.delimiter === undefined ? {} : { Delimiter: options.delimiter }),
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+        );
+        for (const item of out.Contents ?? []) {
+          if (item.Key === undefined) continue;
+          keys.push({
+            key: item.Key,
+            etag: item.ETag ?? '',
+            size: item.Size ?? 0,
+            ...(item.LastModified === undefined ? {} : { lastModified: item.LastModified }),
+            metadata: {},
+          });
+        }
+        for (const common of out.CommonPrefixes ?? []) {
+          if (common.Prefix !== undefined) prefixes.push(common.Prefix);
+        }
+        token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    } catch (err) {
+      throw this.translate(err, 'LIST', prefix);
+    }
+    keys.sort((a, b) => compareKeys(a.key, b.key));
+    prefixes.sort(compareKeys);
+    return { keys, prefixes };
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      throw this.translate(err, 'DELETE', key);
+    }
+  }
+
+  private async getRange(
+    key: string,
+    start: number,
+    end: number,
+    etag: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array> {
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: `bytes=${start}-${end}`,
+          IfMatch: quoteEtag(etag),
+        }),
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+    } catch (err) {
+      throw this.translate(err, 'GET', key);
+    }
+    const part = await this.readBody(out, key);
+    if (out.ETag !== undefined && normalizeEtag(out.ETag) !== normalizeEtag(etag)) {
+      throw new PreconditionFailedError(key);
+    }
+    if (part.byteLength !== end - start + 1) {
+      throw new StorageUnavailableError(
+        `S3 returned ${part.byteLength} bytes for ${key} bytes ${start}-${end}; retry the read`,
+        { details: { key, start, end } },
+      );
+    }
+    return part;
+  }
+
+  private async readBody(out: GetObjectCommandOutput, key: string): Promise<Uint8Array> {
+    if (out.Body === undefined) return new Uint8Array(0);
+    try {
+      return await out.Body.transformToByteArray();
+    } catch (err) {
+      throw new StorageUnavailableError(
+        `reading the body of ${key} from bucket ${this.bucket} failed: ${errorMessage(err)}`,
+        { cause: err, details: { key } },
+      );
+    }
+  }
+
+  private translate(err: unknown, operation: string, key: string): Error {
+    const status = httpStatus(err);
+    const name = err instanceof Error ? err.name : undefined;
+    if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
+      return new ObjectNotFoundError(key, { cause: err });
+    }
+    // 409 ConditionalRequestConflict: AWS lost a concurrent conditional write; same remedy as 412.
+    if (status === 412 || status === 409 || name === 'PreconditionFailed') {
+      return new PreconditionFailedError(key, { cause: err });
+    }
+    const reason = status === undefined ? errorMessage(err) : `HTTP ${status} ${name ?? ''}`.trim();
+    return new StorageUnavailableError(
+      `S3 ${operation} ${key} in bucket ${this.bucket} failed (${reason}); the model store is unreachable or refused the call, retry later`,
+      { cause: err, details: { key, bucket: this.bucket, operation, status } },
+    );
+  }
+}
+
+function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return undefined;
+  const metadata = (err as { $metadata?: { httpStatusCode?: unknown } }).$metadata;
+  return typeof metadata?.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined;
+}
+
+function sizeOf(out: GetObjectCommandOutput, fallback: number): number {
+  const total = out.ContentRange?.match(/\/(\d+)$/)?.[1];
+  return total === undefined ? fallback : Number(total);
+}
+
+/** S3 orders keys by UTF-8 bytes; plain `<` on UTF-16 strings differs outside the BMP. */
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}

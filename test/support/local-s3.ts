@@ -1,0 +1,53 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import {
+  LOCAL_S3_CREDENTIALS,
+  LOCAL_S3_REGION,
+  type LocalS3,
+  startLocalS3,
+} from '../../local/s3/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+
+export interface TestS3 {
+  s3: LocalS3;
+  client: S3Client;
+  store: S3ObjectStore;
+  /** the temporary data directory, removed by cleanup() */
+  directory: string;
+  cleanup(): Promise<void>;
+}
+
+/** A fresh local S3 on a free port over a temporary directory, with a client configured for it. */
+export async function startTestS3(options: { bucket?: string } = {}): Promise<TestS3> {
+  const directory = await mkdtemp(join(tmpdir(), 'maas-s3-'));
+  const s3 = await startLocalS3({ port: 0, directory, bucket: options.bucket ?? 'maas-models' });
+  const client = createS3Client({
+    endpoint: s3.endpoint,
+    region: LOCAL_S3_REGION,
+    credentials: LOCAL_S3_CREDENTIALS,
+  });
+  const store = new S3ObjectStore({ bucket: s3.bucket, client });
+  return {
+    s3,
+    client,
+    store,
+    directory,
+    async cleanup() {
+      client.destroy();
+      await s3.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `body` against a fresh local S3 and always cleans up after it. */
+export async function withLocalS3<T>(body: (s3: TestS3) => Promise<T>): Promise<T> {
+  const s3 = await startTestS3();
+  try {
+    return await body(s3);
+  } finally {
+    await s3.cleanup();
+  }
+}
