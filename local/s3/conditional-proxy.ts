@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished, pipeline } from 'node:stream/promises';
-import { KeyMutex } from './key-mutex.ts';
+import { KeyLock } from './key-lock.ts';
 
 /** The current ETag of an object (bare, no quotes), `undefined` when there is none. */
 export type EtagLookup = (bucket: string, key: string) => Promise<string | undefined>;
@@ -30,13 +30,13 @@ interface S3ErrorReply {
  * An HTTP front for s3rver that adds what it lacks: conditional writes as AWS S3 does them.
  * `If-None-Match: *` and `If-Match: <etag>` on PutObject, CopyObject and CompleteMultipartUpload
  * are checked against the stored object and answered with AWS's 412 PreconditionFailed (404
- * NoSuchKey for If-Match on a missing key); every write to one key runs under that key's mutex,
- * so of two racing conditional writes exactly one wins. Bodies are streamed through untouched,
+ * NoSuchKey for If-Match on a missing key). Every write to a key runs alone, check included, so
+ * of two racing conditional writes exactly one wins, and no read sees a write half done. Bodies are streamed through untouched,
  * which keeps SigV4 signatures valid. Only path-style requests are understood (the clients of a
  * local endpoint use them).
  */
 export function createConditionalProxy(options: ConditionalProxyOptions): http.Server {
-  const mutex = new KeyMutex();
+  const locks = new KeyLock();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const handle = async (
@@ -45,14 +45,21 @@ export function createConditionalProxy(options: ConditionalProxyOptions): http.S
     expectsContinue: boolean,
   ): Promise<void> => {
     const target = parseTarget(req.url ?? '/');
-    const write = target === undefined ? undefined : objectWrite(req);
-    if (target === undefined || write === undefined) {
+    if (target === undefined) {
       if (expectsContinue) res.writeContinue();
       await forward(req, res, options.upstream, agent);
       return;
     }
     const lockKey = `${target.bucket}/${target.key}`;
-    await mutex.run(lockKey, async () => {
+    const write = objectWrite(req);
+    if (write === undefined) {
+      await locks.read(lockKey, async () => {
+        if (expectsContinue) res.writeContinue();
+        await forward(req, res, options.upstream, agent);
+      });
+      return;
+    }
+    await locks.write(lockKey, async () => {
       const refusal = await checkPreconditions(req, target, options.currentEtag);
       if (refusal !== undefined) {
         await refuse(req, res, refusal, expectsContinue);

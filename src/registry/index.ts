@@ -1,0 +1,40 @@
+export {
+  CorruptRecordError,
+  IntegrityError,
+  InvalidModelNameError,
+  ModelNotFoundError,
+  RegistryConflictError,
+  VersionConflictError,
+  VersionNotFoundError,
+} from './errors.ts';
+export {
+  historyKeyTime,
+  INCOMING_PREFIX,
+  type IncomingKey,
+  isValidModelName,
+  keys,
+  MODEL_NAME_PATTERN,
+  MODEL_SUFFIX,
+  parseIncomingKey,
+  REGISTRY_PREFIX,
+  SAMPLES_SUFFIX,
+  validateModelName,
+  versionOfPrefix,
+} from './keys.ts';
+export {
+  type AliasesSnapshot,
+  type AliasesUpdate,
+  type AliasesUpdater,
+  isOutcomeOf,
+  type LargeReadOptions,
+  type ModelSummary,
+  Registry,
+  type RegistryOptions,
+  type RejectionInput,
+  type Reservation,
+  type RetryOptions,
+  sha256Hex,
+  type UploadRef,
+  uploadDetails,
+} from './registry.ts';
+export type * from './types.ts';

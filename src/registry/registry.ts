@@ -1,0 +1,527 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  normalizeEtag,
+  ObjectNotFoundError,
+  type ObjectStore,
+  PreconditionFailedError,
+  type StoredObject,
+} from '../storage/index.ts';
+import {
+  CorruptRecordError,
+  IntegrityError,
+  ModelNotFoundError,
+  RegistryConflictError,
+  VersionConflictError,
+  VersionNotFoundError,
+} from './errors.ts';
+import {
+  historyKeyTime,
+  keys,
+  REGISTRY_PREFIX,
+  validateModelName,
+  versionOfPrefix,
+} from './keys.ts';
+import type {
+  Aliases,
+  CandidateAlias,
+  HistoryRecord,
+  Manifest,
+  ServedVariant,
+  VariantInfo,
+} from './types.ts';
+
+export interface RetryOptions {
+  /** attempts before RegistryConflictError. @default 25 */
+  attempts?: number;
+  /** first backoff ceiling, doubled per lost attempt (full jitter). @default 10 */
+  baseDelayMs?: number;
+  /** @default 250 */
+  maxDelayMs?: number;
+}
+
+export interface LargeReadOptions {
+  /** variants at least this large are read with parallel ranged GETs. @default 16 MiB */
+  minBytes?: number;
+  /** @default 8 MiB */
+  partSize?: number;
+  /** @default 6 */
+  concurrency?: number;
+}
+
+export interface RegistryOptions {
+  /** the time stamped on records and history keys. @default () => new Date() */
+  clock?: () => Date;
+  retry?: RetryOptions;
+  largeRead?: LargeReadOptions;
+}
+
+export interface AliasesSnapshot {
+  aliases: Aliases;
+  etag: string;
+}
+
+export interface AliasesUpdate {
+  /** the aliases now stored (`undefined` only when none exist and the update changed nothing) */
+  aliases: Aliases | undefined;
+  etag: string | undefined;
+  /** false when the update function returned `undefined`: nothing was written */
+  changed: boolean;
+}
+
+/** What `updateAliases` hands back: the next aliases, or `undefined` for "no change". */
+export type AliasesUpdater = (current: Aliases | undefined) => Aliases | undefined;
+
+export interface Reservation {
+  model: string;
+  version: number;
+  key: string;
+}
+
+export interface ModelSummary {
+  name: string;
+  /** absent until a version was registered and promoted */
+  production?: number;
+  candidate?: CandidateAlias;
+}
+
+/** The upload a registered/rejected history record answers (see `uploadDetails`). */
+export interface UploadRef {
+  sourceKey: string;
+  etag: string;
+}
+
+export interface RejectionInput extends UploadRef {
+  model: string;
+  /** the machine-readable reason (`ModelRejectedError.code`, ...) */
+  code: string;
+  /** the readable reason shown to the uploader */
+  reason: string;
+  /** @default 'ingest' */
+  actor?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The agreed link between an upload and its outcome: ingest writes exactly one history record
+ * `registered` (with `version`) or `rejected` (with `reason`) per upload, whose `details` carry
+ * `sourceKey` (the `incoming/...` key, decoded) and `etag` (the object's ETag without quotes, as in
+ * S3 event records). `maas push` waits for that record; `findUploadOutcome` finds it.
+ */
+export const uploadDetails = (upload: UploadRef): { sourceKey: string; etag: string } => ({
+  sourceKey: upload.sourceKey,
+  etag: normalizeEtag(upload.etag),
+});
+
+export function isOutcomeOf(record: HistoryRecord, upload: UploadRef): boolean {
+  if (record.event !== 'registered' && record.event !== 'rejected') return false;
+  const details = record.details ?? {};
+  return (
+    details.sourceKey === upload.sourceKey &&
+    typeof details.etag === 'string' &&
+    normalizeEtag(details.etag) === normalizeEtag(upload.etag)
+  );
+}
+
+const MiB = 1024 * 1024;
+const LIST_CONCURRENCY = 8;
+/** reservations walk up one version per lost race; a re-list jumps past a crowd of winners */
+const RESERVE_ATTEMPTS = 200;
+const RESERVE_RELIST_EVERY = 8;
+const HISTORY_KEY_ATTEMPTS = 5;
+
+/**
+ * The model registry of DESIGN.md's storage contract over an ObjectStore. Versions, variants and
+ * manifests are immutable and created with `If-None-Match: *`; `aliases.json` is replaced with
+ * `If-Match` in a bounded, jittered retry loop; history is append-only. Nothing here holds a lock:
+ * every race is settled by S3's conditional writes, so any number of ingest, promote and rollback
+ * invocations may run at once.
+ */
+export class Registry {
+  private readonly clock: () => Date;
+  private readonly retry: Required<RetryOptions>;
+  private readonly largeRead: Required<LargeReadOptions>;
+
+  constructor(
+    readonly store: ObjectStore,
+    options: RegistryOptions = {},
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+    this.retry = {
+      attempts: options.retry?.attempts ?? 25,
+      baseDelayMs: options.retry?.baseDelayMs ?? 10,
+      maxDelayMs: options.retry?.maxDelayMs ?? 250,
+    };
+    this.largeRead = {
+      minBytes: options.largeRead?.minBytes ?? 16 * MiB,
+      partSize: options.largeRead?.partSize ?? 8 * MiB,
+      concurrency: options.largeRead?.concurrency ?? 6,
+    };
+  }
+
+  /** Every model the registry knows (a registered version, or only history such as rejections). */
+  async listModels(): Promise<string[]> {
+    const { prefixes } = await this.store.list(REGISTRY_PREFIX, { delimiter: '/' });
+    return prefixes.map((prefix) => prefix.slice(REGISTRY_PREFIX.length, -1)).sort();
+  }
+
+  /** For `GET /v2/models` and `maas models`: each model with its production and candidate. */
+  async listModelsSummary(): Promise<ModelSummary[]> {
+    const names = await this.listModels();
+    return mapLimit(names, LIST_CONCURRENCY, async (name) => {
+      const current = await this.getAliases(name);
+      const summary: ModelSummary = { name };
+      if (current?.aliases.production !== undefined)
+        summary.production = current.aliases.production;
+      if (current?.aliases.candidate !== undefined) summary.candidate = current.aliases.candidate;
+      return summary;
+    });
+  }
+
+  /** Committed versions (those with a manifest), ascending. */
+  async listVersions(model: string): Promise<number[]> {
+    validateModelName(model);
+    const { keys: direct, prefixes } = await this.store.list(keys.modelPrefix(model), {
+      delimiter: '/',
+    });
+    if (direct.length === 0 && prefixes.length === 0) throw new ModelNotFoundError(model);
+    const candidates = prefixes
+      .map(versionOfPrefix)
+      .filter((v): v is number => v !== undefined)
+      .sort((a, b) => a - b);
+    const committed = await mapLimit(candidates, LIST_CONCURRENCY, async (version) =>
+      (await this.exists(keys.manifest(model, version))) ? version : undefined,
+    );
+    return committed.filter((v): v is number => v !== undefined);
+  }
+
+  async getManifest(model: string, version: number): Promise<Manifest> {
+    validateModelName(model);
+    const key = keys.manifest(model, version);
+    const object = await this.getOrUndefined(key);
+    if (object === undefined) throw new VersionNotFoundError(model, version);
+    return parseRecord<Manifest>(object, key);
+  }
+
+  /** `undefined` when the model has no aliases yet. */
+  async getAliases(model: string): Promise<AliasesSnapshot | undefined> {
+    validateModelName(model);
+    const key = keys.aliases(model);
+    const object = await this.getOrUndefined(key);
+    if (object === undefined) return undefined;
+    return { aliases: parseRecord<Aliases>(object, key), etag: object.etag };
+  }
+
+  /** Conditional GET for warm caches: `undefined` while `aliases.json` still has `etag`. */
+  async getAliasesIfChanged(model: string, etag: string): Promise<AliasesSnapshot | undefined> {
+    validateModelName(model);
+    const key = keys.aliases(model);
+    let object: StoredObject | undefined;
+    try {
+      object = await this.store.get(key, { ifNoneMatch: etag });
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new ModelNotFoundError(model);
+      throw err;
+    }
+    if (object === undefined) return undefined;
+    return { aliases: parseRecord<Aliases>(object, key), etag: object.etag };
+  }
+
+  /**
+   * Claims the next version number by creating its `reserved.json` with `If-None-Match: *`.
+   * Every claimed number is one above an existing version, so under any race the versions are
+   * 1..N, each given out once.
+   */
+  async reserveVersion(model: string, source?: UploadRef): Promise<Reservation> {
+    validateModelName(model);
+    let version = (await this.highestVersion(model)) + 1;
+    for (let attempt = 1; attempt <= RESERVE_ATTEMPTS; attempt++) {
+      const key = keys.reservation(model, version);
+      const body = JSON.stringify({
+        model,
+        version,
+        reservedAt: this.clock().toISOString(),
+        ...(source === undefined ? {} : { source: uploadDetails(source) }),
+      });
+      try {
+        await this.store.put(key, body, { ifNoneMatch: '*', contentType: 'application/json' });
+        return { model, version, key };
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+      version += 1;
+      if (attempt % RESERVE_RELIST_EVERY === 0) {
+        version = Math.max(version, (await this.highestVersion(model)) + 1);
+        await sleep(Math.random() * this.retry.baseDelayMs);
+      }
+    }
+    throw new RegistryConflictError(keys.modelPrefix(model), RESERVE_ATTEMPTS);
+  }
+
+  /**
+   * Writes a variant's bytes once. Writing the same bytes again (a retried ingest) is a no-op;
+   * different bytes for an existing variant are a VersionConflictError.
+   */
+  async putVariant(
+    model: string,
+    version: number,
+    variant: ServedVariant,
+    bytes: Uint8Array,
+  ): Promise<VariantInfo> {
+    validateModelName(model);
+    const key = keys.variant(model, version, variant);
+    const info: VariantInfo = { key, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
+    try {
+      await this.store.put(key, bytes, {
+        ifNoneMatch: '*',
+        contentType: 'application/octet-stream',
+        metadata: { 'maas-sha256': info.sha256 },
+      });
+      return info;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    const existing = await this.store.head(key);
+    if (existing.metadata['maas-sha256'] !== info.sha256 || existing.size !== info.bytes) {
+      throw new VersionConflictError(key);
+    }
+    return info;
+  }
+
+  /**
+   * Writes `manifest.json`, the commit point of a version: readers see a version only once this
+   * exists. Committing the same manifest again is a no-op.
+   */
+  async commitManifest(manifest: Manifest): Promise<{ key: string; etag: string }> {
+    validateModelName(manifest.model);
+    const key = keys.manifest(manifest.model, manifest.version);
+    const body = JSON.stringify(manifest, null, 2);
+    try {
+      const { etag } = await this.store.put(key, body, {
+        ifNoneMatch: '*',
+        contentType: 'application/json',
+      });
+      return { key, etag };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    const existing = await this.read(key);
+    if (new TextDecoder().decode(existing.body) !== body) {
+      throw new VersionConflictError(key);
+    }
+    return { key, etag: existing.etag };
+  }
+
+  /**
+   * Read-modify-write of `aliases.json`: `update` sees the current aliases (`undefined` when none)
+   * and returns the next ones, or `undefined` to change nothing. A write lost to a concurrent one
+   * re-reads and calls `update` again, so `update` must be a pure function of its argument.
+   * `model` and `updatedAt` are stamped by the registry.
+   */
+  async updateAliases(model: string, update: AliasesUpdater): Promise<AliasesUpdate> {
+    validateModelName(model);
+    const key = keys.aliases(model);
+    for (let attempt = 0; attempt < this.retry.attempts; attempt++) {
+      const current = await this.getAliases(model);
+      const next = update(current === undefined ? undefined : structuredClone(current.aliases));
+      if (next === undefined) {
+        return { aliases: current?.aliases, etag: current?.etag, changed: false };
+      }
+      const stamped: Aliases = { ...next, model, updatedAt: this.clock().toISOString() };
+      try {
+        const { etag } = await this.store.put(key, JSON.stringify(stamped, null, 2), {
+          ...(current === undefined ? { ifNoneMatch: '*' as const } : { ifMatch: current.etag }),
+          contentType: 'application/json',
+        });
+        return { aliases: stamped, etag, changed: true };
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+      await this.backoff(attempt);
+    }
+    throw new RegistryConflictError(key, this.retry.attempts);
+  }
+
+  /** Appends an audit record; records are never rewritten. */
+  async appendHistory(record: HistoryRecord): Promise<{ key: string }> {
+    validateModelName(record.model);
+    const parsed = Date.parse(record.at);
+    const atMs = Number.isNaN(parsed) ? this.clock().getTime() : parsed;
+    const body = JSON.stringify(record, null, 2);
+    for (let attempt = 1; attempt <= HISTORY_KEY_ATTEMPTS; attempt++) {
+      const key = keys.historyRecord(record.model, atMs, randomBytes(6).toString('hex'));
+      try {
+        await this.store.put(key, body, { ifNoneMatch: '*', contentType: 'application/json' });
+        return { key };
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+      }
+    }
+    throw new RegistryConflictError(keys.historyPrefix(record.model), HISTORY_KEY_ATTEMPTS);
+  }
+
+  /**
+   * History records, oldest first. `sinceMs` skips records stamped earlier without reading them
+   * (the time leads each key); `limit` keeps the newest ones.
+   */
+  async history(
+    model: string,
+    options: { sinceMs?: number; limit?: number } = {},
+  ): Promise<HistoryRecord[]> {
+    validateModelName(model);
+    const { keys: listed } = await this.store.list(keys.historyPrefix(model));
+    let selected = listed
+      .map((head) => head.key)
+      .filter((key) => {
+        const at = historyKeyTime(key);
+        return at !== undefined && (options.sinceMs === undefined || at >= options.sinceMs);
+      });
+    if (options.limit !== undefined) selected = selected.slice(-Math.max(0, options.limit));
+    return mapLimit(selected, LIST_CONCURRENCY, async (key) =>
+      parseRecord<HistoryRecord>(await this.read(key), key),
+    );
+  }
+
+  /** Records that an upload was refused; writes nothing else. */
+  async recordRejection(input: RejectionInput): Promise<{ key: string; record: HistoryRecord }> {
+    const record: HistoryRecord = {
+      model: input.model,
+      event: 'rejected',
+      at: this.clock().toISOString(),
+      actor: input.actor ?? 'ingest',
+      reason: input.reason,
+      details: { ...input.details, ...uploadDetails(input), code: input.code },
+    };
+    const { key } = await this.appendHistory(record);
+    return { key, record };
+  }
+
+  /** The registered/rejected record of one upload, `undefined` while ingest has not decided. */
+  async findUploadOutcome(
+    model: string,
+    upload: UploadRef,
+    options: { sinceMs?: number } = {},
+  ): Promise<HistoryRecord | undefined> {
+    const records = await this.history(model, options);
+    return records.find((record) => isOutcomeOf(record, upload));
+  }
+
+  /**
+   * A variant's bytes, verified against the sha256 and size in the manifest; IntegrityError when
+   * they differ or the object is gone. Large variants are read with parallel ranged GETs.
+   */
+  async readVariant(
+    model: string,
+    version: number,
+    variant: ServedVariant,
+    options: { manifest?: Manifest } = {},
+  ): Promise<Uint8Array> {
+    const manifest = options.manifest ?? (await this.getManifest(model, version));
+    const info = manifest.variants[variant];
+    if (info === undefined) {
+      throw new VersionNotFoundError(
+        model,
+        version,
+        `version ${version} of model "${model}" has no ${variant} variant`,
+      );
+    }
+    let body: Uint8Array;
+    try {
+      body =
+        this.store.getLarge !== undefined && info.bytes >= this.largeRead.minBytes
+          ? (
+              await this.store.getLarge(info.key, {
+                partSize: this.largeRead.partSize,
+                concurrency: this.largeRead.concurrency,
+              })
+            ).body
+          : (await this.read(info.key)).body;
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new IntegrityError(
+          info.key,
+          'the manifest lists this variant but the object is gone',
+        );
+      }
+      throw err;
+    }
+    const actual = sha256Hex(body);
+    if (body.byteLength !== info.bytes || actual !== info.sha256) {
+      throw new IntegrityError(
+        info.key,
+        `content does not match the manifest (sha256 ${actual}, ${body.byteLength} bytes; expected ${info.sha256}, ${info.bytes} bytes)`,
+        { expected: info.sha256, actual },
+      );
+    }
+    return body;
+  }
+
+  private async highestVersion(model: string): Promise<number> {
+    const { prefixes } = await this.store.list(keys.modelPrefix(model), { delimiter: '/' });
+    let highest = 0;
+    for (const prefix of prefixes) highest = Math.max(highest, versionOfPrefix(prefix) ?? 0);
+    return highest;
+  }
+
+  private async exists(key: string): Promise<boolean> {
+    try {
+      await this.store.head(key);
+      return true;
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** A plain GET, which the store answers with an object or an error, never `undefined`. */
+  private async read(key: string): Promise<StoredObject> {
+    const object = await this.store.get(key);
+    if (object === undefined) throw new ObjectNotFoundError(key);
+    return object;
+  }
+
+  private async getOrUndefined(key: string): Promise<StoredObject | undefined> {
+    try {
+      return await this.store.get(key);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  private async backoff(attempt: number): Promise<void> {
+    const ceiling = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** attempt);
+    await sleep(Math.random() * ceiling);
+  }
+}
+
+export const sha256Hex = (bytes: Uint8Array): string =>
+  createHash('sha256').update(bytes).digest('hex');
+
+function parseRecord<T>(object: StoredObject, key: string): T {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(object.body));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new TypeError('expected a JSON object');
+    }
+    return value as T;
+  } catch (err) {
+    throw new CorruptRecordError(key, err);
+  }
+}
+
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) {
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
