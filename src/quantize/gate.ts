@@ -1,0 +1,263 @@
+import * as ort from 'onnxruntime-node';
+import { errorMessage } from '../errors/index.ts';
+import { InvalidGateInputError } from './errors.ts';
+
+export type GateObjective = 'latency' | 'size';
+
+export interface GateOptions {
+  /** lowest cosine similarity int8 may reach against fp32, over each output (default 0.999) */
+  minCosine?: number;
+  /** `latency`: int8 must also be no slower at p50; `size`: accuracy alone decides */
+  objective?: GateObjective;
+  /** timed rounds over all samples, per variant (default: enough for ≥ 30 timed runs, at least 3) */
+  runs?: number;
+  /** the options the serving runtime creates its sessions with, so timings match production */
+  sessionOptions?: ort.InferenceSession.SessionOptions;
+}
+
+export interface GateInput {
+  fp32Bytes: Uint8Array;
+  int8Bytes: Uint8Array;
+  /** feeds, as the runtime would pass them: each sample runs on both variants */
+  samples: readonly Record<string, ort.Tensor>[];
+  options?: GateOptions;
+}
+
+export interface GateResult {
+  /** serve int8 */
+  accept: boolean;
+  /** why int8 is or is not served, for the manifest and the user */
+  decision: string;
+  /** lowest, across float outputs, of the cosine between the int8 and fp32 outputs over all samples */
+  cosine: number;
+  maxAbsError: number;
+  /** share of rows with the same argmax, over float outputs whose last dim is > 1 */
+  top1Agreement?: number;
+  /** int8 p50 / fp32 p50 */
+  latencyRatio: number;
+  /** int8 bytes / fp32 bytes */
+  sizeRatio: number;
+  fp32P50Ms: number;
+  int8P50Ms: number;
+  fp32CreateMs: number;
+  int8CreateMs: number;
+  /** timed runs per variant */
+  timedRuns: number;
+}
+
+export const DEFAULT_MIN_COSINE = 0.999;
+
+type FloatData = Float32Array | Float64Array;
+
+const floatData = (t: ort.Tensor): FloatData | undefined =>
+  t.type === 'float32' || t.type === 'float64' ? (t.data as FloatData) : undefined;
+
+/** Streaming accuracy figures per output: sums of products, so nothing is kept between samples. */
+class Agreement {
+  readonly #outputs = new Map<string, { dot: number; ref: number; test: number }>();
+  maxAbsError = 0;
+  rows = 0;
+  rowsAgreeing = 0;
+  /** a difference that makes the comparison meaningless (shape, NaN), as a sentence */
+  broken: string | undefined;
+
+  add(name: string, ref: ort.Tensor, test: ort.Tensor | undefined) {
+    const a = floatData(ref);
+    if (!a) return;
+    const b = test && floatData(test);
+    if (!b || test.dims.join(',') !== ref.dims.join(',')) {
+      this.broken ??= `int8 output '${name}' has shape [${test?.dims.join(', ') ?? 'none'}] where fp32 has [${ref.dims.join(', ')}]`;
+      return;
+    }
+    const acc = this.#outputs.get(name) ?? { dot: 0, ref: 0, test: 0 };
+    let { dot, ref: rr, test: tt } = acc;
+    let maxAbs = this.maxAbsError;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i]!;
+      const y = b[i]!;
+      // Where fp32 itself is not finite there is no reference value to be close to.
+      if (!Number.isFinite(x)) continue;
+      if (!Number.isFinite(y)) {
+        this.broken ??= `int8 output '${name}' holds NaN or Infinity where fp32 is finite`;
+        return;
+      }
+      dot += x * y;
+      rr += x * x;
+      tt += y * y;
+      const d = Math.abs(x - y);
+      if (d > maxAbs) maxAbs = d;
+    }
+    this.#outputs.set(name, { dot, ref: rr, test: tt });
+    this.maxAbsError = maxAbs;
+    this.#top1(a, b, ref.dims.at(-1) ?? 1);
+  }
+
+  #top1(a: FloatData, b: FloatData, width: number) {
+    if (width <= 1) return;
+    for (let row = 0; row + width <= a.length; row += width) {
+      let ia = row;
+      let ib = row;
+      for (let i = row + 1; i < row + width; i++) {
+        if (a[i]! > a[ia]!) ia = i;
+        if (b[i]! > b[ib]!) ib = i;
+      }
+      this.rows++;
+      if (ia === ib) this.rowsAgreeing++;
+    }
+  }
+
+  /** lowest cosine across outputs; identical all-zero outputs count as 1 */
+  get cosine(): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const { dot, ref, test } of this.#outputs.values()) {
+      const c = ref === 0 && test === 0 ? 1 : dot / Math.sqrt(ref * test);
+      min = Math.min(min, Number.isNaN(c) ? 0 : c);
+    }
+    return min;
+  }
+
+  get outputs(): number {
+    return this.#outputs.size;
+  }
+}
+
+const median = (values: readonly number[]): number => {
+  const s = [...values].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+  const t0 = performance.now();
+  const value = await f();
+  return [value, performance.now() - t0];
+};
+
+const fmt = (v: number, digits = 2) => v.toFixed(digits);
+
+/**
+ * Runs the fp32 model and its int8 variant on the same samples and decides which one to serve.
+ * int8 is accepted only when every float output keeps cosine ≥ `minCosine` against fp32 and, for
+ * the `latency` objective, its p50 is no worse than fp32's. Timed runs alternate between the
+ * variants (and which goes first) so load on a shared machine falls on both alike. An int8 model
+ * that fails to load or run is rejected, with NaN accuracy figures, rather than thrown: the caller
+ * serves fp32 either way.
+ */
+export const evaluateVariants = async (input: GateInput): Promise<GateResult> => {
+  const { fp32Bytes, int8Bytes, samples, options = {} } = input;
+  const minCosine = options.minCosine ?? DEFAULT_MIN_COSINE;
+  const objective = options.objective ?? 'latency';
+  if (samples.length === 0) {
+    throw new InvalidGateInputError(
+      'The accuracy gate got no samples; pass at least one feed (a record of input name to tensor).',
+    );
+  }
+  if (!(minCosine > 0 && minCosine <= 1)) {
+    throw new InvalidGateInputError(
+      `minCosine ${minCosine} is outside (0, 1]; pass a similarity such as 0.999.`,
+      { minCosine },
+    );
+  }
+  const rounds = options.runs ?? Math.max(3, Math.ceil(30 / samples.length));
+  const sizeRatio = int8Bytes.byteLength / fp32Bytes.byteLength;
+  const sessionOptions = options.sessionOptions ?? {};
+
+  const [fp32, fp32CreateMs] = await timed(() =>
+    ort.InferenceSession.create(fp32Bytes, sessionOptions),
+  );
+  let int8: ort.InferenceSession | undefined;
+  const base = {
+    cosine: Number.NaN,
+    maxAbsError: Number.NaN,
+    latencyRatio: Number.NaN,
+    sizeRatio,
+    fp32P50Ms: Number.NaN,
+    int8P50Ms: Number.NaN,
+    fp32CreateMs,
+    int8CreateMs: Number.NaN,
+    timedRuns: 0,
+  };
+  const unrunnable = (what: string, err: unknown): GateResult => ({
+    ...base,
+    accept: false,
+    decision: `fp32 served: the int8 variant ${what} in onnxruntime (${errorMessage(err)})`,
+  });
+  try {
+    let int8CreateMs: number;
+    try {
+      [int8, int8CreateMs] = await timed(() =>
+        ort.InferenceSession.create(int8Bytes, sessionOptions),
+      );
+    } catch (err) {
+      return unrunnable('failed to load', err);
+    }
+    const i8 = int8;
+    const agreement = new Agreement();
+    const fp32Times: number[] = [];
+    const int8Times: number[] = [];
+    try {
+      // The first run of each sample warms both sessions up and provides the accuracy figures.
+      for (const feeds of samples) {
+        const ref = await fp32.run(feeds);
+        const test = await i8.run(feeds);
+        for (const [name, t] of Object.entries(ref)) agreement.add(name, t, test[name]);
+      }
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, feeds] of samples.entries()) {
+          const int8First = (r + i) % 2 === 1;
+          if (int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
+          fp32Times.push((await timed(() => fp32.run(feeds)))[1]);
+          if (!int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
+        }
+      }
+    } catch (err) {
+      return { ...unrunnable('failed to run', err), int8CreateMs };
+    }
+
+    const fp32P50Ms = median(fp32Times);
+    const int8P50Ms = median(int8Times);
+    const latencyRatio = int8P50Ms / fp32P50Ms;
+    const result = {
+      ...base,
+      maxAbsError: agreement.maxAbsError,
+      cosine: agreement.cosine,
+      latencyRatio,
+      fp32P50Ms,
+      int8P50Ms,
+      int8CreateMs,
+      timedRuns: fp32Times.length,
+      ...(agreement.rows > 0 ? { top1Agreement: agreement.rowsAgreeing / agreement.rows } : {}),
+    };
+    const speed = `p50 ${fmt(latencyRatio)}× fp32 (${fmt(int8P50Ms)} ms vs ${fmt(fp32P50Ms)} ms)`;
+    const reject = (why: string): GateResult => ({
+      ...result,
+      accept: false,
+      decision: `fp32 served: ${why}`,
+    });
+    if (agreement.broken) return reject(agreement.broken);
+    if (agreement.outputs === 0) {
+      return reject('the model has no float32/float64 output to measure int8 accuracy on');
+    }
+    if (!(result.cosine >= minCosine)) {
+      return reject(
+        `int8 cosine similarity ${fmt(result.cosine, 5)} is below the minimum ${minCosine} ` +
+          `(max abs error ${result.maxAbsError.toPrecision(3)}): quantization costs this model too much accuracy`,
+      );
+    }
+    if (objective === 'latency' && latencyRatio > 1) {
+      return reject(
+        `int8 is not faster: ${speed}; use the size objective to prefer the smaller file anyway`,
+      );
+    }
+    return {
+      ...result,
+      accept: true,
+      decision:
+        `int8 served: cosine ${fmt(result.cosine, 5)} ≥ ${minCosine}, ${speed}, ` +
+        `size ${fmt(sizeRatio)}× fp32`,
+    };
+  } finally {
+    await fp32.release();
+    await int8?.release();
+  }
+};

@@ -1,0 +1,156 @@
+import { create } from '@bufbuild/protobuf';
+import { TensorProto_DataLocation, TensorProto_DataType, TensorProtoSchema } from 'onnx-buf';
+import { elemTypeName, type TensorProto } from '../onnx/index.ts';
+
+/** A float32 tensor read out of a TensorProto, or why it could not be. */
+export type FloatRead =
+  | { ok: true; data: Float32Array; dims: number[] }
+  | { ok: false; reason: string };
+
+const elementCount = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+/** The values of a float32 weight, or why it cannot be quantized. */
+export const readFloat32 = (t: TensorProto): FloatRead => {
+  if (t.dataType !== TensorProto_DataType.FLOAT) {
+    return {
+      ok: false,
+      reason: `weight is ${elemTypeName(t.dataType)}; only FLOAT (float32) weights are quantized`,
+    };
+  }
+  if (t.dataLocation === TensorProto_DataLocation.EXTERNAL || t.externalData.length > 0) {
+    return { ok: false, reason: 'weight is stored as external data, which is not read here' };
+  }
+  if (t.segment !== undefined) {
+    return { ok: false, reason: 'weight is a segment of a larger tensor' };
+  }
+  const dims = t.dims.map(Number);
+  const n = elementCount(dims);
+  const stored = t.rawData.byteLength > 0 ? t.rawData.byteLength / 4 : t.floatData.length;
+  if (stored !== n) {
+    return {
+      ok: false,
+      reason: `weight holds ${stored} values where dims [${dims.join(', ')}] need ${n}`,
+    };
+  }
+  return { ok: true, data: floatValues(t, n), dims };
+};
+
+/**
+ * Views aligned raw data in place (no copy of a 40 MB model's weights) and copies it otherwise:
+ * protobuf hands out sub-arrays of the model bytes at any offset. `new Uint8Array(raw)` is a real
+ * copy even when `raw` is a Node Buffer, whose `slice()` would share memory. Every platform
+ * onnxruntime-node ships for is little-endian, like ONNX raw data.
+ */
+const floatValues = (t: TensorProto, n: number): Float32Array => {
+  const raw = t.rawData;
+  if (raw.byteLength === 0) return Float32Array.from(t.floatData);
+  const aligned = raw.byteOffset % 4 === 0 ? raw : new Uint8Array(raw);
+  return new Float32Array(aligned.buffer, aligned.byteOffset, n);
+};
+
+export interface PerChannelWeight {
+  /** int8 weights laid out [K, N], ready to be MatMulInteger's B */
+  q: Int8Array;
+  /** one scale per output channel (column of B), length N */
+  scales: Float32Array;
+  k: number;
+  n: number;
+}
+
+/**
+ * Symmetric per-output-channel int8: each column of B gets scale max|w| / 127 and zero point 0, so
+ * one large column cannot crush the precision of the others. `transposed` means `w` is stored
+ * [N, K] (Gemm transB=1, or B behind a Transpose) and is written out as [K, N]. Returns a reason
+ * instead when a value is not finite, since NaN or Infinity would poison every scale it touches.
+ */
+export const quantizePerChannel = (
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  transposed: boolean,
+): PerChannelWeight | string => {
+  const k = transposed ? cols : rows;
+  const n = transposed ? rows : cols;
+  const absMax = new Float32Array(n);
+  if (transposed) {
+    for (let c = 0; c < n; c++) {
+      let m = 0;
+      const base = c * k;
+      for (let i = 0; i < k; i++) {
+        const a = Math.abs(w[base + i]!);
+        if (a > m) m = a;
+      }
+      absMax[c] = m;
+    }
+  } else {
+    for (let r = 0; r < k; r++) {
+      const base = r * n;
+      for (let c = 0; c < n; c++) {
+        const a = Math.abs(w[base + c]!);
+        if (a > absMax[c]!) absMax[c] = a;
+      }
+    }
+  }
+  const scales = new Float32Array(n);
+  const inv = new Float64Array(n);
+  for (let c = 0; c < n; c++) {
+    const m = absMax[c]!;
+    if (!Number.isFinite(m)) return 'weight contains NaN or Infinity';
+    // An all-zero column quantizes to zeros under any scale; 1 keeps the multiply finite.
+    const s = m > 0 ? m / 127 : 1;
+    scales[c] = s;
+    inv[c] = 1 / Math.fround(s);
+  }
+  const q = new Int8Array(k * n);
+  if (transposed) {
+    for (let c = 0; c < n; c++) {
+      const base = c * k;
+      const f = inv[c]!;
+      for (let i = 0; i < k; i++) q[i * n + c] = clampRound(w[base + i]! * f);
+    }
+  } else {
+    for (let r = 0; r < k; r++) {
+      const base = r * n;
+      for (let c = 0; c < n; c++) q[base + c] = clampRound(w[base + c]! * inv[c]!);
+    }
+  }
+  return { q, scales, k, n };
+};
+
+/**
+ * Symmetric per-tensor int8, for embedding tables read by Gather: the gathered rows are
+ * dequantized with one scale, which DequantizeLinear takes from opset 10 (per-axis needs 13).
+ */
+export const quantizePerTensor = (w: Float32Array): { q: Int8Array; scale: number } | string => {
+  let m = 0;
+  for (let i = 0; i < w.length; i++) {
+    const a = Math.abs(w[i]!);
+    if (a > m) m = a;
+  }
+  if (!Number.isFinite(m)) return 'weight contains NaN or Infinity';
+  const scale = m > 0 ? m / 127 : 1;
+  const inv = 1 / Math.fround(scale);
+  const q = new Int8Array(w.length);
+  for (let i = 0; i < w.length; i++) q[i] = clampRound(w[i]! * inv);
+  return { q, scale };
+};
+
+// |w / scale| <= 127 by construction; the clamp only absorbs float rounding at the edge.
+const clampRound = (v: number): number => Math.min(127, Math.max(-127, Math.round(v)));
+
+const bytesOf = (a: Int8Array | Float32Array): Uint8Array<ArrayBuffer> =>
+  new Uint8Array(a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
+
+/** A TensorProto over typed-array bytes, without the per-element work of the generic builder. */
+export const rawTensor = (
+  name: string,
+  dataType: TensorProto_DataType,
+  dims: readonly number[],
+  values: Int8Array | Float32Array,
+): TensorProto =>
+  create(TensorProtoSchema, {
+    name,
+    dataType,
+    dims: dims.map((d) => BigInt(d)),
+    rawData: bytesOf(values),
+  });
