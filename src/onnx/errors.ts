@@ -23,6 +23,7 @@ export const REJECTION_CODES = [
   'DimOverflow',
   'TooManyElements',
   'UnsupportedIoType',
+  'UnsupportedElementType',
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 

@@ -33,8 +33,9 @@ const constantElements = (n: NodeProto): number => {
 };
 
 /**
- * A V2 tensor spec of a graph input or output. Throws `ModelRejectedError('UnsupportedIoType')`
- * for values the runtime's JS API cannot pass (sequence, map, optional, sparse, bfloat16, ...).
+ * A V2 tensor spec of a graph input or output. Throws `ModelRejectedError` for values the
+ * runtime's JS API cannot pass: `UnsupportedIoType` for sequences, maps, optionals and sparse
+ * tensors, `UnsupportedElementType` for element types such as bfloat16, float8, int4, complex.
  */
 export const tensorSpec = (vi: ValueInfoProto, role: 'input' | 'output'): TensorSpec => {
   const type = vi.type?.value;
@@ -51,7 +52,7 @@ export const tensorSpec = (vi: ValueInfoProto, role: 'input' | 'output'): Tensor
   if (datatype === undefined) {
     const typeName = elemTypeName(type.value.elemType);
     throw new ModelRejectedError(
-      'UnsupportedIoType',
+      'UnsupportedElementType',
       `Model ${role} '${vi.name}' has element type ${typeName}, which the serving runtime cannot ` +
         `exchange; use FLOAT, FLOAT16, DOUBLE, an integer type, BOOL or STRING at the model boundary ` +
         `(cast inside the graph).`,

@@ -60,7 +60,9 @@ const reject = (
   details: Record<string, unknown> = {},
   cause?: unknown,
 ): never => {
-  throw new ModelRejectedError(code, message, { details, cause });
+  // messages often open with a location ("initializer 'w' of graph …"): make them sentences
+  const sentence = message.charAt(0).toUpperCase() + message.slice(1);
+  throw new ModelRejectedError(code, sentence, { details, cause });
 };
 
 const fmtBytes = (n: number): string =>
@@ -255,8 +257,8 @@ class Validator {
 
   checkSparse(s: SparseTensorProto, where: string): void {
     this.checkDims(s.dims.map(Number), where);
-    if (s.values) this.checkTensor(s.values, `values of ${where}`);
-    if (s.indices) this.checkTensor(s.indices, `indices of ${where}`);
+    if (s.values) this.checkTensor(s.values, `the values tensor of ${where}`);
+    if (s.indices) this.checkTensor(s.indices, `the indices tensor of ${where}`);
   }
 
   checkNode(n: NodeProto, where: string): void {

@@ -1,0 +1,311 @@
+import { create } from '@bufbuild/protobuf';
+import {
+  SparseTensorProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProtoSchema,
+  TypeProto_SequenceSchema,
+  TypeProto_TensorSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+} from 'onnx-buf';
+import {
+  encodeModel,
+  type GraphProto,
+  graph,
+  model,
+  mulberry32,
+  type NodeProto,
+  node,
+  type RejectionCode,
+  TensorProto_DataType as T,
+  type TensorProto,
+  TensorProto_DataLocation,
+  tensor,
+  type ValidationLimits,
+  valueInfo,
+} from '../../src/onnx/index.ts';
+
+export interface HostileModel {
+  name: string;
+  bytes: Uint8Array;
+  expectedCode: RejectionCode;
+  /** a fragment the rejection message must contain, proving it names the problem */
+  messageIncludes: string;
+  /** validation limits the case is meant for (lowered caps), on top of the defaults */
+  limits?: Partial<ValidationLimits>;
+}
+
+const io = {
+  inputs: [valueInfo('x', T.FLOAT, ['batch', 4])],
+  outputs: [valueInfo('y', T.FLOAT, ['batch', 4])],
+};
+
+/** y = x + w: valid apart from whatever a case changes. */
+const addModel = (
+  w: TensorProto,
+  extra: { nodes?: NodeProto[]; sparse?: boolean; opsetDomains?: string[] } = {},
+): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        ...io,
+        nodes: [node('Add', ['x', 'w'], ['y']), ...(extra.nodes ?? [])],
+        initializers: [w],
+      }),
+      opset: [
+        { domain: '', version: 17 },
+        ...(extra.opsetDomains ?? []).map((domain) => ({ domain, version: 1 })),
+      ],
+    }),
+  );
+
+const externalTensor = (name: string, location: string, dims: number[]): TensorProto =>
+  create(TensorProtoSchema, {
+    name,
+    dataType: T.FLOAT,
+    dims: dims.map(BigInt),
+    dataLocation: TensorProto_DataLocation.EXTERNAL,
+    externalData: [
+      create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+      create(StringStringEntryProtoSchema, { key: 'offset', value: '0' }),
+      create(StringStringEntryProtoSchema, { key: 'length', value: String(4 * dims[0]!) }),
+    ],
+  });
+
+const ones = (name: string, n: number): TensorProto =>
+  tensor(name, T.FLOAT, [n], new Array(n).fill(1));
+
+/** `If(cond)` whose then-branch is `inner` and else-branch a plain Identity. */
+const ifNode = (name: string, thenBranch: GraphProto): NodeProto =>
+  node(
+    'If',
+    ['cond'],
+    ['branch_out'],
+    {
+      then_branch: thenBranch,
+      else_branch: graph({
+        name: `${name}_else`,
+        nodes: [node('Identity', ['x'], ['else_out'])],
+        inputs: [],
+        outputs: [valueInfo('else_out', T.FLOAT, ['batch', 4])],
+      }),
+    },
+    name,
+  );
+
+const controlFlowModel = (ifN: NodeProto): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        inputs: [valueInfo('x', T.FLOAT, ['batch', 4]), valueInfo('cond', T.BOOL, [])],
+        outputs: [valueInfo('branch_out', T.FLOAT, ['batch', 4])],
+        nodes: [ifN],
+      }),
+      opset: 17,
+    }),
+  );
+
+const constantBranch = (name: string, value: TensorProto): GraphProto =>
+  graph({
+    name,
+    nodes: [
+      node('Constant', [], ['c'], { value }, `${name}_constant`),
+      node('Add', ['x', 'c'], ['then_out']),
+    ],
+    inputs: [],
+    outputs: [valueInfo('then_out', T.FLOAT, ['batch', 4])],
+  });
+
+/** If nodes nested `depth` deep through their then-branches. */
+const nestedIfs = (depth: number): Uint8Array => {
+  let inner = graph({
+    name: `level_${depth}`,
+    nodes: [node('Identity', ['x'], ['then_out'])],
+    inputs: [],
+    outputs: [valueInfo('then_out', T.FLOAT, ['batch', 4])],
+  });
+  for (let level = depth - 1; level >= 1; level--) {
+    const n = ifNode(`if_${level}`, inner);
+    n.output = ['then_out'];
+    inner = graph({
+      name: `level_${level}`,
+      nodes: [n],
+      inputs: [],
+      outputs: [valueInfo('then_out', T.FLOAT, ['batch', 4])],
+    });
+  }
+  return controlFlowModel(ifNode('if_0', inner));
+};
+
+const typedInputModel = (input: ReturnType<typeof valueInfo>): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        nodes: [node('Identity', [input.name], ['y'])],
+        inputs: [input],
+        outputs: [valueInfo('y', T.FLOAT, ['batch', 4])],
+      }),
+      opset: 17,
+    }),
+  );
+
+/**
+ * Models that must never be registered, each with the rejection it must earn. Generated fresh
+ * and deterministically, so ingest tests can upload the same corpus through S3.
+ */
+export const hostileModels = (): HostileModel[] => {
+  const big = addModel(ones('w', 4096));
+  const sparseValues = externalTensor('sparse_values', 'weights.bin', [2]);
+  const sparse = create(SparseTensorProtoSchema, {
+    values: sparseValues,
+    indices: tensor('sparse_indices', T.INT64, [2], [0, 3]),
+    dims: [4n],
+  });
+  const sparseModel = encodeModel(
+    model({
+      graph: graph({
+        ...io,
+        nodes: [node('Add', ['x', 'sparse_values'], ['y'])],
+        sparseInitializers: [sparse],
+      }),
+      opset: 17,
+    }),
+  );
+  const random = mulberry32(0xbad);
+  const seqInput = create(ValueInfoProtoSchema, {
+    name: 'tokens',
+    type: create(TypeProtoSchema, {
+      value: {
+        case: 'sequenceType',
+        value: create(TypeProto_SequenceSchema, {
+          elemType: create(TypeProtoSchema, {
+            value: {
+              case: 'tensorType',
+              value: create(TypeProto_TensorSchema, { elemType: T.FLOAT }),
+            },
+          }),
+        }),
+      },
+    }),
+  });
+  const truncatedW = tensor('w', T.FLOAT, [4], [1, 2, 3, 4]);
+  truncatedW.rawData = truncatedW.rawData.slice(0, 12);
+  return [
+    {
+      name: 'external data path on an initializer',
+      bytes: addModel(externalTensor('w', '../../etc/passwd', [4])),
+      expectedCode: 'ExternalData',
+      messageIncludes:
+        "Initializer 'w' of graph 'graph' keeps its data outside the model file (location '../../etc/passwd')",
+    },
+    {
+      name: 'external data hidden in a sparse initializer',
+      bytes: sparseModel,
+      expectedCode: 'ExternalData',
+      messageIncludes: "The values tensor of sparse initializer 'sparse_values'",
+    },
+    {
+      name: 'external data in a Constant node inside an If subgraph',
+      bytes: controlFlowModel(
+        ifNode('gate', constantBranch('then', externalTensor('c', '/proc/self/environ', [4]))),
+      ),
+      expectedCode: 'ExternalData',
+      messageIncludes: "attribute 'value' of node 'then_constant' (Constant) in graph 'then'",
+    },
+    {
+      name: 'truncated file',
+      bytes: big.slice(0, Math.floor(big.length / 2)),
+      expectedCode: 'Truncated',
+      messageIncludes: 'Upload the complete .onnx file again',
+    },
+    {
+      name: 'random bytes',
+      bytes: Uint8Array.from({ length: 4096 }, () => Math.floor(random() * 256)),
+      expectedCode: 'NotOnnx',
+      messageIncludes: 'not an ONNX model',
+    },
+    {
+      name: 'empty file',
+      bytes: new Uint8Array(0),
+      expectedCode: 'Empty',
+      messageIncludes: 'The file is empty',
+    },
+    {
+      name: 'model without a graph',
+      bytes: encodeModel({
+        ...model({ graph: graph({ ...io, nodes: [] }), opset: 17 }),
+        graph: undefined,
+      }),
+      expectedCode: 'NoGraph',
+      messageIncludes: 'no graph',
+    },
+    {
+      name: 'custom-domain op',
+      bytes: addModel(ones('w', 4), {
+        nodes: [node('Exfiltrate', ['y'], ['leak'], {}, { name: 'backdoor', domain: 'com.evil' })],
+        opsetDomains: ['com.evil'],
+      }),
+      expectedCode: 'DisallowedOp',
+      messageIncludes: "Node 'backdoor' (com.evil::Exfiltrate)",
+    },
+    {
+      name: 'If subgraphs nested over the depth cap',
+      bytes: nestedIfs(12),
+      expectedCode: 'NestingTooDeep',
+      messageIncludes: 'nested more than 8 deep',
+    },
+    {
+      name: 'dims whose product overflows',
+      bytes: typedInputModel(valueInfo('x', T.FLOAT, [2 ** 30, 2 ** 30, 2 ** 30])),
+      expectedCode: 'DimOverflow',
+      messageIncludes: 'overflows 2^53',
+    },
+    {
+      name: 'a dim over the cap',
+      bytes: typedInputModel(valueInfo('x', T.FLOAT, [2 ** 40])),
+      expectedCode: 'DimTooLarge',
+      messageIncludes: 'declares a dimension of 1099511627776',
+    },
+    {
+      name: 'tensor data inconsistent with its dims',
+      bytes: addModel(truncatedW),
+      expectedCode: 'TensorDataMismatch',
+      messageIncludes: 'carries 12 bytes of data (16 expected)',
+    },
+    {
+      name: 'file over the size cap',
+      bytes: big,
+      expectedCode: 'TooLarge',
+      messageIncludes: 'over the 8192 bytes limit',
+      limits: { maxBytes: 8192 },
+    },
+    {
+      name: 'more nodes than the cap',
+      bytes: addModel(ones('w', 4), {
+        nodes: Array.from({ length: 20 }, (_, i) => node('Identity', ['y'], [`copy_${i}`])),
+      }),
+      expectedCode: 'TooManyNodes',
+      messageIncludes: 'more than 10 nodes',
+      limits: { maxNodes: 10 },
+    },
+    {
+      name: 'a tensor over the element cap',
+      bytes: addModel(ones('w', 4096)),
+      expectedCode: 'TooManyElements',
+      messageIncludes: 'declares 4096 elements, over the cap of 1000',
+      limits: { maxElements: 1000 },
+    },
+    {
+      name: 'sequence-typed input',
+      bytes: typedInputModel(seqInput),
+      expectedCode: 'UnsupportedIoType',
+      messageIncludes: "input 'tokens' is a sequence value",
+    },
+    {
+      name: 'bfloat16 input',
+      bytes: typedInputModel(valueInfo('x', T.BFLOAT16, ['batch', 4])),
+      expectedCode: 'UnsupportedElementType',
+      messageIncludes: "input 'x' has element type BFLOAT16",
+    },
+  ];
+};
