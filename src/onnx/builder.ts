@@ -30,11 +30,7 @@ import type { OpsetImport } from './types.ts';
  * typed array they land in); 64-bit integer types also take bigints; FLOAT16 takes the raw IEEE
  * half bits (a `Uint16Array`), since JS has no half-precision number.
  */
-export type TensorValues =
-  | ArrayLike<number>
-  | ArrayLike<bigint>
-  | ArrayLike<boolean>
-  | ArrayLike<string>;
+export type TensorValues = ArrayLike<number | bigint> | ArrayLike<boolean> | ArrayLike<string>;
 
 const utf8 = new TextEncoder();
 
