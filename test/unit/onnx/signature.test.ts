@@ -134,7 +134,7 @@ describe('readSignature contents', () => {
               then_branch: branch('then', [1, 2, 3]),
               else_branch: branch('else', [4, 5, 6]),
             }),
-            node('Constant', [], ['k'], { value_floats: [1, 2] }),
+            node('Constant', [], ['k'], { value_floats: { floats: [1, 2] } }),
             node('LinearClassifier', ['z'], ['label', 'scores'], {}, { domain: 'ai.onnx.ml' }),
           ],
           inputs: [valueInfo('x', T.FLOAT, ['n']), valueInfo('cond', T.BOOL, [])],
