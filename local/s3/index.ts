@@ -3,6 +3,7 @@ import type { S3EventRecord } from 'aws-lambda';
 import S3rver, { type S3rverEvent } from 's3rver';
 import { bareEtag, createConditionalProxy } from './conditional-proxy.ts';
 import { objectCreatedRecord } from './events.ts';
+import { installListPagination } from './list-pagination.ts';
 
 export { encodeEventKey } from './events.ts';
 
@@ -41,6 +42,7 @@ export interface LocalS3 {
 export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
   const host = options.host ?? '127.0.0.1';
   const bucket = options.bucket ?? 'maas-models';
+  installListPagination();
   const s3rver = new S3rver({
     address: '127.0.0.1',
     port: 0,
