@@ -28,6 +28,12 @@ export interface RuntimeConfig {
   intraOpThreads: number;
   /** `MAAS_RETRY_AFTER_SECONDS`: `Retry-After` sent when model storage is unreachable */
   retryAfterSeconds: number;
+  /** `MAAS_RANGED_GET_MIN_BYTES`: models at least this large are read with parallel ranged GETs */
+  rangedGetMinBytes: number;
+  /** `MAAS_RANGED_GET_PART_BYTES`: bytes per ranged GET */
+  rangedGetPartBytes: number;
+  /** `MAAS_RANGED_GET_CONCURRENCY`: ranged GETs in flight at once */
+  rangedGetConcurrency: number;
 }
 
 export interface LocalConfig {
@@ -68,6 +74,10 @@ export const DEFAULTS = {
   tmpCacheDirName: 'maas-model-cache',
   aliasTtlMs: 5_000,
   retryAfterSeconds: 2,
+  /** below this one GET is as fast as several: the round trips dominate */
+  rangedGetMinBytes: 16 * MiB,
+  rangedGetPartBytes: 8 * MiB,
+  rangedGetConcurrency: 6,
   home: '.maas',
   s3Port: 4569,
   apiPort: 3000,
@@ -150,6 +160,20 @@ export const loadConfig = (env: Env = process.env): MaasConfig => {
         DEFAULTS.retryAfterSeconds,
         1,
         3_600,
+      ),
+      rangedGetMinBytes: integer(env, 'MAAS_RANGED_GET_MIN_BYTES', DEFAULTS.rangedGetMinBytes, 1),
+      rangedGetPartBytes: integer(
+        env,
+        'MAAS_RANGED_GET_PART_BYTES',
+        DEFAULTS.rangedGetPartBytes,
+        1,
+      ),
+      rangedGetConcurrency: integer(
+        env,
+        'MAAS_RANGED_GET_CONCURRENCY',
+        DEFAULTS.rangedGetConcurrency,
+        1,
+        64,
       ),
     },
     local: {

@@ -1,0 +1,28 @@
+import { loadConfig, config as processConfig } from '../config/index.ts';
+import { Registry } from '../registry/index.ts';
+import { S3ObjectStore } from '../storage/index.ts';
+import { ModelRuntime } from './model-runtime.ts';
+import type { RuntimeHooks } from './provider.ts';
+
+export interface RuntimeFromEnvOptions {
+  hooks?: RuntimeHooks;
+  /** read instead of `process.env` (tests, the local stack) */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** The runtime a predict instance uses: bucket, endpoint, caches and TTL from the environment. */
+export const createRuntimeFromEnv = (options: RuntimeFromEnvOptions = {}): ModelRuntime => {
+  const { storage, runtime } =
+    options.env === undefined ? processConfig() : loadConfig(options.env);
+  const store = new S3ObjectStore({
+    bucket: storage.bucket,
+    region: storage.region,
+    ...(storage.endpoint === undefined ? {} : { endpoint: storage.endpoint }),
+  });
+  return new ModelRuntime({
+    registry: new Registry(store),
+    store,
+    ...runtime,
+    ...(options.hooks === undefined ? {} : { hooks: options.hooks }),
+  });
+};

@@ -1,0 +1,24 @@
+export {
+  ModelIntegrityError,
+  ModelLoadError,
+  ModelUnavailableError,
+  NoProductionVersionError,
+} from './errors.ts';
+export { createRuntimeFromEnv, type RuntimeFromEnvOptions } from './from-env.ts';
+export {
+  ModelRuntime,
+  type ModelRuntimeOptions,
+  type RegistryReader,
+  type SessionFactory,
+} from './model-runtime.ts';
+export type {
+  LoadedModel,
+  ModelDescription,
+  ModelEvictEvent,
+  ModelListing,
+  ModelLoadEvent,
+  ModelLoadTiming,
+  ModelProvider,
+  RouteVariant,
+  RuntimeHooks,
+} from './provider.ts';

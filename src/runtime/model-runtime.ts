@@ -1,0 +1,429 @@
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { loadConfig, type RuntimeConfig } from '../config/index.ts';
+import { errorMessage } from '../errors/index.ts';
+import {
+  type Aliases,
+  type Manifest,
+  ModelNotFoundError,
+  type ServedVariant,
+  sha256Hex,
+  type VariantInfo,
+} from '../registry/index.ts';
+import {
+  ObjectNotFoundError,
+  type ObjectStore,
+  PreconditionFailedError,
+  StorageUnavailableError,
+} from '../storage/index.ts';
+import { DiskCache } from './disk-cache.ts';
+import {
+  ModelIntegrityError,
+  ModelLoadError,
+  ModelUnavailableError,
+  NoProductionVersionError,
+} from './errors.ts';
+import type {
+  LoadedModel,
+  ModelDescription,
+  ModelListing,
+  ModelLoadTiming,
+  ModelProvider,
+  RouteVariant,
+  RuntimeHooks,
+} from './provider.ts';
+import { SessionCache, type SessionEntry } from './session-cache.ts';
+import { TtlCache } from './ttl-cache.ts';
+
+/** What the runtime reads from the registry (the storage engineer's `Registry` satisfies it). */
+export interface RegistryReader {
+  listModels(): Promise<string[]>;
+  /** committed versions, ascending */
+  listVersions(model: string): Promise<number[]>;
+  /** throws VersionNotFoundError / ModelNotFoundError */
+  getManifest(model: string, version: number): Promise<Manifest>;
+  getAliases(model: string): Promise<{ aliases: Aliases; etag: string } | undefined>;
+  /** `undefined` when the object still has this ETag */
+  getAliasesIfChanged(
+    model: string,
+    etag: string,
+  ): Promise<{ aliases: Aliases; etag: string } | undefined>;
+}
+
+export type SessionFactory = (
+  bytes: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+) => Promise<ort.InferenceSession>;
+
+export interface ModelRuntimeOptions extends Partial<RuntimeConfig> {
+  registry: RegistryReader;
+  /** where the variant bytes named by manifests are read from */
+  store: ObjectStore;
+  /** draws the canary: the candidate serves when `random() < weight`. @default Math.random */
+  random?: () => number;
+  /** ms clock for the alias TTL. @default Date.now */
+  now?: () => number;
+  hooks?: RuntimeHooks;
+  /** @default onnxruntime-node's InferenceSession.create */
+  createSession?: SessionFactory;
+}
+
+interface KnownAliases {
+  aliases: Aliases | undefined;
+  etag?: string;
+}
+
+interface Load {
+  entry: SessionEntry;
+  timing?: ModelLoadTiming;
+}
+
+/**
+ * Serves registered model versions: routes unpinned requests by `aliases.json`, cold-loads a
+ * version (manifest → served variant → verified bytes → session) once however many requests ask
+ * for it at the same time, and keeps sessions in memory and bytes on local disk, both bounded.
+ * A loaded session never needs the store again, so cached models keep serving through an outage.
+ */
+export class ModelRuntime implements ModelProvider {
+  readonly settings: RuntimeConfig;
+  private readonly registry: RegistryReader;
+  private readonly store: ObjectStore;
+  private readonly random: () => number;
+  private readonly hooks: RuntimeHooks;
+  private readonly createSession: SessionFactory;
+  private readonly sessions: SessionCache;
+  private readonly disk: DiskCache;
+  private readonly loading = new Map<string, Promise<Load>>();
+  private readonly manifests = new Map<string, Manifest>();
+  private readonly aliases: TtlCache<KnownAliases>;
+  private readonly versionLists: TtlCache<number[]>;
+  private readonly modelList: TtlCache<string[]>;
+
+  constructor(options: ModelRuntimeOptions) {
+    const { registry, store, random, now, hooks, createSession, ...overrides } = options;
+    this.settings = { ...loadConfig({}).runtime, ...definedOnly(overrides) };
+    this.registry = registry;
+    this.store = store;
+    this.random = random ?? Math.random;
+    this.hooks = hooks ?? {};
+    this.createSession = createSession ?? ((bytes, o) => ort.InferenceSession.create(bytes, o));
+    this.sessions = new SessionCache(this.settings.sessionCacheBytes, (entry) =>
+      this.evicted(entry),
+    );
+    this.disk = new DiskCache(this.settings.tmpCacheDir, this.settings.tmpCacheBytes);
+    const clock = now ?? Date.now;
+    this.aliases = new TtlCache(this.settings.aliasTtlMs, clock);
+    this.versionLists = new TtlCache(this.settings.aliasTtlMs, clock);
+    this.modelList = new TtlCache(this.settings.aliasTtlMs, clock);
+  }
+
+  /** models with at least one committed version (a model with only rejections is not listed) */
+  async listModels(): Promise<ModelListing[]> {
+    const names = (await this.modelList.get('', () => this.registry.listModels())) ?? [];
+    const listings = await Promise.all(
+      names.map(async (name): Promise<ModelListing | undefined> => {
+        let aliases: Aliases | undefined;
+        try {
+          aliases = (await this.readAliases(name)).aliases;
+        } catch (err) {
+          if (err instanceof ModelNotFoundError) return undefined;
+          throw err;
+        }
+        const { production, candidate } = aliases ?? {};
+        return {
+          name,
+          ...(production === undefined ? {} : { production }),
+          ...(candidate === undefined
+            ? {}
+            : { candidate: { version: candidate.version, weight: candidate.weight } }),
+        };
+      }),
+    );
+    return listings.filter((listing) => listing !== undefined);
+  }
+
+  async describe(model: string, version?: number): Promise<ModelDescription> {
+    const versions = await this.versions(model);
+    const described =
+      version ?? (await this.readAliases(model)).aliases?.production ?? versions.at(-1);
+    if (described === undefined) throw new ModelNotFoundError(model);
+    const manifest = await this.manifest(model, described);
+    return { name: model, versions, version: described, manifest };
+  }
+
+  async acquire(model: string, version?: number): Promise<LoadedModel> {
+    if (version !== undefined) return this.serve(model, version, 'pinned');
+    const { aliases } = await this.readAliases(model);
+    const candidate = aliases?.candidate;
+    const production = aliases?.production;
+    if (candidate !== undefined && (production === undefined || this.random() < candidate.weight)) {
+      return this.serve(model, candidate.version, 'candidate');
+    }
+    if (production === undefined) {
+      throw new NoProductionVersionError(model, await this.versions(model));
+    }
+    return this.serve(model, production, 'production');
+  }
+
+  /** `model@version` of every live session, least recently used first */
+  loadedModels(): string[] {
+    return this.sessions.keys();
+  }
+
+  /** releases every session; handles still held reload on their next run */
+  async close(): Promise<void> {
+    this.sessions.clear();
+    await Promise.allSettled([...this.loading.values()]);
+  }
+
+  private async serve(model: string, version: number, variant: RouteVariant): Promise<LoadedModel> {
+    try {
+      return this.handle(await this.load(model, version), variant);
+    } catch (err) {
+      throw err instanceof ModelUnavailableError ? err.routed(variant) : err;
+    }
+  }
+
+  private handle(load: Load, variant: RouteVariant): LoadedModel {
+    const { entry, timing } = load;
+    const current = { entry };
+    return {
+      model: entry.model,
+      version: entry.version,
+      variant,
+      served: entry.served,
+      inputs: entry.inputs,
+      outputs: entry.outputs,
+      ...(timing === undefined ? {} : { load: timing }),
+      run: (feeds, outputNames) => this.run(current, feeds, outputNames),
+    };
+  }
+
+  private async run(
+    current: { entry: SessionEntry },
+    feeds: Record<string, ort.Tensor>,
+    outputNames: string[],
+  ): Promise<Record<string, ort.Tensor>> {
+    // A handle can outlive its session's stay in the cache: reload rather than run a released one.
+    while (current.entry.released) {
+      current.entry = (await this.load(current.entry.model, current.entry.version)).entry;
+    }
+    const entry = current.entry;
+    entry.inFlight += 1;
+    try {
+      // Outputs of the ONNX models we register are tensors: the node binding has no sequences or maps.
+      return (await entry.session.run(feeds, outputNames)) as Record<string, ort.Tensor>;
+    } finally {
+      entry.inFlight -= 1;
+      if (entry.evicted && entry.inFlight === 0) this.release(entry);
+    }
+  }
+
+  private async load(model: string, version: number): Promise<Load> {
+    const key = `${model}@${version}`;
+    const cached = this.sessions.get(key);
+    if (cached !== undefined) return { entry: cached };
+    const pending = this.loading.get(key);
+    if (pending !== undefined) return pending;
+    const started = this.coldLoad(model, version, key).finally(() => this.loading.delete(key));
+    this.loading.set(key, started);
+    return started;
+  }
+
+  private async coldLoad(model: string, version: number, key: string): Promise<Load> {
+    const t0 = performance.now();
+    const manifest = await this.manifest(model, version);
+    const served: ServedVariant = manifest.variants[manifest.served] ? manifest.served : 'fp32';
+    const variant = manifest.variants[served] ?? manifest.variants.fp32;
+    const fetched = await this.fetchVariant(model, version, variant);
+    const t3 = performance.now();
+    let session: ort.InferenceSession;
+    try {
+      session = await this.createSession(fetched.bytes, {
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: this.settings.intraOpThreads,
+      });
+    } catch (err) {
+      throw new ModelLoadError(model, version, { cause: err });
+    }
+    const t4 = performance.now();
+    const entry: SessionEntry = {
+      key,
+      model,
+      version,
+      served,
+      bytes: fetched.bytes.byteLength,
+      session,
+      inputs: manifest.inputs,
+      outputs: manifest.outputs,
+      inFlight: 0,
+      evicted: false,
+      released: false,
+    };
+    this.sessions.add(entry);
+    const timing: ModelLoadTiming = {
+      source: fetched.source,
+      bytes: entry.bytes,
+      fetchMs: fetched.fetchMs,
+      verifyMs: fetched.verifyMs,
+      sessionMs: t4 - t3,
+      totalMs: t4 - t0,
+    };
+    this.hooks.onModelLoad?.({ model, version, served, ...timing });
+    return { entry, timing };
+  }
+
+  private async fetchVariant(
+    model: string,
+    version: number,
+    variant: VariantInfo,
+  ): Promise<{ bytes: Uint8Array; source: 's3' | 'tmp'; fetchMs: number; verifyMs: number }> {
+    const expected = variant.sha256.toLowerCase();
+    let t0 = performance.now();
+    const local = await this.disk.read(expected).catch(() => undefined);
+    if (local !== undefined) {
+      const t1 = performance.now();
+      if (sha256Hex(local) === expected) {
+        return { bytes: local, source: 'tmp', fetchMs: t1 - t0, verifyMs: performance.now() - t1 };
+      }
+      // A torn or tampered cache file: drop it and read the bytes from the store again.
+      await this.disk.remove(expected).catch(() => undefined);
+      t0 = performance.now();
+    }
+    const bytes = await this.read(model, version, variant);
+    const t1 = performance.now();
+    const actual = sha256Hex(bytes);
+    const t2 = performance.now();
+    if (actual !== expected) {
+      throw new ModelIntegrityError(model, version, {
+        key: variant.key,
+        expected,
+        actual,
+        retryAfterSeconds: this.settings.retryAfterSeconds,
+      });
+    }
+    // The disk cache only saves a later S3 read: a full or read-only /tmp must not fail the load.
+    await this.disk.write(expected, bytes).catch(() => undefined);
+    return { bytes, source: 's3', fetchMs: t1 - t0, verifyMs: t2 - t1 };
+  }
+
+  private async read(model: string, version: number, variant: VariantInfo): Promise<Uint8Array> {
+    const { rangedGetMinBytes, rangedGetPartBytes, rangedGetConcurrency } = this.settings;
+    try {
+      const object =
+        this.store.getLarge !== undefined && variant.bytes >= rangedGetMinBytes
+          ? await this.store.getLarge(variant.key, {
+              partSize: rangedGetPartBytes,
+              concurrency: rangedGetConcurrency,
+            })
+          : await this.store.get(variant.key);
+      if (object === undefined) throw new StorageUnavailableError(`no body for ${variant.key}`);
+      return object.body;
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw this.unavailable(
+          model,
+          version,
+          `its manifest names ${variant.key}, which is missing`,
+          err,
+        );
+      }
+      if (err instanceof PreconditionFailedError) {
+        throw this.unavailable(model, version, `${variant.key} changed while it was read`, err);
+      }
+      throw this.storageError(model, version, err);
+    }
+  }
+
+  private async manifest(model: string, version: number): Promise<Manifest> {
+    const key = `${model}@${version}`;
+    const known = this.manifests.get(key);
+    if (known !== undefined) return known;
+    try {
+      const manifest = await this.registry.getManifest(model, version);
+      // Manifests are immutable once committed: cache them for the life of the instance.
+      this.manifests.set(key, manifest);
+      return manifest;
+    } catch (err) {
+      throw this.storageError(model, version, err);
+    }
+  }
+
+  private async versions(model: string): Promise<number[]> {
+    try {
+      const versions = await this.versionLists.get(model, async () => {
+        const list = await this.registry.listVersions(model);
+        return list.length === 0 ? undefined : list;
+      });
+      if (versions === undefined) throw new ModelNotFoundError(model);
+      return versions;
+    } catch (err) {
+      throw this.storageError(model, undefined, err);
+    }
+  }
+
+  /** the model's aliases within the TTL; a model with versions but no aliases has `undefined` */
+  private async readAliases(model: string): Promise<KnownAliases> {
+    try {
+      const known = await this.aliases.get(model, async (previous) => {
+        if (previous?.etag !== undefined) {
+          const changed = await this.registry
+            .getAliasesIfChanged(model, previous.etag)
+            .catch((err: unknown) => {
+              // aliases.json was deleted: read the model afresh below
+              if (err instanceof ModelNotFoundError) return null;
+              throw err;
+            });
+          if (changed === undefined) return previous;
+          if (changed !== null) return { aliases: changed.aliases, etag: changed.etag };
+        }
+        const current = await this.registry.getAliases(model);
+        if (current !== undefined) return { aliases: current.aliases, etag: current.etag };
+        return (await this.registry.listVersions(model)).length === 0
+          ? undefined
+          : { aliases: undefined };
+      });
+      if (known === undefined) throw new ModelNotFoundError(model);
+      return known;
+    } catch (err) {
+      throw this.storageError(model, undefined, err);
+    }
+  }
+
+  private storageError(model: string, version: number | undefined, err: unknown): unknown {
+    if (!(err instanceof StorageUnavailableError)) return err;
+    return this.unavailable(
+      model,
+      version,
+      `the model store is unreachable (${errorMessage(err)})`,
+      err,
+    );
+  }
+
+  private unavailable(
+    model: string,
+    version: number | undefined,
+    reason: string,
+    cause: unknown,
+  ): ModelUnavailableError {
+    return new ModelUnavailableError(model, version, reason, {
+      cause,
+      retryAfterSeconds: this.settings.retryAfterSeconds,
+    });
+  }
+
+  private evicted(entry: SessionEntry): void {
+    this.hooks.onModelEvict?.({ model: entry.model, version: entry.version, bytes: entry.bytes });
+    if (entry.inFlight === 0) this.release(entry);
+  }
+
+  private release(entry: SessionEntry): void {
+    if (entry.released) return;
+    entry.released = true;
+    // Nothing can use the session any more; a failed release leaves nothing to undo.
+    entry.session.release().catch(() => undefined);
+  }
+}
+
+const definedOnly = <T extends object>(value: T): Partial<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

@@ -1,0 +1,165 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import {
+  encodeModel,
+  graph,
+  model,
+  node,
+  TensorProto_DataType,
+  tensor,
+  valueInfo,
+} from '../../../src/onnx/index.ts';
+import type { Aliases, Manifest, Registry } from '../../../src/registry/index.ts';
+import type {
+  GetLargeOptions,
+  GetOptions,
+  ObjectStore,
+  PutOptions,
+  StoredObject,
+  StoredObjectHead,
+} from '../../../src/storage/index.ts';
+
+const FLOAT = TensorProto_DataType.FLOAT;
+
+/**
+ * `y = x + offset` on FP32 `[batch, 4]`: the offset tells which version answered. `padding` extra
+ * float weights (an unused initializer) make the model heavier for cache-bound tests.
+ */
+export const addModel = (offset: number, padding = 0): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        nodes: [node('Add', ['x', 'offset'], ['y'])],
+        inputs: [valueInfo('x', FLOAT, ['batch', 4])],
+        outputs: [valueInfo('y', FLOAT, ['batch', 4])],
+        initializers: [
+          tensor('offset', FLOAT, [4], [offset, offset, offset, offset]),
+          ...(padding > 0 ? [tensor('padding', FLOAT, [padding], new Float32Array(padding))] : []),
+        ],
+      }),
+      opset: 17,
+      producer: 'runtime-tests',
+    }),
+  );
+
+/** Registers the bytes as the next version of `name` (fp32 served), as ingest would. */
+export async function registerVersion(
+  registry: Registry,
+  name: string,
+  bytes: Uint8Array,
+): Promise<Manifest> {
+  const { version } = await registry.reserveVersion(name);
+  const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
+  const manifest: Manifest = {
+    model: name,
+    version,
+    served: 'fp32',
+    variants: { fp32 },
+    source: { key: `incoming/${name}/v${version}.onnx`, etag: 'test' },
+    irVersion: 8,
+    opsetImports: [{ domain: '', version: 17 }],
+    producer: { name: 'runtime-tests', version: '' },
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4], dimNames: ['batch', null] }],
+    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 4], dimNames: ['batch', null] }],
+    createdAt: new Date(0).toISOString(),
+  };
+  await registry.commitManifest(manifest);
+  return manifest;
+}
+
+export async function setAliases(
+  registry: Registry,
+  name: string,
+  aliases: Pick<Aliases, 'production' | 'candidate'>,
+): Promise<void> {
+  await registry.updateAliases(name, (current) => ({
+    model: name,
+    knownGood: current?.knownGood ?? [],
+    rolledBack: current?.rolledBack ?? [],
+    updatedAt: '',
+    ...aliases,
+  }));
+}
+
+/** one request's input and what the version with `offset` answers */
+export const input = (): ort.Tensor =>
+  new ort.Tensor('float32', Float32Array.of(1, 2, 3, 4), [1, 4]);
+export const expectedOutput = (offset: number): number[] => [1, 2, 3, 4].map((v) => v + offset);
+
+export const outputOf = async (run: {
+  run(feeds: Record<string, ort.Tensor>, names: string[]): Promise<Record<string, ort.Tensor>>;
+}): Promise<number[]> => {
+  const out = await run.run({ x: input() }, ['y']);
+  return Array.from(out.y?.data as Float32Array);
+};
+
+export interface StoreCall {
+  op: 'head' | 'get' | 'getLarge' | 'put' | 'list' | 'delete';
+  key: string;
+  conditional?: boolean;
+  /** for a conditional GET: whether the store answered 304 */
+  notModified?: boolean;
+}
+
+/** The real store, with a log of every call it served (to count S3 round trips). */
+export class RecordingStore implements ObjectStore {
+  readonly calls: StoreCall[] = [];
+
+  constructor(private readonly inner: ObjectStore) {}
+
+  get bucket(): string {
+    return this.inner.bucket;
+  }
+
+  callsFor(key: string, op?: StoreCall['op']): StoreCall[] {
+    return this.calls.filter((c) => c.key === key && (op === undefined || c.op === op));
+  }
+
+  head(key: string): Promise<StoredObjectHead> {
+    this.calls.push({ op: 'head', key });
+    return this.inner.head(key);
+  }
+
+  async get(key: string, options?: GetOptions): Promise<StoredObject | undefined> {
+    const conditional = options?.ifNoneMatch !== undefined;
+    const call: StoreCall = { op: 'get', key, conditional };
+    this.calls.push(call);
+    const object = await this.inner.get(key, options);
+    if (conditional) call.notModified = object === undefined;
+    return object;
+  }
+
+  getLarge(key: string, options?: GetLargeOptions): Promise<StoredObject> {
+    this.calls.push({ op: 'getLarge', key });
+    if (this.inner.getLarge === undefined) throw new Error('the inner store has no getLarge');
+    return this.inner.getLarge(key, options);
+  }
+
+  put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<{ etag: string }> {
+    this.calls.push({ op: 'put', key });
+    return this.inner.put(key, body, options);
+  }
+
+  list(
+    prefix: string,
+    options?: { delimiter?: string },
+  ): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }> {
+    this.calls.push({ op: 'list', key: prefix });
+    return this.inner.list(prefix, options);
+  }
+
+  delete(key: string): Promise<void> {
+    this.calls.push({ op: 'delete', key });
+    return this.inner.delete(key);
+  }
+}
+
+/** A temporary directory for a runtime's disk cache, removed by the returned function. */
+export async function tempDir(
+  prefix = 'maas-runtime-',
+): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
