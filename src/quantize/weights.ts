@@ -48,6 +48,15 @@ const floatValues = (t: TensorProto, n: number): Float32Array => {
   return new Float32Array(aligned.buffer, aligned.byteOffset, n);
 };
 
+const NOT_FINITE = 'weight contains NaN or Infinity';
+
+/** One pass, no branch per element: x · 0 is 0 for every finite x and NaN for NaN and ±Infinity. */
+const allFinite = (w: Float32Array): boolean => {
+  let probe = 0;
+  for (let i = 0; i < w.length; i++) probe += w[i]! * 0;
+  return probe === 0;
+};
+
 export interface PerChannelWeight {
   /** int8 weights laid out [K, N], ready to be MatMulInteger's B */
   q: Int8Array;
@@ -61,7 +70,7 @@ export interface PerChannelWeight {
  * Symmetric per-output-channel int8: each column of B gets scale max|w| / 127 and zero point 0, so
  * one large column cannot crush the precision of the others. `transposed` means `w` is stored
  * [N, K] (Gemm transB=1, or B behind a Transpose) and is written out as [K, N]. Returns a reason
- * instead when a value is not finite, since NaN or Infinity would poison every scale it touches.
+ * instead when a value is not finite: no int8 scale can represent it.
  */
 export const quantizePerChannel = (
   w: Float32Array,
@@ -71,6 +80,7 @@ export const quantizePerChannel = (
 ): PerChannelWeight | string => {
   const k = transposed ? cols : rows;
   const n = transposed ? rows : cols;
+  if (!allFinite(w)) return NOT_FINITE;
   const absMax = new Float32Array(n);
   if (transposed) {
     for (let c = 0; c < n; c++) {
@@ -95,7 +105,6 @@ export const quantizePerChannel = (
   const inv = new Float64Array(n);
   for (let c = 0; c < n; c++) {
     const m = absMax[c]!;
-    if (!Number.isFinite(m)) return 'weight contains NaN or Infinity';
     // An all-zero column quantizes to zeros under any scale; 1 keeps the multiply finite.
     const s = m > 0 ? m / 127 : 1;
     scales[c] = s;
@@ -122,12 +131,12 @@ export const quantizePerChannel = (
  * dequantized with one scale, which DequantizeLinear takes from opset 10 (per-axis needs 13).
  */
 export const quantizePerTensor = (w: Float32Array): { q: Int8Array; scale: number } | string => {
+  if (!allFinite(w)) return NOT_FINITE;
   let m = 0;
   for (let i = 0; i < w.length; i++) {
     const a = Math.abs(w[i]!);
     if (a > m) m = a;
   }
-  if (!Number.isFinite(m)) return 'weight contains NaN or Infinity';
   const scale = m > 0 ? m / 127 : 1;
   const inv = 1 / Math.fround(scale);
   const q = new Int8Array(w.length);

@@ -42,7 +42,11 @@ export interface MlpSpec {
   widths: readonly number[];
   opset?: number;
   seed?: number;
-  /** when set, W1[0][0] is this value: one huge outlier that wrecks the per-channel scale */
+  /**
+   * when set, row 0 of the first weight is ±outlier: input feature 0 carries huge weights (a feature
+   * the samples leave at 0, so fp32 outputs stay sane) that set every column's int8 scale, leaving
+   * the ordinary weights a handful of levels. Quantization wrecks such a model.
+   */
   outlier?: number;
 }
 
@@ -53,7 +57,11 @@ export const mlpModel = ({ widths, opset = 17, seed = 1, outlier }: MlpSpec): Ui
   let current = 'x';
   for (let l = 0; l + 1 < widths.length; l++) {
     const [k = 0, n = 0] = [widths[l], widths[l + 1]];
-    const w = weight(`w${l}`, k, n, seed * 100 + l, k, l === 0 ? outlier : undefined);
+    const values = randomFloats(k * n, seed * 100 + l, 1 / Math.sqrt(k));
+    if (l === 0 && outlier !== undefined) {
+      for (let c = 0; c < n; c++) values[c] = c % 2 === 0 ? outlier : -outlier;
+    }
+    const w = tensor(`w${l}`, FLOAT, [k, n], values);
     initializers.push(w, tensor(`b${l}`, FLOAT, [n], randomFloats(n, seed * 100 + 50 + l, 0.1)));
     const last = l + 2 === widths.length;
     nodes.push(node('MatMul', [current, `w${l}`], [`h${l}`], {}, `layer${l}/MatMul`));
@@ -141,16 +149,21 @@ export const noMatMulModel = (): Uint8Array =>
     }),
   );
 
-/** A float32 feed of deterministic N(0, 1) values. */
-export const floatFeed = (dims: readonly number[], seed: number): ort.Tensor =>
-  new ort.Tensor(
-    'float32',
-    randomFloats(
-      dims.reduce((a, b) => a * b, 1),
-      seed,
-    ),
-    dims,
+/** A float32 feed of deterministic N(0, 1) values; `zeroColumn` sets one last-axis index to 0. */
+export const floatFeed = (
+  dims: readonly number[],
+  seed: number,
+  zeroColumn?: number,
+): ort.Tensor => {
+  const values = randomFloats(
+    dims.reduce((a, b) => a * b, 1),
+    seed,
   );
+  const width = dims.at(-1) ?? 1;
+  if (zeroColumn !== undefined)
+    for (let i = zeroColumn; i < values.length; i += width) values[i] = 0;
+  return new ort.Tensor('float32', values, dims);
+};
 
 /** Runs a model once on CPU and returns its outputs as Float32Arrays. */
 export const runOnce = async (
