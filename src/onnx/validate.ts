@@ -121,6 +121,17 @@ const decode = (bytes: Uint8Array): ModelProto => {
   try {
     m = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: true });
   } catch (cause) {
+    // the decoder's own bound on message nesting (100 levels, about 30 nested subgraphs) trips
+    // long before the JS stack would
+    if (cause instanceof Error && cause.message.includes('maximum recursion depth')) {
+      reject(
+        'NestingTooDeep',
+        'The model nests messages (subgraphs inside subgraphs) too deeply to decode safely. Send ' +
+          'a model with flatter control flow.',
+        {},
+        cause,
+      );
+    }
     return diagnoseUndecodable(bytes, cause);
   }
   // protobuf keeps unknown fields instead of failing: graphless bytes made of unknown fields (or

@@ -1,4 +1,5 @@
 import { create } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
   SparseTensorProtoSchema,
   StringStringEntryProtoSchema,
@@ -137,6 +138,28 @@ const nestedIfs = (depth: number): Uint8Array => {
   return controlFlowModel(ifNode('if_0', inner));
 };
 
+/**
+ * If-in-If `levels` deep, written straight on the wire: deeper than protobuf encoders will build
+ * from objects, which is what a hand-crafted attack would send.
+ */
+const wireNestedIfs = (levels: number): Uint8Array => {
+  const { LengthDelimited: LEN, Varint } = WireType;
+  let g = new BinaryWriter().tag(2, LEN).string('leaf').finish();
+  for (let i = 0; i < levels; i++) {
+    const attr = new BinaryWriter()
+      .tag(1, LEN)
+      .string('then_branch')
+      .tag(6, LEN)
+      .bytes(g)
+      .tag(20, Varint)
+      .int32(5)
+      .finish();
+    const n = new BinaryWriter().tag(4, LEN).string('If').tag(5, LEN).bytes(attr).finish();
+    g = new BinaryWriter().tag(1, LEN).bytes(n).tag(2, LEN).string(`level_${i}`).finish();
+  }
+  return new BinaryWriter().tag(1, Varint).int64(8).tag(7, LEN).bytes(g).finish();
+};
+
 const typedInputModel = (input: ReturnType<typeof valueInfo>): Uint8Array =>
   encodeModel(
     model({
@@ -253,6 +276,12 @@ export const hostileModels = (): HostileModel[] => {
       bytes: nestedIfs(12),
       expectedCode: 'NestingTooDeep',
       messageIncludes: 'nested more than 8 deep',
+    },
+    {
+      name: 'If subgraphs nested 5000 deep on the wire',
+      bytes: wireNestedIfs(5000),
+      expectedCode: 'NestingTooDeep',
+      messageIncludes: 'too deeply to decode safely',
     },
     {
       name: 'dims whose product overflows',
