@@ -216,8 +216,9 @@ class Validator {
   }
 
   checkShape(shape: TensorShapeProto | undefined, where: string): void {
+    // some exporters write a dynamic dim as dim_value -1; runtimes read it as unknown, so do we
     const fixed = (shape?.dim ?? []).flatMap((d) =>
-      d.value.case === 'dimValue' ? [Number(d.value.value)] : [],
+      d.value.case === 'dimValue' && d.value.value >= 0n ? [Number(d.value.value)] : [],
     );
     this.checkDims(fixed, where);
   }

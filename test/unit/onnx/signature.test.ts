@@ -11,6 +11,7 @@ import {
   TensorProto_DataType as T,
   type TensorSpec,
   tensor,
+  validateModel,
   valueInfo,
 } from '../../../src/onnx/index.ts';
 import { exampleModels, THIRD_PARTY_MODELS, v2DatatypeOfOrt } from '../../support/models.ts';
@@ -109,6 +110,22 @@ describe('readSignature agrees with onnxruntime', () => {
     const signature = await expectSameAsOrt(bytes);
     expect(signature.inputs.map((i) => i.name)).toEqual(['x']);
     expect(signature.irVersion).toBe(3);
+  });
+
+  it('reads dim_value -1 as a dynamic dim, as onnxruntime does, and accepts it', async () => {
+    const bytes = encodeModel(
+      model({
+        graph: graph({
+          nodes: [node('Identity', ['x'], ['y'])],
+          inputs: [valueInfo('x', T.FLOAT, [-1, 4])],
+          outputs: [valueInfo('y', T.FLOAT, [-1, 4])],
+        }),
+        opset: 17,
+      }),
+    );
+    const signature = await expectSameAsOrt(bytes);
+    expect(signature.inputs[0]?.shape).toEqual([-1, 4]);
+    expect(validateModel(bytes).signature).toEqual(signature);
   });
 });
 
