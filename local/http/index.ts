@@ -1,0 +1,251 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type LocalConfig, loadConfig } from '../../src/config/index.ts';
+import {
+  errorResponse,
+  fromResult,
+  type IncomingRequest,
+  type OutgoingResponse,
+  toEvent,
+} from './event.ts';
+import {
+  type InvokeOutcome,
+  type OutputListener,
+  QueueFullError,
+  WorkerPool,
+} from './worker-pool.ts';
+
+export { fromResult, type IncomingRequest, type OutgoingResponse, toEvent } from './event.ts';
+export type { OutputListener } from './worker-pool.ts';
+
+export interface LocalApiOptions
+  extends Partial<
+    Pick<LocalConfig, 'workers' | 'queueLimit' | 'maxBodyBytes' | 'invokeTimeoutMs'>
+  > {
+  /** 0 picks a free port. @default `PORT`, else 3000 */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** environment of the handler instances, over this process's own */
+  env?: Record<string, string>;
+  /** the Lambda handler to run. @default functions/predict/handler.ts, export `handler` */
+  handler?: { path: string; exportName?: string };
+  /** @default 'predict' */
+  functionName?: string;
+  /** the handler instances' log lines (EMF metrics among them); default: this process's stdout/stderr */
+  onOutput?: OutputListener;
+}
+
+export interface LocalApi {
+  /** `http://host:port` */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const DEFAULT_HANDLER = fileURLToPath(
+  new URL('../../functions/predict/handler.ts', import.meta.url),
+);
+/** what the local instances tell the handler about their memory (Lambda's default size) */
+const MEMORY_MB = 1769;
+
+/**
+ * The local API Gateway: turns HTTP requests into HTTP API payload 2.0 events, runs them through
+ * handler instances in worker threads (one request at a time each, like Lambda) and answers with
+ * what the handler returned. Load beyond the instances and the queue is shed with 429, bodies
+ * over the cap get 413 before they are read.
+ */
+export async function startLocalApi(options: LocalApiOptions = {}): Promise<LocalApi> {
+  const env = { ...definedEnv(process.env), ...options.env };
+  const settings: LocalConfig = {
+    ...loadConfig(env).local,
+    ...definedOnly({
+      workers: options.workers,
+      queueLimit: options.queueLimit,
+      maxBodyBytes: options.maxBodyBytes,
+      invokeTimeoutMs: options.invokeTimeoutMs,
+    }),
+  };
+  // Instances share the cores the way separate Lambda instances would each get their own.
+  env.MAAS_INTRA_OP_THREADS ??= String(
+    Math.max(1, Math.floor(availableParallelism() / settings.workers)),
+  );
+  env.AWS_LAMBDA_INITIALIZATION_TYPE ??= 'on-demand';
+  const pool = new WorkerPool({
+    size: settings.workers,
+    queueLimit: settings.queueLimit,
+    timeoutMs: settings.invokeTimeoutMs,
+    env,
+    init: {
+      handlerUrl: pathToFileURL(options.handler?.path ?? DEFAULT_HANDLER).href,
+      exportName: options.handler?.exportName ?? 'handler',
+      functionName: options.functionName ?? 'predict',
+      region: loadConfig(env).storage.region,
+      memoryMb: MEMORY_MB,
+    },
+    ...(options.onOutput === undefined ? {} : { onOutput: options.onOutput }),
+  });
+  await pool.start();
+
+  const server = createServer((req, res) => {
+    void serve(req, res, pool, settings).catch((err: unknown) => {
+      res.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? settings.apiPort, options.host ?? '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await pool.close();
+    },
+  };
+}
+
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pool: WorkerPool,
+  settings: LocalConfig,
+): Promise<void> {
+  const requestId = randomUUID();
+  const receivedAt = new Date();
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > settings.maxBodyBytes) {
+    return reject(req, res, tooLarge(settings, requestId));
+  }
+  if (pool.full) return reject(req, res, busy(requestId));
+  const body = await readBody(req, settings.maxBodyBytes);
+  if (body === undefined) return reject(req, res, tooLarge(settings, requestId));
+  const request: IncomingRequest = {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    rawHeaders: req.rawHeaders,
+    body,
+    sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+    requestId,
+    receivedAt,
+  };
+  let outcome: InvokeOutcome;
+  try {
+    outcome = await pool.invoke(requestId, toEvent(request));
+  } catch (err) {
+    if (err instanceof QueueFullError) return send(res, busy(requestId));
+    throw err;
+  }
+  send(res, toResponse(outcome, requestId));
+}
+
+const toResponse = (outcome: InvokeOutcome, requestId: string): OutgoingResponse => {
+  switch (outcome.kind) {
+    case 'result':
+      try {
+        return fromResult(outcome.result, requestId);
+      } catch {
+        return errorResponse(
+          502,
+          `the handler returned a malformed response (request id ${requestId})`,
+          requestId,
+        );
+      }
+    case 'error':
+      return errorResponse(
+        500,
+        `the handler failed (request id ${requestId}): ${outcome.error.message}; its log has the stack`,
+        requestId,
+      );
+    case 'timeout':
+      return errorResponse(
+        504,
+        `the handler ran longer than ${outcome.timeoutMs} ms and was stopped (request id ${requestId}); ` +
+          'send a smaller request or raise MAAS_INVOKE_TIMEOUT_MS',
+        requestId,
+      );
+    case 'crashed':
+      return errorResponse(
+        502,
+        `the handler instance failed (request id ${requestId}): ${outcome.error.message}`,
+        requestId,
+      );
+  }
+};
+
+const tooLarge = (settings: LocalConfig, requestId: string): OutgoingResponse =>
+  errorResponse(
+    413,
+    `request body is over the ${settings.maxBodyBytes}-byte cap (Lambda's synchronous payload ` +
+      'limit); send fewer elements, or binary tensor data instead of JSON',
+    requestId,
+  );
+
+const busy = (requestId: string): OutgoingResponse => {
+  const response = errorResponse(
+    429,
+    'every handler instance is busy and the request queue is full; retry in a moment',
+    requestId,
+  );
+  response.headers['retry-after'] = '1';
+  return response;
+};
+
+/** the whole body, or `undefined` as soon as it grows past `max` bytes */
+const readBody = (req: IncomingMessage, max: number): Promise<Buffer | undefined> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.byteLength;
+      if (size > max) {
+        req.off('data', onData);
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+
+const send = (res: ServerResponse, response: OutgoingResponse): void => {
+  res.writeHead(response.statusCode, {
+    ...response.headers,
+    'content-length': String(response.body.byteLength),
+  });
+  res.end(response.body);
+};
+
+/**
+ * Answers without reading (the rest of) the body, then closes the connection: reading a body we
+ * are refusing would spend the very resources the refusal protects.
+ */
+const reject = (req: IncomingMessage, res: ServerResponse, response: OutgoingResponse): void => {
+  response.headers.connection = 'close';
+  send(res, response);
+  res.once('finish', () => req.socket.destroySoon());
+};
+
+const definedEnv = (env: NodeJS.ProcessEnv): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+
+const definedOnly = <T extends object>(value: T): Partial<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

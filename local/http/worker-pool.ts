@@ -1,0 +1,264 @@
+import { Worker } from 'node:worker_threads';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { ErrorInfo, FromWorker, ToWorker, WorkerInit } from './messages.ts';
+
+export type InvokeOutcome =
+  | { kind: 'result'; result: unknown }
+  /** the handler threw or rejected */
+  | { kind: 'error'; error: ErrorInfo }
+  /** the invocation ran past the timeout; its instance was stopped */
+  | { kind: 'timeout'; timeoutMs: number }
+  /** the instance died (or could not start) before answering */
+  | { kind: 'crashed'; error: ErrorInfo };
+
+export type OutputListener = (line: string, stream: 'stdout' | 'stderr', instance: number) => void;
+
+export interface WorkerPoolOptions {
+  size: number;
+  queueLimit: number;
+  timeoutMs: number;
+  init: Omit<WorkerInit, 'instance'>;
+  env: Record<string, string>;
+  /** handler output line by line; without it, instances write to this process's stdout/stderr */
+  onOutput?: OutputListener;
+}
+
+/** Every instance is busy and the queue is at its bound. */
+export class QueueFullError extends Error {
+  constructor(
+    readonly instances: number,
+    readonly queued: number,
+  ) {
+    super(`all ${instances} handler instances are busy and ${queued} requests are waiting`);
+  }
+}
+
+interface Job {
+  id: number;
+  requestId: string;
+  event: APIGatewayProxyEventV2;
+  resolve(outcome: InvokeOutcome): void;
+}
+
+interface Instance {
+  readonly number: number;
+  readonly worker: Worker;
+  job?: Job;
+  timer?: NodeJS.Timeout;
+  ready: boolean;
+}
+
+const WORKER_URL = new URL('./worker.ts', import.meta.url).href;
+
+/**
+ * Worker threads start without tsx's loader even when this process has one (vitest, `tsx`): the
+ * bootstrap registers tsx inside the worker before importing the TypeScript entry.
+ */
+const bootstrap = (): string =>
+  `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+  `.then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL)}); })`;
+
+const crashed = (message: string): InvokeOutcome => ({
+  kind: 'crashed',
+  error: { name: 'Error', message },
+});
+
+/**
+ * Handler instances in worker threads, one invocation at a time each, like Lambda execution
+ * environments: a slow inference holds one instance while the others keep serving. Requests wait
+ * in a bounded FIFO queue; an instance that times out or dies is replaced by a fresh one (a new
+ * cold start).
+ */
+export class WorkerPool {
+  private readonly instances = new Set<Instance>();
+  private readonly idle: Instance[] = [];
+  private readonly queue: Job[] = [];
+  private nextJob = 1;
+  private nextInstance = 1;
+  private starting = 0;
+  private closing = false;
+  private lastInitError: ErrorInfo | undefined;
+
+  constructor(private readonly options: WorkerPoolOptions) {}
+
+  /** starts every instance and resolves once each has imported the handler */
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(
+      Array.from({ length: this.options.size }, () => this.spawn()),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      await this.close();
+      throw failed.reason;
+    }
+  }
+
+  /** true when a new request would be refused right now */
+  get full(): boolean {
+    return this.idle.length === 0 && this.queue.length >= this.options.queueLimit;
+  }
+
+  invoke(requestId: string, event: APIGatewayProxyEventV2): Promise<InvokeOutcome> {
+    if (this.closing) return Promise.resolve(crashed('the local API is shutting down'));
+    if (this.full) throw new QueueFullError(this.instances.size, this.queue.length);
+    return new Promise((resolve) => {
+      const job: Job = { id: this.nextJob++, requestId, event, resolve };
+      const instance = this.idle.shift();
+      if (instance !== undefined) this.assign(instance, job);
+      else {
+        this.queue.push(job);
+        if (this.instances.size + this.starting === 0) void this.replace();
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const job of this.queue.splice(0)) job.resolve(crashed('the local API is shutting down'));
+    const stopping = [...this.instances].map((instance) => this.stop(instance));
+    await Promise.all(stopping);
+  }
+
+  private spawn(): Promise<Instance> {
+    const number = this.nextInstance++;
+    const piped = this.options.onOutput !== undefined;
+    const worker = new Worker(bootstrap(), {
+      eval: true,
+      workerData: { ...this.options.init, instance: number } satisfies WorkerInit,
+      env: this.options.env,
+      execArgv: [],
+      stdout: piped,
+      stderr: piped,
+    });
+    const instance: Instance = { number, worker, ready: false };
+    this.instances.add(instance);
+    this.starting += 1;
+    if (this.options.onOutput !== undefined) {
+      forwardLines(worker.stdout, (line) => this.options.onOutput?.(line, 'stdout', number));
+      forwardLines(worker.stderr, (line) => this.options.onOutput?.(line, 'stderr', number));
+    }
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: ErrorInfo): void => {
+        if (settled) return;
+        settled = true;
+        this.starting -= 1;
+        if (error === undefined) {
+          instance.ready = true;
+          resolve(instance);
+          return;
+        }
+        this.lastInitError = error;
+        reject(new Error(`the handler could not start: ${error.message}`));
+      };
+      worker.on('message', (message: FromWorker) => {
+        if (message.type === 'ready') {
+          settle();
+          this.next(instance);
+        } else if (message.type === 'init-error') settle(message.error);
+        else this.answered(instance, message);
+      });
+      worker.on('error', (err) => {
+        const error = { name: err.name, message: err.message };
+        settle(error);
+        this.lost(instance, error);
+      });
+      worker.on('exit', (code) => {
+        const error = { name: 'Error', message: `handler instance exited with code ${code}` };
+        settle(error);
+        this.lost(instance, error);
+      });
+    });
+  }
+
+  private assign(instance: Instance, job: Job): void {
+    instance.job = job;
+    instance.timer = setTimeout(() => this.timedOut(instance), this.options.timeoutMs);
+    const message: ToWorker = {
+      id: job.id,
+      requestId: job.requestId,
+      event: job.event,
+      deadline: Date.now() + this.options.timeoutMs,
+    };
+    instance.worker.postMessage(message);
+  }
+
+  private answered(
+    instance: Instance,
+    message: Exclude<FromWorker, { type: 'ready' | 'init-error' }>,
+  ): void {
+    const job = instance.job;
+    if (job === undefined || job.id !== message.id) return;
+    clearTimeout(instance.timer);
+    instance.job = undefined;
+    job.resolve(
+      message.type === 'result'
+        ? { kind: 'result', result: message.result }
+        : { kind: 'error', error: message.error },
+    );
+    this.next(instance);
+  }
+
+  private next(instance: Instance): void {
+    if (this.closing || !this.instances.has(instance)) return;
+    const job = this.queue.shift();
+    if (job === undefined) this.idle.push(instance);
+    else this.assign(instance, job);
+  }
+
+  private timedOut(instance: Instance): void {
+    const job = instance.job;
+    instance.job = undefined;
+    job?.resolve({ kind: 'timeout', timeoutMs: this.options.timeoutMs });
+    // A synchronous run() cannot be interrupted: stop the whole instance, as Lambda does.
+    void this.stop(instance).then(() => this.replace());
+  }
+
+  /** an instance died on its own: fail its invocation and start another in its place */
+  private lost(instance: Instance, error: ErrorInfo): void {
+    if (!this.instances.delete(instance)) return;
+    this.forget(instance);
+    instance.job?.resolve({ kind: 'crashed', error });
+    instance.job = undefined;
+    if (instance.ready) void this.replace();
+    else this.failQueueIfNoInstances();
+  }
+
+  private async stop(instance: Instance): Promise<void> {
+    if (!this.instances.delete(instance)) return;
+    this.forget(instance);
+    await instance.worker.terminate();
+  }
+
+  private forget(instance: Instance): void {
+    clearTimeout(instance.timer);
+    const at = this.idle.indexOf(instance);
+    if (at !== -1) this.idle.splice(at, 1);
+  }
+
+  private async replace(): Promise<void> {
+    if (this.closing) return;
+    await this.spawn().catch(() => this.failQueueIfNoInstances());
+  }
+
+  private failQueueIfNoInstances(): void {
+    if (this.instances.size + this.starting > 0) return;
+    const reason = this.lastInitError?.message ?? 'no handler instance is running';
+    for (const job of this.queue.splice(0))
+      job.resolve(crashed(`the handler could not start: ${reason}`));
+  }
+}
+
+const forwardLines = (stream: NodeJS.ReadableStream, emit: (line: string) => void): void => {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) emit(line);
+  });
+  stream.on('end', () => {
+    if (pending !== '') emit(pending);
+  });
+};

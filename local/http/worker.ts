@@ -1,0 +1,63 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { FromWorker, ToWorker, WorkerInit } from './messages.ts';
+
+/**
+ * One handler instance, as Lambda runs one: the module is imported once (the init phase), then
+ * invocations arrive one at a time.
+ */
+const port = parentPort;
+if (port === null) throw new Error('local/http/worker.ts runs only as a worker thread');
+const init = workerData as WorkerInit;
+const send = (message: FromWorker): void => port.postMessage(message);
+
+type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
+
+const describeError = (err: unknown): { name: string; message: string; stack?: string } =>
+  err instanceof Error
+    ? {
+        name: err.name,
+        message: err.message,
+        ...(err.stack === undefined ? {} : { stack: err.stack }),
+      }
+    : { name: 'Error', message: String(err) };
+
+const context = (requestId: string, deadline: number): Context => ({
+  callbackWaitsForEmptyEventLoop: true,
+  functionName: init.functionName,
+  functionVersion: '$LATEST',
+  invokedFunctionArn: `arn:aws:lambda:${init.region}:000000000000:function:${init.functionName}`,
+  memoryLimitInMB: String(init.memoryMb),
+  awsRequestId: requestId,
+  logGroupName: `/aws/lambda/${init.functionName}`,
+  logStreamName: `local/instance-${init.instance}`,
+  getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  done: () => undefined,
+  fail: () => undefined,
+  succeed: () => undefined,
+});
+
+let handler: Handler;
+try {
+  const loaded: Record<string, unknown> = await import(init.handlerUrl);
+  const candidate = loaded[init.exportName];
+  if (typeof candidate !== 'function') {
+    throw new TypeError(`${init.handlerUrl} has no function export named ${init.exportName}`);
+  }
+  handler = candidate as Handler;
+  send({ type: 'ready' });
+} catch (err) {
+  send({ type: 'init-error', error: describeError(err) });
+  process.exit(1);
+}
+
+port.on('message', async (message: ToWorker) => {
+  try {
+    const result = await handler(message.event, context(message.requestId, message.deadline));
+    send({ type: 'result', id: message.id, result });
+  } catch (err) {
+    // Lambda logs an invocation error to the function's log before API Gateway answers 500.
+    console.error(`ERROR Invoke Error ${message.requestId}`, err);
+    send({ type: 'error', id: message.id, error: describeError(err) });
+  }
+});
