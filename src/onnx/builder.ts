@@ -185,17 +185,18 @@ export const attribute = (name: string, value: AttrValue): AttributeProto => {
     const list = value as readonly unknown[];
     if (isTensorList(list)) return make({ type: T.TENSORS, tensors: [...list] });
     if (isGraphList(list)) return make({ type: T.GRAPHS, graphs: [...list] });
-    if (list.every((x) => typeof x === 'string')) {
-      if (list.length > 0)
-        return make({ type: T.STRINGS, strings: list.map((s) => utf8.encode(s)) });
+    // an empty list falls through to INTS, the usual meaning of `[]` (axes, pads, perm)
+    if (list.length > 0 && list.every((x) => typeof x === 'string')) {
+      return make({ type: T.STRINGS, strings: list.map((s) => utf8.encode(s)) });
     }
     if (
       list.every((x) => typeof x === 'bigint' || (typeof x === 'number' && Number.isInteger(x)))
     ) {
       return make({ type: T.INTS, ints: list.map(toBigInt) });
     }
-    if (list.every((x) => typeof x === 'number'))
+    if (list.every((x) => typeof x === 'number')) {
       return make({ type: T.FLOATS, floats: [...list] });
+    }
     throw new TypeError(`attribute ${name}: mixed list values cannot be encoded`);
   }
   const wrapped = value as AttrWrapped;
