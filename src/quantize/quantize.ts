@@ -24,7 +24,7 @@ import {
 export interface QuantizeOptions {
   /** weights with fewer elements stay float: their int8 saving is smaller than the added nodes */
   minElements?: number;
-  /** node names (or, for unnamed nodes, their first output) left in float */
+  /** nodes left in float, by node name or by the name of their first output */
   excludeNodes?: readonly string[];
   /** the only scheme: dynamic int8 with the op pattern the model's opset allows */
   scheme?: 'auto';
@@ -295,9 +295,12 @@ const rewriteNode = (
       ),
     );
   } else {
-    // The exact shape onnxruntime fuses into DynamicQuantizeMatMul: one DynamicQuantizeLinear per
-    // MatMulInteger (the fusion wants all three of its outputs used once), Cast to float, and
-    // Mul(Cast, Mul(x_scale, w_scale)) with the weight scale as the second input.
+    // The exact shape onnxruntime fuses: Mul(Cast(MatMulInteger), Mul(x_scale, w_scale)) with the
+    // weight scale second becomes MatMulIntegerToFloat (taking a following bias Add along), and a
+    // DynamicQuantizeLinear whose three outputs feed only it folds in too, into
+    // DynamicQuantizeMatMul. Where projections share an input (Q, K, V), onnxruntime merges their
+    // identical DynamicQuantizeLinear nodes and keeps MatMulIntegerToFloat: the input is then
+    // quantized once for all three.
     const [xq, xs, xz] = [fresh('x_quantized'), fresh('x_scale'), fresh('x_zero_point')];
     const [acc, accF, scale] = [fresh('int32'), fresh('float'), fresh('scale')];
     out.push(
