@@ -21,4 +21,5 @@ export type {
   ModelProvider,
   RouteVariant,
   RuntimeHooks,
+  RuntimeLoadedModel,
 } from './provider.ts';

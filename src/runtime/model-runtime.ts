@@ -24,13 +24,13 @@ import {
   NoProductionVersionError,
 } from './errors.ts';
 import type {
-  LoadedModel,
   ModelDescription,
   ModelListing,
   ModelLoadTiming,
   ModelProvider,
   RouteVariant,
   RuntimeHooks,
+  RuntimeLoadedModel,
 } from './provider.ts';
 import { SessionCache, type SessionEntry } from './session-cache.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -151,7 +151,7 @@ export class ModelRuntime implements ModelProvider {
     return { name: model, versions, version: described, manifest };
   }
 
-  async acquire(model: string, version?: number): Promise<LoadedModel> {
+  async acquire(model: string, version?: number): Promise<RuntimeLoadedModel> {
     if (version !== undefined) return this.serve(model, version, 'pinned');
     const { aliases } = await this.readAliases(model);
     const candidate = aliases?.candidate;
@@ -176,7 +176,11 @@ export class ModelRuntime implements ModelProvider {
     await Promise.allSettled([...this.loading.values()]);
   }
 
-  private async serve(model: string, version: number, variant: RouteVariant): Promise<LoadedModel> {
+  private async serve(
+    model: string,
+    version: number,
+    variant: RouteVariant,
+  ): Promise<RuntimeLoadedModel> {
     try {
       return this.handle(await this.load(model, version), variant);
     } catch (err) {
@@ -184,7 +188,7 @@ export class ModelRuntime implements ModelProvider {
     }
   }
 
-  private handle(load: Load, variant: RouteVariant): LoadedModel {
+  private handle(load: Load, variant: RouteVariant): RuntimeLoadedModel {
     const { entry, timing } = load;
     const current = { entry };
     return {

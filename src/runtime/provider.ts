@@ -1,50 +1,13 @@
-import type * as ort from 'onnxruntime-node';
-import type { TensorSpec } from '../onnx/index.ts';
-import type { Manifest, ServedVariant } from '../registry/types.ts';
+import type { LoadedModel } from '../protocol/index.ts';
+import type { ServedVariant } from '../registry/index.ts';
 
-/**
- * The runtime as the protocol layer sees it. Structurally identical to the protocol's
- * `ModelProvider`, so `ModelRuntime` satisfies both.
- */
-export interface ModelProvider {
-  listModels(): Promise<ModelListing[]>;
-  /** throws ModelNotFoundError / VersionNotFoundError */
-  describe(model: string, version?: number): Promise<ModelDescription>;
-  /** routes by aliases when `version` is undefined */
-  acquire(model: string, version?: number): Promise<LoadedModel>;
-}
-
-export interface ModelListing {
-  name: string;
-  production?: number;
-  candidate?: { version: number; weight: number };
-}
-
-export interface ModelDescription {
-  name: string;
-  /** committed versions, ascending */
-  versions: number[];
-  /** the version described: the one asked for, else production, else the newest */
-  version?: number;
-  manifest: Manifest;
-}
-
-export type RouteVariant = 'production' | 'candidate' | 'pinned';
-
-export interface LoadedModel {
-  model: string;
-  version: number;
-  variant: RouteVariant;
-  served: ServedVariant;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  /** set on the acquire that waited for a cold load (ModelLoadLatency) */
-  load?: ModelLoadTiming;
-  run(
-    feeds: Record<string, ort.Tensor>,
-    outputNames: string[],
-  ): Promise<Record<string, ort.Tensor>>;
-}
+export type {
+  LoadedModel,
+  ModelDescription,
+  ModelListing,
+  ModelProvider,
+  RouteVariant,
+} from '../protocol/index.ts';
 
 /** How a cold load went, for metrics and logs. */
 export interface ModelLoadTiming {
@@ -55,6 +18,11 @@ export interface ModelLoadTiming {
   verifyMs: number;
   sessionMs: number;
   totalMs: number;
+}
+
+/** The protocol's LoadedModel with the whole timing of the cold load it waited for. */
+export interface RuntimeLoadedModel extends LoadedModel {
+  load?: ModelLoadTiming;
 }
 
 export interface ModelLoadEvent extends ModelLoadTiming {

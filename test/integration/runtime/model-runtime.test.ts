@@ -1,6 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHttpResponse } from '../../../src/protocol/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import {
   ModelRuntime,
@@ -135,6 +136,7 @@ describe('ModelRuntime', () => {
 
     expect(err).toMatchObject({ code: 'ModelNotFound' });
     expect((err as Error).message).toContain('/v2/models/unpromoted/versions/{version}/infer');
+    expect(toHttpResponse(err).status).toBe(404);
     expect((await runtime.acquire('unpromoted', 1)).variant).toBe('pinned');
   });
 
@@ -276,6 +278,7 @@ describe('ModelRuntime', () => {
       details: { model: 'tampered', version: 1, variant: 'production', retryAfterSeconds: 2 },
     });
     expect((err as Error).message).toContain(keys.variant('tampered', 1, 'fp32'));
+    expect(toHttpResponse(err)).toMatchObject({ status: 503, headers: { 'retry-after': '2' } });
     expect(sessions.created).toBe(0);
     expect(runtime.loadedModels()).toEqual([]);
   });
@@ -325,5 +328,8 @@ describe('ModelRuntime when the model store goes down', () => {
       details: { model: 'outage', version: 2, variant: 'pinned', retryAfterSeconds: 2 },
     });
     expect((cold as Error).message).toContain('unreachable');
+    const response = toHttpResponse(cold);
+    expect(response).toMatchObject({ status: 503, headers: { 'retry-after': '2' } });
+    expect(JSON.parse(String(response.body)).error).toContain('model outage version 2');
   });
 });
