@@ -1,0 +1,44 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  DIMENSIONS,
+  METRICS,
+  METRICS_NAMESPACE,
+  type MetricDimensions,
+  type MetricName,
+  type MetricsSink,
+  type MetricValues,
+} from './names.ts';
+
+/**
+ * Metrics as CloudWatch EMF lines on stdout through Powertools. Each `emit` publishes one
+ * document with the two dimension sets of the contract (Powertools' `addDimensions` starts a new
+ * set per call). The default `service` dimension is dropped so the sets are exactly
+ * `[Model, Variant]` and `[Model, Version]`, the schemas the alarms query.
+ */
+export class PowertoolsMetricsSink implements MetricsSink {
+  readonly metrics: Metrics;
+
+  constructor(metrics: Metrics = new Metrics({ namespace: METRICS_NAMESPACE })) {
+    this.metrics = metrics;
+    this.metrics.clearDefaultDimensions();
+  }
+
+  emit(values: MetricValues, dimensions?: MetricDimensions): void {
+    const entries = Object.entries(values) as [MetricName, number][];
+    if (entries.length === 0) return;
+    if (dimensions) {
+      this.metrics.addDimensions({
+        [DIMENSIONS.model]: dimensions.model,
+        [DIMENSIONS.variant]: dimensions.variant,
+      });
+      this.metrics.addDimensions({
+        [DIMENSIONS.model]: dimensions.model,
+        [DIMENSIONS.version]: String(dimensions.version),
+      });
+    }
+    for (const [name, value] of entries) {
+      this.metrics.addMetric(name, MetricUnit[METRICS[name]], value);
+    }
+    this.metrics.publishStoredMetrics();
+  }
+}

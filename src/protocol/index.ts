@@ -1,0 +1,60 @@
+export {
+  createPredictApp,
+  matchRoute,
+  PLATFORM,
+  type PredictApp,
+  type PredictAppDeps,
+  type RequestRecord,
+  type RouteName,
+  SERVER_EXTENSIONS,
+} from './app.ts';
+export {
+  InputRejectedError,
+  InvalidRequestError,
+  InvalidTensorError,
+  MethodNotAllowedError,
+  PayloadTooLargeError,
+  RETRY_AFTER_SECONDS,
+  RouteNotFoundError,
+  statusOf,
+  toHttpResponse,
+  UnsupportedMediaTypeError,
+} from './errors.ts';
+export {
+  BINARY_CONTENT_TYPE,
+  type HttpRequest,
+  type HttpResponse,
+  INFERENCE_HEADER_LENGTH,
+  JSON_CONTENT_TYPE,
+} from './http.ts';
+export {
+  DEFAULT_LIMITS,
+  InvalidConfigError,
+  LIMIT_ENV,
+  limitsFromEnv,
+  type ProtocolLimits,
+} from './limits.ts';
+export { fromOrtTensor, toOrtTensor } from './ort.ts';
+export type {
+  LoadedModel,
+  ModelDescription,
+  ModelListing,
+  ModelProvider,
+  RouteVariant,
+} from './provider.ts';
+export {
+  countNonFinite,
+  type DecodedTensor,
+  halfToNumber,
+  type NumericData,
+  type TensorData,
+} from './tensors.ts';
+export { decodeV1Request, encodeV1Response } from './v1.ts';
+export {
+  type DecodedInferRequest,
+  decodeInferRequest,
+  encodeInferResponse,
+  parseHeaderLength,
+  type RequestedOutput,
+  type Signature,
+} from './v2.ts';
