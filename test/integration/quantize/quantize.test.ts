@@ -3,9 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseModel } from '../../../src/onnx/index.ts';
+import {
+  encodeModel,
+  graph,
+  model,
+  node,
+  parseModel,
+  TensorProto_DataType,
+  tensor,
+  valueInfo,
+} from '../../../src/onnx/index.ts';
 import { quantizeModel } from '../../../src/quantize/index.ts';
-import { cosine, floatFeed, type GemmSpec, gemmModel, mlpModel, runOnce } from './fixtures.ts';
+import {
+  cosine,
+  floatFeed,
+  type GemmSpec,
+  gemmModel,
+  mlpModel,
+  randomFloats,
+  runOnce,
+} from './fixtures.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -102,4 +119,35 @@ describe('quantized models in onnxruntime', () => {
     expect(m.graph!.node.filter((n) => n.opType === 'Constant')).toEqual([]);
     expect(m.graph!.initializer.some((t) => t.name === 'B')).toBe(false);
   });
+
+  it.each([10, 13])(
+    'an embedding Gather feeding a MatMul at opset %i matches fp32',
+    async (opset) => {
+      const { FLOAT, INT64 } = TensorProto_DataType;
+      const fp32 = encodeModel(
+        model({
+          opset,
+          graph: graph({
+            nodes: [
+              node('Gather', ['table', 'ids'], ['rows'], { axis: 0 }, 'embed'),
+              node('MatMul', ['rows', 'w'], ['y'], {}, 'mm'),
+            ],
+            initializers: [
+              tensor('table', FLOAT, [100, 64], randomFloats(6400, 1)),
+              tensor('w', FLOAT, [64, 128], randomFloats(8192, 2, 1 / 8)),
+            ],
+            inputs: [valueInfo('ids', INT64, [4])],
+            outputs: [valueInfo('y', FLOAT, [4, 128])],
+          }),
+        }),
+      );
+      const ids = new ort.Tensor('int64', BigInt64Array.from([1n, 5n, 99n, 0n]), [4]);
+      const { report, cosine } = await compare(fp32, { ids });
+      expect(report.nodes.map((n) => [n.node, n.action])).toEqual([
+        ['embed', 'quantized'],
+        ['mm', 'quantized'],
+      ]);
+      expect(cosine).toBeGreaterThanOrEqual(0.999);
+    },
+  );
 });
