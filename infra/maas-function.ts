@@ -1,0 +1,184 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, type IDestination, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { MaasError } from '../src/errors/index.ts';
+import { acknowledge } from './nag.ts';
+import type { Architecture as ArchitectureSetting, MaasSettings } from './settings.ts';
+
+/** The handlers under `functions/<name>/handler.ts`, each exporting `handler`. */
+export type FunctionName = 'predict' | 'ingest' | 'rollback' | 'promote';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const handlerEntry = (name: FunctionName): string =>
+  fileURLToPath(new URL(`../functions/${name}/handler.ts`, import.meta.url));
+
+/** Metric namespace the handlers emit EMF into (Powertools reads it from the environment). */
+export const METRIC_NAMESPACE = 'Maas';
+
+/** Where onnxruntime-node keeps its prebuilt binaries, one folder per `<platform>/<arch>`. */
+const ORT_BINARIES = 'node_modules/onnxruntime-node/bin/napi-v6';
+const ORT_ARCH: Record<ArchitectureSetting, string> = { arm64: 'arm64', x86_64: 'x64' };
+
+/**
+ * Shell commands that leave only the Linux binaries of the target architecture (the package
+ * ships every platform: 291 MB, over Lambda's 250 MB limit) and fail the build if the layout of
+ * onnxruntime-node changed so that nothing would be left to load.
+ */
+export const pruneOnnxRuntimeCommands = (
+  outputDir: string,
+  arch: ArchitectureSetting,
+): string[] => {
+  const bin = `${outputDir}/${ORT_BINARIES}`;
+  const keep = `${bin}/linux/${ORT_ARCH[arch]}`;
+  return [
+    `test -f "${keep}/onnxruntime_binding.node"`,
+    `find "${bin}" -mindepth 2 -maxdepth 2 -type d ! -path "${keep}" -exec rm -rf {} +`,
+    `find "${bin}" -mindepth 1 -maxdepth 1 -type d -empty -delete`,
+  ];
+};
+
+/** A handler file is missing: the function cannot be built. */
+export class MissingHandlerError extends MaasError {
+  constructor(entry: string) {
+    super(
+      'MissingHandler',
+      `${entry} does not exist: every function needs functions/<name>/handler.ts exporting \`handler\``,
+    );
+  }
+}
+
+export interface MaasFunctionProps {
+  readonly name: FunctionName;
+  readonly description: string;
+  readonly settings: MaasSettings;
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+  /** variables the handler reads through `src/config` and Powertools */
+  readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * Ship onnxruntime-node beside the bundle (esbuild cannot bundle its `.node` and `.so` files).
+   * @default false
+   */
+  readonly onnxRuntime?: boolean;
+  /** @default - none */
+  readonly reservedConcurrency?: number;
+  /** asynchronous invocations only (@default - Lambda's defaults, no destination) */
+  readonly async?: {
+    readonly retryAttempts: number;
+    readonly maxEventAge: Duration;
+    readonly onFailure: IDestination;
+  };
+}
+
+/**
+ * One handler as a Lambda function, built the same way for all: Node.js 22 ESM bundle with the
+ * pinned AWS SDK inside, X-Ray tracing, its own log group with the configured retention, and
+ * onnxruntime-node installed beside it (install script skipped, other platforms pruned) when asked.
+ */
+export class MaasFunction extends Construct {
+  readonly function: NodejsFunction;
+  readonly role: Role;
+  readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: MaasFunctionProps) {
+    super(scope, id);
+    const { settings } = props;
+    const entry = handlerEntry(props.name);
+    if (!existsSync(entry)) throw new MissingHandlerError(entry);
+    const removalPolicy =
+      settings.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: settings.logRetentionDays,
+      removalPolicy,
+    });
+
+    // Its own role instead of AWSLambdaBasicExecutionRole: log writes only to its own log group.
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `onnx-maas ${props.name} function`,
+    });
+    this.logGroup.grantWrite(this.role);
+
+    this.function = new NodejsFunction(this, 'Function', {
+      entry,
+      role: this.role,
+      handler: 'handler',
+      description: props.description,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: settings.architecture === 'arm64' ? Architecture.ARM_64 : Architecture.X86_64,
+      memorySize: props.memoryMb,
+      timeout: Duration.seconds(props.timeoutSeconds),
+      tracing: Tracing.ACTIVE,
+      logGroup: this.logGroup,
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      ...(props.reservedConcurrency === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrency }),
+      ...(props.async === undefined
+        ? {}
+        : {
+            retryAttempts: props.async.retryAttempts,
+            maxEventAge: props.async.maxEventAge,
+            onFailure: props.async.onFailure,
+          }),
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: `maas-${props.name}`,
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        ...props.environment,
+      },
+      bundling: bundlingOptions(settings.architecture, props.onnxRuntime === true),
+    });
+
+    acknowledge(this.role, {
+      'AwsSolutions-IAM5[Resource::*]':
+        'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) have no resource-level permissions',
+    });
+    const runtimeReason =
+      'nodejs22.x on purpose: the Node.js line the handlers, @middy/core 7 and the test suite run on';
+    acknowledge(this.function, {
+      'AwsSolutions-L1': runtimeReason,
+      'Serverless-LambdaLatestVersion': runtimeReason,
+      'Serverless-LambdaDLQ':
+        props.async === undefined
+          ? 'invoked synchronously only (API Gateway): the caller receives the error, a DLQ never fills'
+          : 'failed asynchronous events go to an on-failure destination queue (with the error), which supersedes a DLQ',
+    });
+  }
+}
+
+const bundlingOptions = (arch: ArchitectureSetting, onnxRuntime: boolean) => ({
+  format: OutputFormat.ESM,
+  target: 'node22',
+  // ESM entry points first so packages with both builds (middy, Powertools, the SDK) tree-shake.
+  mainFields: ['module', 'main'],
+  // CommonJS dependencies inside an ESM bundle still call `require` for Node built-ins.
+  banner:
+    "import { createRequire as __maasCreateRequire } from 'node:module'; const require = __maasCreateRequire(import.meta.url);",
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  // The SDK version the project pins and tests with, not whatever the runtime happens to carry.
+  bundleAwsSDK: true,
+  ...(onnxRuntime
+    ? {
+        nodeModules: ['onnxruntime-node'],
+        // `npm ci` in the asset folder ignores the project's `allowScripts`: skip every
+        // lifecycle script there, and onnxruntime-node's CUDA download by name as well.
+        environment: { ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_ignore_scripts: 'true' },
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir: string, outputDir: string) =>
+            pruneOnnxRuntimeCommands(outputDir, arch),
+        },
+      }
+    : {}),
+});

@@ -1,0 +1,96 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { MaasDashboard } from './dashboard.ts';
+import { Guard, type GuardAlarmDefinition, resolveAlarmDefinitions } from './guard.ts';
+import { Ingest } from './ingest.ts';
+import { ModelBucket } from './model-bucket.ts';
+import { PredictApi } from './predict-api.ts';
+import type { MaasSettings } from './settings.ts';
+
+/**
+ * Names of the stack outputs, stable because `maas --stack` reads them from the file
+ * `cdk deploy --outputs-file` writes: `{ "<stack name>": { "ApiUrl": …, "BucketName": …, … } }`.
+ */
+export const OUTPUTS = {
+  apiUrl: 'ApiUrl',
+  bucketName: 'BucketName',
+  dashboardUrl: 'DashboardUrl',
+  region: 'Region',
+} as const;
+
+export interface MaasStackProps extends StackProps {
+  readonly settings: MaasSettings;
+  /**
+   * The guard's health rules (`src/guard`); `maas:alarmThresholds` overrides their thresholds.
+   * @default - no alarms: nothing is rolled back automatically
+   */
+  readonly alarms?: readonly GuardAlarmDefinition[];
+}
+
+/** The whole platform in one stack: bucket, predict API, ingest, guard, dashboard. */
+export class MaasStack extends Stack {
+  readonly modelBucket: ModelBucket;
+  readonly predict: PredictApi;
+  readonly ingest: Ingest;
+  readonly guard: Guard;
+  readonly dashboard: MaasDashboard;
+
+  constructor(scope: Construct, id: string, props: MaasStackProps) {
+    super(scope, id, props);
+    const { settings } = props;
+    const alarms = resolveAlarmDefinitions(props.alarms ?? [], settings.alarmThresholds);
+
+    this.modelBucket = new ModelBucket(this, 'Models', {
+      removalMode: settings.removalPolicy,
+      accessLogDays: settings.logRetentionDays,
+    });
+    // The names `src/config` reads; AWS_REGION is set by Lambda itself.
+    const storage = { MAAS_BUCKET: this.modelBucket.bucket.bucketName };
+
+    this.predict = new PredictApi(this, 'Predict', {
+      settings,
+      modelBucket: this.modelBucket,
+      environment: storage,
+    });
+    this.ingest = new Ingest(this, 'Ingest', {
+      settings,
+      modelBucket: this.modelBucket,
+      environment: {
+        ...storage,
+        MAAS_CANARY_WEIGHT: String(settings.canaryWeight),
+        MAAS_BAKE_MINUTES: String(settings.bakeMinutes),
+      },
+    });
+    this.guard = new Guard(this, 'Guard', {
+      settings,
+      modelBucket: this.modelBucket,
+      alarms,
+      environment: storage,
+    });
+    this.dashboard = new MaasDashboard(this, 'Dashboard', {
+      dashboardName: this.stackName,
+      alarms: this.guard.alarms,
+      functions: {
+        predict: this.predict.handler.function,
+        ingest: this.ingest.handler.function,
+        rollback: this.guard.rollback.function,
+        promote: this.guard.promote.function,
+      },
+      failureQueues: { ingest: this.ingest.failures.queue, guard: this.guard.failures.queue },
+    });
+
+    new CfnOutput(this, OUTPUTS.apiUrl, {
+      value: this.predict.url,
+      description: 'Base URL of the inference API (SigV4-signed with IAM auth)',
+    });
+    new CfnOutput(this, OUTPUTS.bucketName, {
+      value: this.modelBucket.bucket.bucketName,
+      description: 'Model bucket: upload to incoming/<model>/<file>.onnx',
+    });
+    new CfnOutput(this, OUTPUTS.dashboardUrl, {
+      value: this.dashboard.url,
+      description: 'CloudWatch dashboard',
+    });
+    new CfnOutput(this, OUTPUTS.region, { value: this.region, description: 'Region of the stack' });
+  }
+}

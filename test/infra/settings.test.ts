@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidAlarmDefinitionError, resolveAlarmDefinitions } from '../../infra/guard.ts';
+import { readSettings, SETTING_DEFAULTS, SettingsError } from '../../infra/settings.ts';
+import { TEST_ALARMS } from './synth.ts';
+
+const fromContext = (context: Record<string, unknown>) =>
+  readSettings((key) => context[key], Object.keys(context));
+
+const problemsOf = (context: Record<string, unknown>): readonly string[] => {
+  try {
+    fromContext(context);
+  } catch (err) {
+    if (err instanceof SettingsError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a SettingsError');
+};
+
+describe('deployment settings', () => {
+  it('defaults to arm64, IAM auth, retained data and the documented limits', () => {
+    const settings = fromContext({});
+    expect(settings).toMatchObject({
+      stackName: SETTING_DEFAULTS.stackName,
+      architecture: 'arm64',
+      auth: { mode: 'iam' },
+      removalPolicy: 'retain',
+      canaryWeight: 0.1,
+      logRetentionDays: 30,
+      predict: { memoryMb: 2048, timeoutSeconds: 15, provisionedConcurrency: 0 },
+      ingest: { retryAttempts: 2, maxEventAgeSeconds: 3600 },
+    });
+    expect(settings.predict.reservedConcurrency).toBeUndefined();
+  });
+
+  it('accepts values typed in cdk.json and strings given with -c alike', () => {
+    const typed = fromContext({ 'maas:predictMemoryMb': 3008, 'maas:canaryWeight': 0.25 });
+    const strings = fromContext({ 'maas:predictMemoryMb': '3008', 'maas:canaryWeight': '0.25' });
+    expect(strings).toEqual(typed);
+    expect(typed.predict.memoryMb).toBe(3008);
+  });
+
+  it('configures JWT auth from issuer and a comma-separated or JSON audience', () => {
+    const base = { 'maas:auth': 'jwt', 'maas:jwtIssuer': 'https://issuer.example.com/' };
+    expect(fromContext({ ...base, 'maas:jwtAudience': 'a, b' }).auth).toEqual({
+      mode: 'jwt',
+      issuer: 'https://issuer.example.com/',
+      audience: ['a', 'b'],
+    });
+    expect(fromContext({ ...base, 'maas:jwtAudience': ['a'] }).auth).toMatchObject({
+      audience: ['a'],
+    });
+  });
+
+  it('lists every invalid setting in one error, each with what to set instead', () => {
+    const problems = problemsOf({
+      'maas:architecture': 'x86',
+      'maas:predictTimeoutSeconds': 45,
+      'maas:canaryWeight': '1.5',
+      'maas:logRetentionDays': 10,
+      'maas:removalPolicy': 'snapshot',
+      'maas:predictMemoryMb': 'lots',
+    });
+    expect(problems).toHaveLength(6);
+    expect(problems.join('\n')).toMatch(/maas:architecture="x86": set it to one of arm64, x86_64/);
+    expect(problems.join('\n')).toMatch(
+      /maas:predictTimeoutSeconds=45: set it to an integer from 1 to 29/,
+    );
+    expect(problems.join('\n')).toMatch(/maas:canaryWeight="1.5": set it to a number from 0 to 1/);
+    expect(problems.join('\n')).toMatch(
+      /maas:logRetentionDays=10: set it to one of 1, 3, 5, 7, 14, 30/,
+    );
+    expect(problems.join('\n')).toMatch(
+      /maas:removalPolicy="snapshot": set it to one of retain, destroy/,
+    );
+    expect(problems.join('\n')).toMatch(
+      /maas:predictMemoryMb="lots": set it to an integer from 128/,
+    );
+  });
+
+  it('names a misspelt maas: key instead of silently ignoring it', () => {
+    expect(problemsOf({ 'maas:archtecture': 'arm64' })).toEqual([
+      expect.stringMatching(
+        /^maas:archtecture is not a setting: remove it, or use one of stackName, architecture/,
+      ),
+    ]);
+  });
+
+  it('requires issuer and audience for JWT, and refuses them without it', () => {
+    expect(problemsOf({ 'maas:auth': 'jwt' })).toEqual([
+      expect.stringMatching(/maas:auth=jwt needs maas:jwtIssuer .* and maas:jwtAudience/),
+    ]);
+    expect(
+      problemsOf({
+        'maas:auth': 'jwt',
+        'maas:jwtIssuer': 'http://plain.example.com',
+        'maas:jwtAudience': 'maas',
+      }),
+    ).toEqual([
+      expect.stringMatching(/maas:jwtIssuer="http:\/\/plain.example.com": set it to the https URL/),
+      expect.stringMatching(/maas:auth=jwt needs/),
+    ]);
+    expect(problemsOf({ 'maas:jwtAudience': 'maas' })).toEqual([
+      expect.stringMatching(/are set but maas:auth is iam: set maas:auth=jwt to use them/),
+    ]);
+  });
+
+  it('refuses more provisioned instances than the reservation holds', () => {
+    expect(
+      problemsOf({ 'maas:predictReservedConcurrency': 2, 'maas:predictProvisionedConcurrency': 3 }),
+    ).toEqual([
+      expect.stringMatching(
+        /predictProvisionedConcurrency=3 exceeds .*predictReservedConcurrency=2/,
+      ),
+    ]);
+  });
+
+  it('reads alarm threshold overrides as an object or a JSON string', () => {
+    expect(fromContext({ 'maas:alarmThresholds': { latency: 800 } }).alarmThresholds).toEqual({
+      latency: 800,
+    });
+    expect(fromContext({ 'maas:alarmThresholds': '{"latency": 800}' }).alarmThresholds).toEqual({
+      latency: 800,
+    });
+    expect(problemsOf({ 'maas:alarmThresholds': '{"latency": "fast"}' })).toEqual([
+      expect.stringMatching(
+        /maas:alarmThresholds=.*: set it to a JSON object of alarm name to number/,
+      ),
+    ]);
+  });
+});
+
+describe('guard alarm definitions', () => {
+  it('applies threshold overrides by alarm name and leaves the rest as defined', () => {
+    const resolved = resolveAlarmDefinitions(TEST_ALARMS, { latency: 750 });
+    expect(resolved.map((def) => [def.name, def.threshold])).toEqual([
+      ['model-errors', 5],
+      ['latency', 750],
+    ]);
+  });
+
+  it('rejects overrides for alarms that do not exist, naming the known ones', () => {
+    expect(() => resolveAlarmDefinitions(TEST_ALARMS, { latancy: 750 })).toThrow(
+      /maas:alarmThresholds names "latancy", which is not an alarm; known: model-errors, latency/,
+    );
+  });
+
+  it('rejects what a Metrics Insights alarm cannot evaluate', () => {
+    const [base] = TEST_ALARMS;
+    if (base === undefined) throw new Error('no test alarm');
+    const bad = [
+      { ...base, name: 'p99', statistic: 'p99' as 'AVG' },
+      { ...base, name: 'fast', periodSeconds: 10 },
+      { ...base, name: 'long', periodSeconds: 3600, evaluationPeriods: 4, datapointsToAlarm: 1 },
+      { ...base, name: 'odd', datapointsToAlarm: 4 },
+      { ...base, name: 'Bad Name' },
+      { ...base, name: 'inject', metricName: 'Latency) FROM x --' },
+    ];
+    let error: unknown;
+    try {
+      resolveAlarmDefinitions(bad);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InvalidAlarmDefinitionError);
+    const message = (error as Error).message;
+    expect(message).toMatch(
+      /"p99": statistic "p99" is not a Metrics Insights function; use one of AVG/,
+    );
+    expect(message).toMatch(/"fast": periodSeconds 10 must be a multiple of 60/);
+    expect(message).toMatch(/"long": .* exceeds the 3 hours/);
+    expect(message).toMatch(
+      /"odd": datapointsToAlarm must be an integer from 1 to evaluationPeriods/,
+    );
+    expect(message).toMatch(/"Bad Name": name must be/);
+    expect(message).toMatch(/"inject": metricName/);
+  });
+
+  it('rejects two alarms with the same name', () => {
+    const [base] = TEST_ALARMS;
+    if (base === undefined) throw new Error('no test alarm');
+    expect(() => resolveAlarmDefinitions([base, base])).toThrow(
+      /duplicate alarm names: model-errors/,
+    );
+  });
+});
