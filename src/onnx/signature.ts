@@ -130,9 +130,13 @@ const halfToFloat = (h: number): number => {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 };
 
+// `Uint8Array.prototype.slice` copies, but a Node Buffer's `slice` is a view of the shared pool:
+// `new Uint8Array(bytes)` always copies into a fresh, aligned buffer of exactly the right size.
+const copyBytes = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes);
+
 const uint16Values = (t: TensorProto): ArrayLike<number> => {
   if (t.rawData.length > 0) {
-    if (littleEndian) return new Uint16Array(t.rawData.slice().buffer);
+    if (littleEndian) return new Uint16Array(copyBytes(t.rawData).buffer);
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
     return Array.from({ length: t.rawData.byteLength >> 1 }, (_, i) => view.getUint16(i * 2, true));
   }
@@ -151,7 +155,7 @@ export const tensorToFloat32 = (t: TensorProto): Float32Array => {
   switch (t.dataType) {
     case D.FLOAT: {
       if (raw.length === 0) return Float32Array.from(t.floatData);
-      if (littleEndian) return new Float32Array(raw.slice().buffer);
+      if (littleEndian) return new Float32Array(copyBytes(raw).buffer);
       const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       return Float32Array.from({ length: raw.byteLength >> 2 }, (_, i) =>
         view.getFloat32(i * 4, true),

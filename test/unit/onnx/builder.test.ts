@@ -199,6 +199,18 @@ describe('tensorToFloat32()', () => {
     expect(Array.from(tensorToFloat32(t))).toEqual(Array.from(Float32Array.of(1.5, -2, 1e-3)));
   });
 
+  it('reads raw_data that is a view into a shared Node Buffer (as parsed from readFileSync)', () => {
+    const raw = tensor('w', T.FLOAT, [3], [0.5, 4, -8]).rawData;
+    const pool = Buffer.alloc(64);
+    pool.set(raw, 7);
+    const t = create(TensorProtoSchema, {
+      dataType: T.FLOAT,
+      dims: [3n],
+      rawData: pool.subarray(7, 19),
+    });
+    expect(Array.from(tensorToFloat32(t))).toEqual([0.5, 4, -8]);
+  });
+
   it('reads float_data, double_data, float16 and bfloat16', () => {
     const floatData = create(TensorProtoSchema, {
       dataType: T.FLOAT,
