@@ -25,6 +25,7 @@ export {
   type AliasesSnapshot,
   type AliasesUpdate,
   type AliasesUpdater,
+  type HistoryQuery,
   isOutcomeOf,
   type LargeReadOptions,
   type ModelSummary,

@@ -35,7 +35,10 @@ export const keys = {
   aliases: (model: string): string => `${REGISTRY_PREFIX}${model}/aliases.json`,
   historyPrefix: (model: string): string => `${REGISTRY_PREFIX}${model}/history/`,
   historyRecord: (model: string, atMs: number, suffix: string): string =>
-    `${REGISTRY_PREFIX}${model}/history/${String(Math.max(0, Math.trunc(atMs))).padStart(HISTORY_TIME_DIGITS, '0')}-${suffix}.json`,
+    `${keys.historyTimePrefix(model, atMs)}-${suffix}.json`,
+  /** every record stamped at `atMs` or later sorts after this */
+  historyTimePrefix: (model: string, atMs: number): string =>
+    `${REGISTRY_PREFIX}${model}/history/${String(Math.max(0, Math.trunc(atMs))).padStart(HISTORY_TIME_DIGITS, '0')}`,
   incomingPrefix: (model: string): string => `${INCOMING_PREFIX}${model}/`,
   incomingModel: (model: string, fileName: string): string =>
     `${INCOMING_PREFIX}${model}/${fileName}`,

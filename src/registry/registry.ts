@@ -85,6 +85,15 @@ export interface ModelSummary {
   candidate?: CandidateAlias;
 }
 
+export interface HistoryQuery {
+  /** only records stored under keys after this one (see `latestHistoryKey`) */
+  afterKey?: string;
+  /** only records stamped at or after this time */
+  sinceMs?: number;
+  /** only the newest N */
+  limit?: number;
+}
+
 /** The upload a registered/rejected history record answers (see `uploadDetails`). */
 export interface UploadRef {
   sourceKey: string;
@@ -176,6 +185,15 @@ export class Registry {
       if (current?.aliases.candidate !== undefined) summary.candidate = current.aliases.candidate;
       return summary;
     });
+  }
+
+  /** Whether anything is stored for the model: a version, aliases or history. */
+  async hasModel(model: string): Promise<boolean> {
+    validateModelName(model);
+    const { keys: direct, prefixes } = await this.store.list(keys.modelPrefix(model), {
+      delimiter: '/',
+    });
+    return direct.length > 0 || prefixes.length > 0;
   }
 
   /** Committed versions (those with a manifest), ascending. */
@@ -361,25 +379,39 @@ export class Registry {
   }
 
   /**
-   * History records, oldest first. `sinceMs` skips records stamped earlier without reading them
-   * (the time leads each key); `limit` keeps the newest ones.
+   * History records, oldest first; ModelNotFoundError when nothing is stored for the model.
+   * `afterKey` and `sinceMs` skip older records without reading them (a key starts with its
+   * time); `limit` keeps the newest ones.
    */
-  async history(
-    model: string,
-    options: { sinceMs?: number; limit?: number } = {},
-  ): Promise<HistoryRecord[]> {
+  async history(model: string, options: HistoryQuery = {}): Promise<HistoryRecord[]> {
     validateModelName(model);
-    const { keys: listed } = await this.store.list(keys.historyPrefix(model));
+    const prefix = keys.historyPrefix(model);
+    const bounds = [
+      options.afterKey,
+      options.sinceMs === undefined ? undefined : keys.historyTimePrefix(model, options.sinceMs),
+    ].filter((bound): bound is string => bound !== undefined);
+    const startAfter = bounds.sort().at(-1);
+    const { keys: listed } = await this.store.list(
+      prefix,
+      startAfter === undefined ? {} : { startAfter },
+    );
+    if (listed.length === 0 && startAfter === undefined && !(await this.hasModel(model))) {
+      throw new ModelNotFoundError(model);
+    }
     let selected = listed
       .map((head) => head.key)
-      .filter((key) => {
-        const at = historyKeyTime(key);
-        return at !== undefined && (options.sinceMs === undefined || at >= options.sinceMs);
-      });
+      .filter((key) => historyKeyTime(key) !== undefined);
     if (options.limit !== undefined) selected = selected.slice(-Math.max(0, options.limit));
     return mapLimit(selected, LIST_CONCURRENCY, async (key) =>
       parseRecord<HistoryRecord>(await this.read(key), key),
     );
+  }
+
+  /** The newest history key, to wait for records written after it (`afterKey`). */
+  async latestHistoryKey(model: string): Promise<string | undefined> {
+    validateModelName(model);
+    const { keys: listed } = await this.store.list(keys.historyPrefix(model));
+    return listed.at(-1)?.key;
   }
 
   /** Records that an upload was refused; writes nothing else. */
@@ -400,10 +432,16 @@ export class Registry {
   async findUploadOutcome(
     model: string,
     upload: UploadRef,
-    options: { sinceMs?: number } = {},
+    options: Pick<HistoryQuery, 'afterKey' | 'sinceMs'> = {},
   ): Promise<HistoryRecord | undefined> {
-    const records = await this.history(model, options);
-    return records.find((record) => isOutcomeOf(record, upload));
+    try {
+      const records = await this.history(model, options);
+      return records.find((record) => isOutcomeOf(record, upload));
+    } catch (err) {
+      // A first upload of a model: nothing is stored for it until ingest decides.
+      if (err instanceof ModelNotFoundError) return undefined;
+      throw err;
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 export type {
   GetLargeOptions,
   GetOptions,
+  ListOptions,
   ObjectStore,
   PutOptions,
   StoredObject,

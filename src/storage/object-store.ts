@@ -35,6 +35,13 @@ export interface GetLargeOptions {
   signal?: AbortSignal;
 }
 
+export interface ListOptions {
+  /** group keys by this separator and return the groups as `prefixes` */
+  delimiter?: string;
+  /** only keys after this one, in S3's order */
+  startAfter?: string;
+}
+
 export interface PutOptions {
   /** `'*'`: create only; fails with PreconditionFailedError when the key exists */
   ifNoneMatch?: '*';
@@ -54,7 +61,7 @@ export interface ObjectStore {
   /** keys under a prefix, in lexicographic order; `delimiter` returns common prefixes instead */
   list(
     prefix: string,
-    options?: { delimiter?: string },
+    options?: ListOptions,
   ): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }>;
   delete(key: string): Promise<void>;
   /** whole-object read by parallel ranged GETs, for large bodies; optional for small stores */

@@ -13,6 +13,7 @@ import { errorMessage } from '../errors/index.ts';
 import {
   type GetLargeOptions,
   type GetOptions,
+  type ListOptions,
   ObjectNotFoundError,
   type ObjectStore,
   PreconditionFailedError,
@@ -193,7 +194,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async list(
     prefix: string,
-    options: { delimiter?: string } = {},
+    options: ListOptions = {},
   ): Promise<{ keys: StoredObjectHead[]; prefixes: string[] }> {
     const keys: StoredObjectHead[] = [];
     const prefixes: string[] = [];
@@ -205,6 +206,9 @@ export class S3ObjectStore implements ObjectStore {
             Bucket: this.bucket,
             Prefix: prefix,
             ...(options.delimiter === undefined ? {} : { Delimiter: options.delimiter }),
+            ...(token === undefined && options.startAfter !== undefined
+              ? { StartAfter: options.startAfter }
+              : {}),
             ...(token === undefined ? {} : { ContinuationToken: token }),
           }),
         );
