@@ -14,10 +14,10 @@ import {
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC_NAMESPACE } from './maas-function.ts';
+import { METRIC_DIMENSIONS, METRIC_NAMESPACE } from './metrics.ts';
 
 const PERIOD = Duration.minutes(1);
-const BY = 'Model, Variant';
+const BY = METRIC_DIMENSIONS.join(', ');
 
 /** A Metrics Insights query: one line per model and variant, whatever models exist at run time. */
 export const insightsQuery = (fn: 'SUM' | 'AVG' | 'MAX', metric: string): string =>
@@ -28,7 +28,7 @@ export const insightsQuery = (fn: 'SUM' | 'AVG' | 'MAX', metric: string): string
  * variant with any statistic.
  */
 export const percentileSearch = (metric: string, stat: 'p50' | 'p99'): string =>
-  `SEARCH('{${METRIC_NAMESPACE},${BY}} MetricName="${metric}"', '${stat}', ${PERIOD.toSeconds()})`;
+  `SEARCH('{${[METRIC_NAMESPACE, ...METRIC_DIMENSIONS].join(',')}} MetricName="${metric}"', '${stat}', ${PERIOD.toSeconds()})`;
 
 const byModel = (expression: string, label: string): IMetric =>
   new MathExpression({ expression, label, period: PERIOD });

@@ -13,7 +13,8 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { Construct } from 'constructs';
 import { MaasError } from '../src/errors/index.ts';
 import { FailureQueue } from './failure-queue.ts';
-import { MaasFunction, METRIC_NAMESPACE } from './maas-function.ts';
+import { MaasFunction } from './maas-function.ts';
+import { METRIC_DIMENSIONS, METRIC_NAMESPACE } from './metrics.ts';
 import type { ModelBucket } from './model-bucket.ts';
 import type { MaasSettings } from './settings.ts';
 
@@ -25,9 +26,6 @@ import type { MaasSettings } from './settings.ts';
  */
 export const GUARD_STATISTICS = ['AVG', 'SUM', 'MAX', 'MIN', 'COUNT'] as const;
 export type GuardStatistic = (typeof GUARD_STATISTICS)[number];
-
-/** Each alarm evaluates one time series per model and variant (the alarm's contributors). */
-export const GUARD_DIMENSIONS = ['Model', 'Variant'] as const;
 
 /**
  * One health rule of the control loop. The same definitions drive the cloud alarms (here) and the
@@ -150,8 +148,8 @@ export const resolveAlarmDefinitions = (
 
 /** The Metrics Insights query of a definition: one result series per model and variant. */
 export const guardQuery = (def: GuardAlarmDefinition): string =>
-  `SELECT ${def.statistic}(${def.metricName}) FROM SCHEMA("${METRIC_NAMESPACE}", ${GUARD_DIMENSIONS.join(', ')}) ` +
-  `GROUP BY ${GUARD_DIMENSIONS.join(', ')} ORDER BY ${def.statistic}() DESC LIMIT 500`;
+  `SELECT ${def.statistic}(${def.metricName}) FROM SCHEMA("${METRIC_NAMESPACE}", ${METRIC_DIMENSIONS.join(', ')}) ` +
+  `GROUP BY ${METRIC_DIMENSIONS.join(', ')} ORDER BY ${def.statistic}() DESC LIMIT 500`;
 
 /** Prefix of every guard alarm's name; the rest is the definition's name. */
 export const guardAlarmPrefix = (stackName: string): string => `${stackName}-guard-`;

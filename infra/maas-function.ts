@@ -7,6 +7,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { MaasError } from '../src/errors/index.ts';
+import { METRIC_NAMESPACE } from './metrics.ts';
 import { acknowledge } from './nag.ts';
 import type { Architecture as ArchitectureSetting, MaasSettings } from './settings.ts';
 
@@ -16,9 +17,6 @@ export type FunctionName = 'predict' | 'ingest' | 'rollback' | 'promote';
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const handlerEntry = (name: FunctionName): string =>
   fileURLToPath(new URL(`../functions/${name}/handler.ts`, import.meta.url));
-
-/** Metric namespace the handlers emit EMF into (Powertools reads it from the environment). */
-export const METRIC_NAMESPACE = 'Maas';
 
 /** Where onnxruntime-node keeps its prebuilt binaries, one folder per `<platform>/<arch>`. */
 const ORT_BINARIES = 'node_modules/onnxruntime-node/bin/napi-v6';
