@@ -4,19 +4,9 @@ import { MaasDashboard } from './dashboard.ts';
 import { Guard, type GuardAlarmDefinition, resolveAlarmDefinitions } from './guard.ts';
 import { Ingest } from './ingest.ts';
 import { ModelBucket } from './model-bucket.ts';
+import { STACK_OUTPUTS as OUTPUTS } from './outputs.ts';
 import { PredictApi } from './predict-api.ts';
 import type { MaasSettings } from './settings.ts';
-
-/**
- * Names of the stack outputs, stable because `maas --stack` reads them from the file
- * `cdk deploy --outputs-file` writes: `{ "<stack name>": { "ApiUrl": …, "BucketName": …, … } }`.
- */
-export const OUTPUTS = {
-  apiUrl: 'ApiUrl',
-  bucketName: 'BucketName',
-  dashboardUrl: 'DashboardUrl',
-  region: 'Region',
-} as const;
 
 export interface MaasStackProps extends StackProps {
   readonly settings: MaasSettings;
