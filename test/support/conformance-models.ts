@@ -29,19 +29,19 @@ export const tensorName = (prefix: string, datatype: Datatype): string =>
 
 /**
  * One Identity per V2 datatype: inputs `x_<type>` of shape [batch, 3] (a named dynamic dim for
- * half of them, an unnamed one for the rest), outputs `y_<type>`. Thirteen inputs and outputs
- * through one session.
+ * half of them, an unnamed one for the rest), outputs `y_<type>`. With every datatype, thirteen
+ * inputs and outputs go through one session.
  */
-export const identityModel = (): Uint8Array =>
+export const identityModel = (datatypes: readonly Datatype[] = DATATYPES): Uint8Array =>
   encodeModel(
     model({
       graph: graph({
-        name: 'identity_every_type',
-        nodes: DATATYPES.map((d) => node('Identity', [tensorName('x', d)], [tensorName('y', d)])),
-        inputs: DATATYPES.map((d, i) =>
+        name: 'identity',
+        nodes: datatypes.map((d) => node('Identity', [tensorName('x', d)], [tensorName('y', d)])),
+        inputs: datatypes.map((d, i) =>
           valueInfo(tensorName('x', d), datatypeToElemType(d), [i % 2 ? null : 'batch', 3]),
         ),
-        outputs: DATATYPES.map((d, i) =>
+        outputs: datatypes.map((d, i) =>
           valueInfo(tensorName('y', d), datatypeToElemType(d), [i % 2 ? null : 'batch', 3]),
         ),
       }),
@@ -101,6 +101,25 @@ export const singleInputModel = (): Uint8Array =>
         initializers: [tensor('axes', T.INT64, [1], [1])],
         inputs: [valueInfo('x', T.FLOAT, ['batch', 4])],
         outputs: [valueInfo('y', T.FLOAT, ['batch', 4]), valueInfo('total', T.FLOAT, ['batch'])],
+      }),
+      opset: 17,
+      producer: 'protocol-conformance',
+    }),
+  );
+
+/**
+ * `rows = Gather(table, ids)` over a 3-row table: any INT64 ids pass the signature, but onnxruntime
+ * refuses ids past the table at run time, the way an embedding refuses tokens past its vocabulary.
+ */
+export const gatherModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'gather',
+        nodes: [node('Gather', ['table', 'ids'], ['rows'], { axis: 0 })],
+        inputs: [valueInfo('ids', T.INT64, ['n'])],
+        outputs: [valueInfo('rows', T.FLOAT, ['n', 2])],
+        initializers: [tensor('table', T.FLOAT, [3, 2], [1, 2, 3, 4, 5, 6])],
       }),
       opset: 17,
       producer: 'protocol-conformance',

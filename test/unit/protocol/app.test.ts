@@ -1,0 +1,325 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MaasError } from '../../../src/errors/index.ts';
+import { MemoryMetricsSink } from '../../../src/metrics/index.ts';
+import {
+  createPredictApp,
+  type LoadedModel,
+  type ModelProvider,
+  type RequestRecord,
+} from '../../../src/protocol/index.ts';
+import { StorageUnavailableError } from '../../../src/storage/index.ts';
+import {
+  arithmeticModel,
+  gatherModel,
+  SessionProvider,
+  singleInputModel,
+} from '../../support/conformance-models.ts';
+import {
+  binaryInferRequest,
+  bodyText,
+  httpRequest,
+  postJson,
+  readInferResponse,
+} from './client.ts';
+
+let provider: SessionProvider;
+
+beforeAll(async () => {
+  provider = await SessionProvider.create({
+    arithmetic: arithmeticModel(),
+    single: singleInputModel(),
+    gather: gatherModel(),
+  });
+});
+
+afterAll(() => provider.release());
+
+const json = (body: string | Uint8Array): unknown =>
+  JSON.parse(typeof body === 'string' ? body : new TextDecoder().decode(body));
+
+const get = (path: string) => httpRequest('GET', path);
+
+const singleRequest = (values: number[][]) =>
+  postJson('/v2/models/single/infer', {
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [values.length, 4], data: values }],
+  });
+
+describe('routes of the HTTP contract', () => {
+  it('answers liveness and readiness', async () => {
+    const app = createPredictApp({ provider });
+    expect(json((await app(get('/v2/health/live'))).body)).toEqual({ live: true });
+    const ready = await app(get('/v2/health/ready'));
+    expect([ready.status, json(ready.body)]).toEqual([200, { ready: true }]);
+  });
+
+  it('describes the server with its extensions', async () => {
+    const res = await createPredictApp({ provider })(get('/v2'));
+    expect(json(res.body)).toMatchObject({
+      name: 'onnx-maas',
+      version: expect.any(String),
+      extensions: ['binary_tensor_data', 'model_repository'],
+    });
+  });
+
+  it('lists the models with their production version', async () => {
+    const res = await createPredictApp({ provider })(get('/v2/models'));
+    expect(json(res.body)).toEqual({
+      models: [
+        { name: 'arithmetic', production: 1 },
+        { name: 'single', production: 1 },
+        { name: 'gather', production: 1 },
+      ],
+    });
+  });
+
+  it('returns model and version metadata with the signature, dynamic dims as -1', async () => {
+    const app = createPredictApp({ provider });
+    const expected = {
+      name: 'single',
+      versions: ['1'],
+      platform: 'onnx_onnxv1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+      outputs: [
+        { name: 'y', datatype: 'FP32', shape: [-1, 4] },
+        { name: 'total', datatype: 'FP32', shape: [-1] },
+      ],
+    };
+    expect(json((await app(get('/v2/models/single'))).body)).toEqual(expected);
+    expect(json((await app(get('/v2/models/single/versions/1/'))).body)).toEqual(expected);
+  });
+
+  it('reports a model and a version ready once it can serve', async () => {
+    const app = createPredictApp({ provider });
+    const res = await app(get('/v2/models/single/ready'));
+    expect([res.status, json(res.body)]).toEqual([
+      200,
+      { name: 'single', version: '1', ready: true },
+    ]);
+    expect((await app(get('/v2/models/single/versions/1/ready'))).status).toBe(200);
+    expect((await app(get('/v2/models/single/versions/2/ready'))).status).toBe(404);
+  });
+
+  it('answers 405 with Allow for a known path and a wrong verb', async () => {
+    const app = createPredictApp({ provider });
+    const cases = [
+      ['POST', '/v2/models', 'GET'],
+      ['GET', '/v2/models/single/infer', 'POST'],
+      ['PUT', '/v2/models/single/versions/1/infer', 'POST'],
+      ['GET', '/v1/models/single:predict', 'POST'],
+      ['DELETE', '/v2/health/live', 'GET'],
+    ] as const;
+    for (const [method, path, allow] of cases) {
+      const res = await app(httpRequest(method, path));
+      expect([res.status, res.headers.allow], `${method} ${path}`).toEqual([405, allow]);
+      expect(json(res.body)).toEqual({ error: expect.stringContaining(`use ${allow}`) });
+    }
+  });
+
+  it('answers 404 JSON for paths outside the contract', async () => {
+    const app = createPredictApp({ provider });
+    for (const path of [
+      '/',
+      '/v3',
+      '/v2/models/single/explain',
+      '/v2/models/single/versions',
+      '/v1/models/single',
+      '/v2/models/a/b/c/d/e/f',
+    ]) {
+      const res = await app(get(path));
+      expect(res.status, path).toBe(404);
+      expect(json(res.body)).toEqual({ error: expect.stringContaining('no route') });
+    }
+  });
+});
+
+describe('failures the platform owns', () => {
+  const failing = (err: unknown): ModelProvider => ({
+    listModels: () => Promise.reject(err),
+    describe: () => Promise.reject(err),
+    acquire: () => Promise.reject(err),
+  });
+
+  it('maps unreachable storage to 503 with Retry-After and no internals', async () => {
+    const err = new StorageUnavailableError(
+      'connect ECONNREFUSED 10.0.0.7:9000 bucket secret-bucket',
+    );
+    const app = createPredictApp({ provider: failing(err) });
+    for (const res of [
+      await app(singleRequest([[1, 2, 3, 4]])),
+      await app(get('/v2/health/ready')),
+    ]) {
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(bodyText(res)).not.toMatch(/ECONNREFUSED|secret-bucket/);
+      expect(json(res.body)).toEqual({ error: expect.stringContaining('storage is unreachable') });
+    }
+  });
+
+  it('honours the Retry-After a load failure carries', async () => {
+    const err = new MaasError('IntegrityError', 'sha256 mismatch', {
+      details: { model: 'single', version: 3, retryAfterSeconds: 2 },
+    });
+    const res = await createPredictApp({ provider: failing(err) })(get('/v2/models/single/ready'));
+    expect([res.status, res.headers['retry-after']]).toEqual([503, '2']);
+    expect(json(res.body)).toEqual({
+      error: expect.stringContaining('model single version 3 failed their sha256 check'),
+    });
+  });
+
+  it('maps shed load to 429 with Retry-After', async () => {
+    const res = await createPredictApp({ provider: failing(new MaasError('Overloaded', 'busy')) })(
+      singleRequest([[1, 2, 3, 4]]),
+    );
+    expect([res.status, res.headers['retry-after']]).toEqual([429, '1']);
+  });
+
+  it('turns a bug into a generic 500 that names only the request id', async () => {
+    const app = createPredictApp({
+      provider: failing(new TypeError('cannot read x of undefined at /var/task/index.js')),
+    });
+    const request = singleRequest([[1, 2, 3, 4]]);
+    const res = await app(request);
+    expect(res.status).toBe(500);
+    expect(json(res.body)).toEqual({
+      error: `internal error (request id ${request.requestId}); the operators have the details`,
+    });
+  });
+
+  it('answers 400, not 500, when the model refuses valid-looking values at run time', async () => {
+    const app = createPredictApp({ provider });
+    const res = await app(
+      postJson('/v2/models/gather/infer', {
+        inputs: [{ name: 'ids', datatype: 'INT64', shape: [2], data: [1, 7] }],
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(json(res.body)).toEqual({
+      error: expect.stringContaining('the model could not run on these inputs'),
+    });
+    const ok = await app(
+      postJson('/v2/models/gather/infer', {
+        inputs: [{ name: 'ids', datatype: 'INT64', shape: [2], data: [2, 0] }],
+      }),
+    );
+    expect(readInferResponse(ok).outputs[0]?.data).toEqual(Float32Array.of(5, 6, 1, 2));
+  });
+});
+
+describe('metrics and request records', () => {
+  it('emits per-model metrics under Model, Variant and Version, ColdStart once', async () => {
+    const metrics = new MemoryMetricsSink();
+    const app = createPredictApp({ provider, metrics });
+    await app(singleRequest([[1, 2, 3, 4]]));
+    await app(postJson('/v2/models/single/versions/1/infer', { inputs: [] }));
+    await app(get('/v2/models'));
+    expect(metrics.emitted).toEqual([
+      {
+        values: {
+          ColdStart: 1,
+          Requests: 1,
+          Latency: expect.any(Number),
+          InferenceLatency: expect.any(Number),
+          ModelErrors: 0,
+          ClientErrors: 0,
+          NonFiniteOutputs: 0,
+        },
+        dimensions: { model: 'single', version: 1, variant: 'production' },
+      },
+      {
+        values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 },
+        dimensions: { model: 'single', version: 1, variant: 'pinned' },
+      },
+    ]);
+  });
+
+  it('counts NaN and Infinity in the outputs returned', async () => {
+    const metrics = new MemoryMetricsSink();
+    const app = createPredictApp({ provider, metrics });
+    const res = await app(
+      postJson('/v2/models/single/infer', {
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: ['NaN', 1, 'Infinity', 2] }],
+      }),
+    );
+    expect(json(res.body)).toMatchObject({
+      outputs: [
+        { name: 'y', data: ['NaN', 2, 'Infinity', 4] },
+        { name: 'total', data: ['NaN'] },
+      ],
+    });
+    expect(metrics.emitted[0]?.values.NonFiniteOutputs).toBe(3);
+  });
+
+  it('counts a 404 for an unknown model without inventing a Model dimension', async () => {
+    const metrics = new MemoryMetricsSink();
+    const app = createPredictApp({ provider, metrics });
+    await app(get('/v2/health/live'));
+    await app(postJson('/v2/models/nope/infer', { inputs: [] }));
+    expect(metrics.emitted).toEqual([
+      { values: { ColdStart: 1 } },
+      { values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 } },
+    ]);
+  });
+
+  it('attributes a load failure to the version and variant the error names', async () => {
+    const metrics = new MemoryMetricsSink();
+    const err = new MaasError('ModelUnavailable', 'down', {
+      details: { model: 'single', version: 4, variant: 'candidate' },
+    });
+    const app = createPredictApp({
+      provider: {
+        ...provider,
+        acquire: () => Promise.reject(err),
+        listModels: () => provider.listModels(),
+        describe: (m, v) => provider.describe(m, v),
+      },
+      metrics,
+    });
+    await app(singleRequest([[1, 2, 3, 4]]));
+    expect(metrics.emitted[0]).toMatchObject({
+      values: { ModelErrors: 1, ClientErrors: 0 },
+      dimensions: { model: 'single', version: 4, variant: 'candidate' },
+    });
+  });
+
+  it('reports cold-load latency when the runtime says the model was loaded for this request', async () => {
+    const metrics = new MemoryMetricsSink();
+    const cold: ModelProvider = {
+      listModels: () => provider.listModels(),
+      describe: (m, v) => provider.describe(m, v),
+      acquire: async (m, v): Promise<LoadedModel> => ({
+        ...(await provider.acquire(m, v)),
+        load: { totalMs: 42 },
+      }),
+    };
+    await createPredictApp({ provider: cold, metrics })(singleRequest([[1, 2, 3, 4]]));
+    expect(metrics.emitted[0]?.values.ModelLoadLatency).toBe(42);
+  });
+
+  it('hands every request to onRequest with its model, version, variant and latency', async () => {
+    const records: RequestRecord[] = [];
+    const app = createPredictApp({ provider, onRequest: (r) => records.push(r) });
+    const request = binaryInferRequest('/v2/models/single/infer', [
+      { name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.of(1, 2, 3, 4) },
+    ]);
+    await app(request);
+    await app(postJson('/v2/models/single/infer', '{'));
+    expect(records).toEqual([
+      {
+        requestId: request.requestId,
+        method: 'POST',
+        path: '/v2/models/single/infer',
+        route: 'model.infer',
+        status: 200,
+        latencyMs: expect.any(Number),
+        model: 'single',
+        version: 1,
+        variant: 'production',
+        served: 'fp32',
+        inferenceMs: expect.any(Number),
+        nonFiniteOutputs: 0,
+      },
+      expect.objectContaining({ status: 400, errorCode: 'InvalidRequest', model: 'single' }),
+    ]);
+    expect(bodyText(await app(get('/v2')))).toContain('binary_tensor_data');
+  });
+});
