@@ -3,9 +3,10 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { EventType } from 'aws-cdk-lib/aws-s3';
 import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Construct } from 'constructs';
+import { INCOMING_PREFIX, MODEL_SUFFIX } from '../src/registry/index.ts';
 import { FailureQueue } from './failure-queue.ts';
 import { MaasFunction } from './maas-function.ts';
-import { INCOMING_PREFIX, MODEL_SUFFIX, type ModelBucket } from './model-bucket.ts';
+import type { ModelBucket } from './model-bucket.ts';
 import { acknowledge } from './nag.ts';
 import type { MaasSettings } from './settings.ts';
 

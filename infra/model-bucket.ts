@@ -8,15 +8,9 @@ import {
   TargetObjectKeyFormat,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { INCOMING_PREFIX, REGISTRY_PREFIX } from '../src/registry/index.ts';
 import { acknowledge, arnPatternFinding } from './nag.ts';
 import type { RemovalMode } from './settings.ts';
-
-/** Key prefixes of the storage contract (DESIGN.md): users upload here, ingest never writes here. */
-export const INCOMING_PREFIX = 'incoming/';
-/** Everything the platform writes: variants, manifests, aliases, history. */
-export const REGISTRY_PREFIX = 'registry/';
-/** The upload trigger's suffix: sample files (`.samples.json`) beside a model must not start ingest. */
-export const MODEL_SUFFIX = '.onnx';
 
 export interface ModelBucketProps {
   /** `retain` keeps both buckets (and their objects) when the stack is deleted. */
