@@ -90,10 +90,17 @@ export async function startLocalApi(options: LocalApiOptions = {}): Promise<Loca
   });
   await pool.start();
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void serve(req, res, pool, settings).catch((err: unknown) => {
       res.destroy(err instanceof Error ? err : new Error(String(err)));
     });
+  };
+  const server = createServer(onRequest);
+  // `Expect: 100-continue` (curl sends it for large bodies): refuse an oversized body before the
+  // client sends it, otherwise invite it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length'] ?? 0) <= settings.maxBodyBytes) res.writeContinue();
+    onRequest(req, res);
   });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -222,6 +229,9 @@ const readBody = (req: IncomingMessage, max: number): Promise<Buffer | undefined
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks, size)));
     req.once('error', reject);
+    req.once('close', () => {
+      if (!req.complete) reject(new Error('the client closed the connection mid-body'));
+    });
   });
 
 const send = (res: ServerResponse, response: OutgoingResponse): void => {

@@ -94,6 +94,7 @@ export class ModelRuntime implements ModelProvider {
   private readonly sessions: SessionCache;
   private readonly disk: DiskCache;
   private readonly loading = new Map<string, Promise<Load>>();
+  private readonly diskWrites = new Set<Promise<void>>();
   private readonly manifests = new Map<string, Manifest>();
   private readonly aliases: TtlCache<KnownAliases>;
   private readonly versionLists: TtlCache<number[]>;
@@ -171,9 +172,16 @@ export class ModelRuntime implements ModelProvider {
   }
 
   /** releases every session; handles still held reload on their next run */
+  /** waits for loads and disk-cache writes in progress, then releases every session */
   async close(): Promise<void> {
-    this.sessions.clear();
     await Promise.allSettled([...this.loading.values()]);
+    await this.settled();
+    this.sessions.clear();
+  }
+
+  /** resolves once the disk-cache writes started so far have finished */
+  async settled(): Promise<void> {
+    await Promise.all([...this.diskWrites]);
   }
 
   private async serve(
@@ -306,8 +314,13 @@ export class ModelRuntime implements ModelProvider {
         retryAfterSeconds: this.settings.retryAfterSeconds,
       });
     }
-    // The disk cache only saves a later S3 read: a full or read-only /tmp must not fail the load.
-    await this.disk.write(expected, bytes).catch(() => undefined);
+    // The disk cache only saves a later S3 read: it is written off the load's critical path, and a
+    // full or read-only /tmp must not fail the load.
+    const write = this.disk
+      .write(expected, bytes)
+      .catch(() => undefined)
+      .finally(() => this.diskWrites.delete(write));
+    this.diskWrites.add(write);
     return { bytes, source: 's3', fetchMs: t1 - t0, verifyMs: t2 - t1 };
   }
 

@@ -51,6 +51,26 @@ const postChunked = (url: string, size: number): Promise<{ status: number; body:
     req.end();
   });
 
+/** asks with `Expect: 100-continue` and sends the body only if the server invites it */
+const postExpecting = (url: string, size: number): Promise<{ status: number; bodySent: boolean }> =>
+  new Promise((resolve, reject) => {
+    let bodySent = false;
+    const req = request(url, {
+      method: 'POST',
+      headers: { expect: '100-continue', 'content-length': String(size) },
+    });
+    req.on('continue', () => {
+      bodySent = true;
+      req.end(Buffer.alloc(size));
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bodySent }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+
 beforeAll(async () => {
   flags = await tempDir('maas-local-http-');
 });
@@ -162,10 +182,14 @@ describe('local HTTP API', () => {
       body: Buffer.alloc(MAX_BODY + 1),
     });
     const streamed = await postChunked(`${api.url}/echo`, MAX_BODY * 4);
+    const expecting = await postExpecting(`${api.url}/echo`, MAX_BODY * 4);
+    const invited = await postExpecting(`${api.url}/echo`, 10);
 
     expect(declared.status).toBe(413);
     expect(((await declared.json()) as { error: string }).error).toContain(`${MAX_BODY}-byte cap`);
     expect(streamed.status).toBe(413);
+    expect(expecting).toEqual({ status: 413, bodySent: false });
+    expect(invited).toEqual({ status: 200, bodySent: true });
     expect((await fetch(`${api.url}/plain`)).status).toBe(200);
   });
 });

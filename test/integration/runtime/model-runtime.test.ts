@@ -248,6 +248,7 @@ describe('ModelRuntime', () => {
     const variantKey = keys.variant('disk', 1, 'fp32');
     const first = await runtimeFor();
     await first.runtime.acquire('disk');
+    await first.runtime.settled();
     const second = await runtimeFor({ tmpCacheDir: first.tmp });
 
     const loaded = await second.runtime.acquire('disk');
