@@ -128,6 +128,25 @@ const RULES: Readonly<Record<string, ErrorRule>> = {
   ModelUnavailable: unavailable((err) => `${modelContext(err)} cannot be loaded right now`),
 };
 
+/**
+ * A generic load failure (`ModelUnavailable`) often wraps the specific one (storage unreachable, a
+ * sha256 mismatch): the client is told the specific reason, without its internals.
+ */
+const specificRule = (err: MaasError): ErrorRule | undefined => {
+  let cause: unknown = err.cause;
+  for (let depth = 0; depth < 8 && cause instanceof Error; depth++) {
+    if (
+      cause instanceof MaasError &&
+      cause.code !== err.code &&
+      RULES[cause.code]?.status === 503
+    ) {
+      return RULES[cause.code];
+    }
+    cause = cause.cause;
+  }
+  return undefined;
+};
+
 /** The HTTP status an error maps to: the one place errors become HTTP. */
 export const statusOf = (err: unknown): number =>
   err instanceof MaasError ? (RULES[err.code]?.status ?? 500) : 500;
@@ -148,6 +167,7 @@ export const toHttpResponse = (err: unknown, requestId?: string): HttpResponse =
     headers['retry-after'] = String(retryAfterOf(err, rule.retryAfter));
   }
   if (err instanceof MethodNotAllowedError) headers.allow = err.allowed.join(', ');
-  const message = rule.publicMessage ? rule.publicMessage(err) : err.message;
+  const shown = (rule.status === 503 && specificRule(err)) || rule;
+  const message = shown.publicMessage ? shown.publicMessage(err) : err.message;
   return jsonResponse(rule.status, { error: message }, headers);
 };

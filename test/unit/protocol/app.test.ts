@@ -166,6 +166,19 @@ describe('failures the platform owns', () => {
     });
   });
 
+  it('gives the specific reason a generic load failure wraps', async () => {
+    const storage = new StorageUnavailableError('socket hang up at 10.0.0.7');
+    const err = new MaasError('ModelUnavailable', `store down: ${storage.message}`, {
+      cause: storage,
+      details: { model: 'single', version: 2, retryAfterSeconds: 3 },
+    });
+    const res = await createPredictApp({ provider: failing(err) })(get('/v2/models/single/ready'));
+    expect([res.status, res.headers['retry-after']]).toEqual([503, '3']);
+    expect(json(res.body)).toEqual({
+      error: 'model storage is unreachable while loading model single version 2; retry after 3 s',
+    });
+  });
+
   it('maps shed load to 429 with Retry-After', async () => {
     const res = await createPredictApp({ provider: failing(new MaasError('Overloaded', 'busy')) })(
       singleRequest([[1, 2, 3, 4]]),

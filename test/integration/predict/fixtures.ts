@@ -1,0 +1,107 @@
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from 'aws-lambda';
+import { fromResult, toEvent } from '../../../local/http/index.ts';
+import { readSignature } from '../../../src/onnx/index.ts';
+import type { HttpResponse } from '../../../src/protocol/index.ts';
+import type { Aliases, Registry } from '../../../src/registry/index.ts';
+
+/** Registers `bytes` as the next version of `name`, fp32 served, the way ingest commits one. */
+export async function registerModel(
+  registry: Registry,
+  name: string,
+  bytes: Uint8Array,
+): Promise<number> {
+  const { version } = await registry.reserveVersion(name);
+  const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
+  const signature = readSignature(bytes);
+  await registry.commitManifest({
+    model: name,
+    version,
+    served: 'fp32',
+    variants: { fp32 },
+    source: { key: `incoming/${name}/model.onnx`, etag: 'integration' },
+    irVersion: signature.irVersion,
+    opsetImports: signature.opsetImports,
+    producer: signature.producer,
+    inputs: signature.inputs,
+    outputs: signature.outputs,
+    createdAt: new Date().toISOString(),
+  });
+  return version;
+}
+
+export async function setAliases(
+  registry: Registry,
+  name: string,
+  aliases: Pick<Aliases, 'production' | 'candidate'>,
+): Promise<void> {
+  await registry.updateAliases(name, (current) => ({
+    model: name,
+    knownGood: current?.knownGood ?? [],
+    rolledBack: current?.rolledBack ?? [],
+    updatedAt: new Date().toISOString(),
+    ...aliases,
+  }));
+}
+
+export interface Invocation {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Uint8Array;
+}
+
+type Handler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
+
+let invocations = 0;
+
+const lambdaContext = (requestId: string): Context => ({
+  callbackWaitsForEmptyEventLoop: true,
+  functionName: 'predict',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:predict',
+  memoryLimitInMB: '1769',
+  awsRequestId: `lambda-${requestId}`,
+  logGroupName: '/aws/lambda/predict',
+  logStreamName: 'test',
+  getRemainingTimeInMillis: () => 30_000,
+  done: () => undefined,
+  fail: () => undefined,
+  succeed: () => undefined,
+});
+
+/**
+ * Invokes a Lambda handler the way API Gateway does: the request becomes a payload 2.0 event
+ * (binary bodies base64-encoded), the result becomes the HTTP response the client sees.
+ */
+export async function invoke(
+  handler: Handler,
+  request: Invocation,
+): Promise<HttpResponse & { requestId: string }> {
+  const requestId = `req-${++invocations}`;
+  const rawHeaders = Object.entries({ host: 'api.test', ...request.headers }).flat();
+  const event = toEvent({
+    method: request.method,
+    url: request.path,
+    rawHeaders,
+    body: Buffer.from(request.body ?? ''),
+    sourceIp: '127.0.0.1',
+    requestId,
+    receivedAt: new Date(),
+  });
+  const out = fromResult(await handler(event, lambdaContext(requestId)), requestId);
+  const headers = Object.fromEntries(Object.entries(out.headers).map(([k, v]) => [k, String(v)]));
+  const text = headers['content-type'] === 'application/json';
+  return {
+    status: out.statusCode,
+    headers,
+    body: text ? out.body.toString('utf8') : new Uint8Array(out.body),
+    requestId,
+  };
+}
