@@ -1,0 +1,25 @@
+export { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+export { type Claim, ClaimLostError, claimKey } from './claim.ts';
+export {
+  INGEST_REJECTION_CODES,
+  IngestInProgressError,
+  type IngestRejectionCode,
+  UploadRejectedError,
+} from './errors.ts';
+export { createIngestDepsFromEnv } from './from-env.ts';
+export {
+  type IngestDeps,
+  type IngestLogger,
+  type IngestResult,
+  ingestUpload,
+  type UploadEvent,
+} from './ingest.ts';
+export { METADATA, parseUploadOptions, type UploadOptions } from './options.ts';
+export { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './samples.ts';
+export {
+  INGEST_DEFAULTS,
+  type IngestSettings,
+  InvalidIngestSettingError,
+  ingestSettingsFromEnv,
+} from './settings.ts';
+export { type WarmupReport, warmUp } from './trial.ts';

@@ -1,0 +1,584 @@
+import { errorMessage, type MaasError } from '../errors/index.ts';
+import {
+  ModelRejectedError,
+  type ModelSignature,
+  type ValidationLimits,
+  validateModel,
+} from '../onnx/index.ts';
+import {
+  evaluateVariants,
+  type GateResult,
+  type QuantizeOptions,
+  quantizeModel,
+} from '../quantize/index.ts';
+import {
+  type HistoryRecord,
+  isValidModelName,
+  keys,
+  type Manifest,
+  parseIncomingKey,
+  type QuantizationReport,
+  type Registry,
+  type ServedVariant,
+  sha256Hex,
+  type UploadRef,
+  uploadDetails,
+} from '../registry/index.ts';
+import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
+import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+import { acquireClaim, type ClaimHandle } from './claim.ts';
+import { IngestInProgressError, UploadRejectedError } from './errors.ts';
+import { parseUploadOptions, type UploadOptions } from './options.ts';
+import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
+import type { IngestSettings } from './settings.ts';
+import { type WarmupReport, warmUp } from './trial.ts';
+
+/** The progress log ingest writes; Powertools' Logger fits it as it is. */
+export interface IngestLogger {
+  debug(message: string, ...attributes: Record<string, unknown>[]): void;
+  info(message: string, ...attributes: Record<string, unknown>[]): void;
+  warn(message: string, ...attributes: Record<string, unknown>[]): void;
+  error(message: string, ...attributes: Record<string, unknown>[]): void;
+}
+
+export interface IngestDeps {
+  /** over the bucket holding both `incoming/` and `registry/` */
+  registry: Registry;
+  settings: IngestSettings;
+  /** validation caps over `DEFAULT_VALIDATION_LIMITS`; `maxBytes` is `settings.maxModelBytes` */
+  validationLimits?: Partial<Omit<ValidationLimits, 'maxBytes'>>;
+  quantizeOptions?: QuantizeOptions;
+  /** deliveries of one upload before an unexpected failure is recorded as a rejection. @default 3 */
+  maxAttempts?: number;
+  clock?: () => Date;
+  logger?: IngestLogger;
+}
+
+export interface UploadEvent {
+  /** the object key, decoded */
+  bucketKey: string;
+  /** the ETag the event carries (bare or quoted); read from the object when absent */
+  etag?: string;
+  /** when this invocation is stopped (Lambda's deadline). @default 15 minutes from now */
+  deadline?: Date;
+}
+
+export type IngestResult =
+  | { status: 'ignored'; key: string; reason: string }
+  | {
+      status: 'registered';
+      key: string;
+      etag: string;
+      model: string;
+      version: number;
+      served: ServedVariant;
+      alias: AliasOutcome;
+    }
+  | { status: 'rejected'; key: string; etag: string; model: string; code: string; reason: string }
+  /** this upload already had its outcome: nothing was changed */
+  | { status: 'duplicate'; key: string; etag: string; model: string; event: string };
+
+const DEFAULT_DEADLINE_MS = 15 * 60_000;
+const LARGE_READ_BYTES = 16 * 1024 * 1024;
+const ACTOR = 'ingest';
+
+const silent: IngestLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** What survives from the trial to the registration. */
+interface Candidate {
+  bytes: Uint8Array;
+  signature: ModelSignature;
+  options: UploadOptions;
+  warmup: WarmupReport;
+  samples: SampleSet['source'];
+  int8?: Uint8Array;
+  quantization: QuantizationReport;
+  served: ServedVariant;
+}
+
+/**
+ * Ingests one upload of `incoming/<model>/<file>.onnx`: size cap from HEAD, download, sha256,
+ * validation, load and warm-up in onnxruntime, int8 quantization behind the accuracy/latency gate,
+ * then registration (variants, manifest last, aliases by policy, a `registered` history record).
+ * Any problem with the upload ends as one `rejected` history record and nothing else; storage
+ * failures are thrown for the trigger to retry, and a retry resumes with the same version.
+ */
+export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promise<IngestResult> {
+  const log = deps.logger ?? silent;
+  const clock = deps.clock ?? (() => new Date());
+  const store = deps.registry.store;
+  const key = event.bucketKey;
+  const parsed = parseIncomingKey(key);
+  if (parsed?.kind !== 'model') {
+    const reason =
+      parsed?.kind === 'samples'
+        ? 'a samples sidecar is read when its .onnx arrives, not on its own'
+        : 'only incoming/<model>/<file>.onnx is ingested';
+    log.info('ingest: ignored', { key, reason });
+    return { status: 'ignored', key, reason };
+  }
+  const { model } = parsed;
+  if (!isValidModelName(model)) {
+    // Nothing can be recorded under an invalid name; `maas push` refuses such names up front.
+    const reason = `"${model}" is not a valid model name (a-z, 0-9, '.', '_', '-', 1 to 63 characters)`;
+    log.error('ingest: ignored', { key, reason });
+    return { status: 'ignored', key, reason };
+  }
+  let etag = event.etag === undefined ? undefined : normalizeEtag(event.etag);
+  if (etag === undefined) {
+    try {
+      etag = normalizeEtag((await store.head(key)).etag);
+    } catch (err) {
+      if (!(err instanceof ObjectNotFoundError)) throw err;
+      log.warn('ingest: ignored', { key, reason: 'the object is gone' });
+      return { status: 'ignored', key, reason: 'the object is gone' };
+    }
+  }
+  const upload: UploadRef = { sourceKey: key, etag };
+  const now = clock();
+  const deadline = event.deadline ?? new Date(now.getTime() + DEFAULT_DEADLINE_MS);
+  const claimed = await acquireClaim(store, model, upload, now, deadline);
+  if (claimed.kind === 'done') {
+    log.info('ingest: duplicate delivery, nothing to do', { key, etag, ...claimed.claim.outcome });
+    return {
+      status: 'duplicate',
+      key,
+      etag,
+      model,
+      event: claimed.claim.outcome?.event ?? 'unknown',
+    };
+  }
+  if (claimed.kind === 'busy') throw new IngestInProgressError(key, etag, claimed.claim.expiresAt);
+  const { handle } = claimed;
+  const ctx: Context = { deps, log, clock, store, model, upload, handle };
+  log.info('ingest: started', { key, etag, attempt: handle.claim.attempt });
+
+  try {
+    const reserved = handle.claim.version;
+    if (reserved !== undefined && (await hasManifest(deps.registry, model, reserved))) {
+      // The version was committed before an earlier attempt stopped: finish what it started.
+      return await finish(ctx, await deps.registry.getManifest(model, reserved));
+    }
+    if (claimed.kind === 'expired') {
+      throw new UploadRejectedError(
+        'IngestTimedOut',
+        `The previous attempt to ingest this upload stopped before it finished (it ran out of ` +
+          `time or memory, started ${claimed.previous.startedAt}). Upload a smaller or faster model.`,
+      );
+    }
+    const candidate = await evaluate(ctx);
+    return await register(ctx, candidate);
+  } catch (err) {
+    return await settleFailure(ctx, err);
+  }
+}
+
+interface Context {
+  deps: IngestDeps;
+  log: IngestLogger;
+  clock: () => Date;
+  store: ObjectStore;
+  model: string;
+  upload: UploadRef;
+  handle: ClaimHandle;
+}
+
+const hasManifest = async (registry: Registry, model: string, version: number) => {
+  try {
+    await registry.store.head(keys.manifest(model, version));
+    return true;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+};
+
+const isRejection = (err: unknown): err is MaasError =>
+  err instanceof UploadRejectedError || err instanceof ModelRejectedError;
+
+async function settleFailure(ctx: Context, err: unknown): Promise<IngestResult> {
+  const { deps, log, handle, upload, model } = ctx;
+  const attempts = deps.maxAttempts ?? 3;
+  if (isRejection(err)) return reject(ctx, err.code, err.message, err.details);
+  if (handle.claim.attempt >= attempts) {
+    log.error('ingest: failed on its last attempt', { ...upload, error: errorMessage(err) });
+    return reject(
+      ctx,
+      'IngestFailed',
+      `Ingest failed ${attempts} times on this upload (last: ${errorMessage(err)}). Upload it ` +
+        'again; if it keeps failing, the operators have the ingest logs.',
+      {},
+    );
+  }
+  log.warn('ingest: failed, leaving it for the retry', {
+    ...upload,
+    model,
+    error: errorMessage(err),
+  });
+  try {
+    await handle.update({ state: 'released' });
+  } catch (releaseError) {
+    log.warn('ingest: could not release the claim', { error: errorMessage(releaseError) });
+  }
+  throw err;
+}
+
+async function reject(
+  ctx: Context,
+  code: string,
+  reason: string,
+  details: Readonly<Record<string, unknown>>,
+): Promise<IngestResult> {
+  const { deps, log, handle, upload, model } = ctx;
+  await deps.registry.recordRejection({ model, ...upload, code, reason, details: { ...details } });
+  await handle.update({ state: 'done', outcome: { event: 'rejected', code } });
+  log.warn('ingest: rejected', { ...upload, model, code, reason });
+  return { status: 'rejected', key: upload.sourceKey, etag: upload.etag, model, code, reason };
+}
+
+const fmtBytes = (n: number): string =>
+  n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+
+/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
+async function evaluate(ctx: Context): Promise<Candidate> {
+  const { deps, log, store, upload } = ctx;
+  const { settings } = deps;
+  const key = upload.sourceKey;
+  const head = await headUpload(store, upload);
+  if (head.size > settings.maxModelBytes) {
+    throw new UploadRejectedError(
+      'TooLarge',
+      `The upload is ${fmtBytes(head.size)}, over the ${fmtBytes(settings.maxModelBytes)} limit. ` +
+        'Send a smaller model (quantize or prune it before upload).',
+      { details: { bytes: head.size, limit: settings.maxModelBytes } },
+    );
+  }
+  const options = parseUploadOptions(head.metadata);
+  const object =
+    head.size >= LARGE_READ_BYTES && store.getLarge !== undefined
+      ? await store.getLarge(key)
+      : await store.get(key);
+  if (object === undefined || normalizeEtag(object.etag) !== upload.etag) {
+    throw superseded(upload, object?.etag);
+  }
+  const bytes = object.body;
+  const sha256 = sha256Hex(bytes);
+  log.info('ingest: downloaded', { key, bytes: bytes.byteLength, sha256, options });
+
+  const { signature } = validateModel(bytes, {
+    ...deps.validationLimits,
+    maxBytes: settings.maxModelBytes,
+  });
+  log.info('ingest: validated', {
+    key,
+    opsets: signature.opsetImports,
+    nodes: signature.nodeCount,
+    parameters: signature.parameterCount,
+  });
+
+  const samples = await loadSamples(store, key, signature, settings);
+  const sessionOptions = {
+    graphOptimizationLevel: 'all' as const,
+    intraOpNumThreads: settings.intraOpThreads,
+  };
+  const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions);
+  log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
+
+  if (!options.quantize) {
+    const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
+    return {
+      bytes,
+      signature,
+      options,
+      warmup,
+      samples: samples.source,
+      served: 'fp32',
+      quantization: {
+        scheme: 'none',
+        status: 'not-applied',
+        reason: 'maas-quantize=off on the upload',
+        nodes: [],
+        nodesQuantized: 0,
+        nodesSkipped: 0,
+        decision,
+      },
+    };
+  }
+
+  const quantized = quantizeVariant(bytes, deps);
+  const report = quantized.report;
+  log.info('ingest: quantized', {
+    key,
+    status: report.status,
+    reason: report.reason,
+    quantized: report.nodesQuantized,
+    skipped: report.nodesSkipped,
+    ms: report.quantizeMs,
+  });
+  if (quantized.bytes === undefined) {
+    return {
+      bytes,
+      signature,
+      options,
+      warmup,
+      samples: samples.source,
+      served: 'fp32',
+      quantization: { ...report, decision: `fp32 served: ${report.reason ?? 'not quantized'}` },
+    };
+  }
+  const gate = await evaluateVariants({
+    fp32Bytes: bytes,
+    int8Bytes: quantized.bytes,
+    samples: samples.feeds,
+    options: { minCosine: settings.minCosine, objective: settings.objective, sessionOptions },
+  });
+  log.info('ingest: gate', {
+    key,
+    accept: gate.accept,
+    decision: gate.decision,
+    cosine: gate.cosine,
+    sizeRatio: gate.sizeRatio,
+    latencyRatio: gate.latencyRatio,
+  });
+  return {
+    bytes,
+    signature,
+    options,
+    warmup,
+    samples: samples.source,
+    served: gate.accept ? 'int8' : 'fp32',
+    ...(gate.accept ? { int8: quantized.bytes } : {}),
+    quantization: gatedReport(report, gate),
+  };
+}
+
+const superseded = (upload: UploadRef, current: string | undefined): UploadRejectedError =>
+  new UploadRejectedError(
+    'Superseded',
+    `${upload.sourceKey} was replaced by a newer upload${current === undefined ? '' : ` (etag ${normalizeEtag(current)})`} ` +
+      'before ingest read it; the newer upload is ingested on its own event.',
+    { details: current === undefined ? {} : { currentEtag: normalizeEtag(current) } },
+  );
+
+async function headUpload(store: ObjectStore, upload: UploadRef) {
+  try {
+    const head = await store.head(upload.sourceKey);
+    if (normalizeEtag(head.etag) !== upload.etag) throw superseded(upload, head.etag);
+    return head;
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError)) throw err;
+    throw new UploadRejectedError(
+      'SourceGone',
+      `${upload.sourceKey} was deleted before ingest could read it; upload it again.`,
+    );
+  }
+}
+
+async function loadSamples(
+  store: ObjectStore,
+  modelKey: string,
+  signature: ModelSignature,
+  settings: IngestSettings,
+): Promise<SampleSet> {
+  const samplesKey = keys.samplesFor(modelKey);
+  let head: Awaited<ReturnType<ObjectStore['head']>>;
+  try {
+    head = await store.head(samplesKey);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return synthesizeSamples(signature.inputs);
+    throw err;
+  }
+  if (head.size > settings.maxSamplesBytes) {
+    throw new UploadRejectedError(
+      'InvalidSamples',
+      `The samples file ${samplesKey} is ${fmtBytes(head.size)}, over the ` +
+        `${fmtBytes(settings.maxSamplesBytes)} limit. Upload fewer or smaller sample requests.`,
+    );
+  }
+  const object = await store.get(samplesKey);
+  if (object === undefined) return synthesizeSamples(signature.inputs);
+  return decodeSidecar(samplesKey, object.body, signature, {
+    maxSamples: settings.maxSamples,
+    maxElements: settings.maxSampleElements,
+  });
+}
+
+/** The int8 variant, or why there is none; a quantizer failure only means fp32 is served. */
+function quantizeVariant(
+  bytes: Uint8Array,
+  deps: IngestDeps,
+): { bytes: Uint8Array | undefined; report: QuantizationReport } {
+  const notApplied = (reason: string): QuantizationReport => ({
+    scheme: 'dynamic int8',
+    status: 'not-applied',
+    reason,
+    nodes: [],
+    nodesQuantized: 0,
+    nodesSkipped: 0,
+  });
+  let result: ReturnType<typeof quantizeModel>;
+  try {
+    result = quantizeModel(bytes, deps.quantizeOptions);
+  } catch (err) {
+    return { bytes: undefined, report: notApplied(`the quantizer failed: ${errorMessage(err)}`) };
+  }
+  if (result.bytes === undefined) return result;
+  try {
+    validateModel(result.bytes, {
+      ...deps.validationLimits,
+      maxBytes: deps.settings.maxModelBytes,
+    });
+  } catch (err) {
+    return {
+      bytes: undefined,
+      report: {
+        ...result.report,
+        ...notApplied(`the int8 variant failed validation: ${errorMessage(err)}`),
+      },
+    };
+  }
+  return result;
+}
+
+/** The quantizer's report with the gate's figures; `status` says whether int8 is written. */
+function gatedReport(report: QuantizationReport, gate: GateResult): QuantizationReport {
+  const finite = (value: number) => (Number.isFinite(value) ? value : undefined);
+  const accuracy =
+    Number.isFinite(gate.cosine) && Number.isFinite(gate.maxAbsError)
+      ? {
+          cosine: gate.cosine,
+          maxAbsError: gate.maxAbsError,
+          ...(gate.top1Agreement === undefined ? {} : { top1Agreement: gate.top1Agreement }),
+        }
+      : undefined;
+  const latencyRatio = finite(gate.latencyRatio);
+  const { reason: _quantizerReason, ...rest } = report;
+  return {
+    ...rest,
+    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // figures of a refused one stay here, so the refusal can be checked.
+    status: gate.accept ? 'applied' : 'not-applied',
+    ...(gate.accept ? {} : { reason: gate.decision }),
+    sizeRatio: gate.sizeRatio,
+    ...(latencyRatio === undefined ? {} : { latencyRatio }),
+    ...(accuracy === undefined ? {} : { accuracy }),
+    decision: gate.decision,
+  };
+}
+
+async function register(ctx: Context, candidate: Candidate): Promise<IngestResult> {
+  const { deps, log, clock, model, upload, handle } = ctx;
+  const { settings } = deps;
+  const policy: AliasPolicy = {
+    promote: candidate.options.promote,
+    canaryWeight: candidate.options.canaryWeight ?? settings.canaryWeight,
+    bakeMs: settings.bakeMinutes * 60_000,
+  };
+  let version = handle.claim.version;
+  if (version === undefined) {
+    version = (await deps.registry.reserveVersion(model, upload)).version;
+    await handle.update({ version, policy });
+  }
+  log.info('ingest: registering', { ...upload, model, version });
+  const fp32 = await deps.registry.putVariant(model, version, 'fp32', candidate.bytes);
+  const int8 =
+    candidate.int8 === undefined
+      ? undefined
+      : await deps.registry.putVariant(model, version, 'int8', candidate.int8);
+  const { signature } = candidate;
+  const manifest: Manifest = {
+    model,
+    version,
+    served: candidate.served,
+    variants: int8 === undefined ? { fp32 } : { fp32, int8 },
+    source: { key: upload.sourceKey, etag: upload.etag },
+    irVersion: signature.irVersion,
+    opsetImports: signature.opsetImports,
+    producer: signature.producer,
+    inputs: signature.inputs,
+    outputs: signature.outputs,
+    signature: {
+      opHistogram: signature.opHistogram,
+      nodeCount: signature.nodeCount,
+      parameterCount: signature.parameterCount,
+    },
+    quantization: candidate.quantization,
+    warmup: candidate.warmup,
+    createdAt: clock().toISOString(),
+  };
+  await deps.registry.commitManifest(manifest);
+  return finish(ctx, manifest, { samples: candidate.samples });
+}
+
+/** After the commit point: aliases, audit records, the outcome. Safe to run again. */
+async function finish(
+  ctx: Context,
+  manifest: Manifest,
+  extra: Record<string, unknown> = {},
+): Promise<IngestResult> {
+  const { deps, log, clock, model, upload, handle } = ctx;
+  const { version } = manifest;
+  const policy: AliasPolicy = handle.claim.policy ?? {
+    promote: 'canary',
+    canaryWeight: deps.settings.canaryWeight,
+    bakeMs: deps.settings.bakeMinutes * 60_000,
+  };
+  const now = clock();
+  const update = await deps.registry.updateAliases(model, (current) =>
+    placeVersion(current, version, policy, now),
+  );
+  const alias = aliasOutcome(update.aliases, version);
+  const at = clock().toISOString();
+  if (update.changed && alias !== 'none') {
+    const candidate = update.aliases?.candidate;
+    const record: HistoryRecord = {
+      model,
+      event: alias === 'production' ? 'promoted' : 'candidate',
+      version,
+      at,
+      actor: ACTOR,
+      reason:
+        alias === 'production'
+          ? policy.promote === 'now'
+            ? 'uploaded with maas-promote=now'
+            : 'first version of the model'
+          : `canary at weight ${candidate?.weight ?? policy.canaryWeight} until ${candidate?.bakeUntil ?? ''}`,
+      details: { ...uploadDetails(upload), promote: policy.promote },
+    };
+    await deps.registry.appendHistory(record);
+  }
+  const existing = await deps.registry.findUploadOutcome(model, upload);
+  if (existing === undefined) {
+    const q = manifest.quantization;
+    await deps.registry.appendHistory({
+      model,
+      event: 'registered',
+      version,
+      at,
+      actor: ACTOR,
+      reason: q?.decision ?? `${manifest.served} served`,
+      details: {
+        ...uploadDetails(upload),
+        served: manifest.served,
+        alias,
+        promote: policy.promote,
+        sha256: manifest.variants.fp32.sha256,
+        ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),
+        ...(q?.latencyRatio === undefined ? {} : { latencyRatio: q.latencyRatio }),
+        ...(q?.accuracy === undefined ? {} : { cosine: q.accuracy.cosine }),
+        ...extra,
+      },
+    });
+  }
+  await handle.update({ state: 'done', outcome: { event: 'registered', version } });
+  log.info('ingest: registered', { ...upload, model, version, served: manifest.served, alias });
+  return {
+    status: 'registered',
+    key: upload.sourceKey,
+    etag: upload.etag,
+    model,
+    version,
+    served: manifest.served,
+    alias,
+  };
+}

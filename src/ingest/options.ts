@@ -1,0 +1,51 @@
+import type { PromotePolicy } from '../registry/index.ts';
+import { UploadRejectedError } from './errors.ts';
+
+/** Per-upload choices, carried as S3 user metadata on the `.onnx` object (DESIGN.md). */
+export interface UploadOptions {
+  /** `maas-quantize`: `on` (default) or `off` */
+  quantize: boolean;
+  /** `maas-promote`: `canary` (default), `now` or `manual` */
+  promote: PromotePolicy;
+  /** `maas-canary-weight`: 0–1; the configured default when absent */
+  canaryWeight?: number;
+}
+
+export const METADATA = {
+  quantize: 'maas-quantize',
+  promote: 'maas-promote',
+  canaryWeight: 'maas-canary-weight',
+} as const;
+
+const invalid = (name: string, value: string, expected: string): UploadRejectedError =>
+  new UploadRejectedError(
+    'InvalidUploadOption',
+    `The upload's metadata ${name}=${JSON.stringify(value)} is not valid: set it to ${expected} ` +
+      `(e.g. aws s3 cp --metadata ${name}=...), or leave it out for the default.`,
+    { details: { name, value } },
+  );
+
+/**
+ * Reads the options from an object's metadata (keys lower-case, as S3 returns them). An unknown
+ * value is a rejection rather than a silent default: the uploader asked for something specific.
+ */
+export const parseUploadOptions = (metadata: Readonly<Record<string, string>>): UploadOptions => {
+  const quantize = metadata[METADATA.quantize]?.trim().toLowerCase() ?? 'on';
+  if (quantize !== 'on' && quantize !== 'off') {
+    throw invalid(METADATA.quantize, quantize, '`on` or `off`');
+  }
+  const promote = metadata[METADATA.promote]?.trim().toLowerCase() ?? 'canary';
+  if (promote !== 'now' && promote !== 'canary' && promote !== 'manual') {
+    throw invalid(METADATA.promote, promote, '`now`, `canary` or `manual`');
+  }
+  const options: UploadOptions = { quantize: quantize === 'on', promote };
+  const weightText = metadata[METADATA.canaryWeight]?.trim();
+  if (weightText !== undefined) {
+    const weight = Number(weightText);
+    if (weightText === '' || !Number.isFinite(weight) || weight < 0 || weight > 1) {
+      throw invalid(METADATA.canaryWeight, weightText, 'a number from 0 to 1');
+    }
+    options.canaryWeight = weight;
+  }
+  return options;
+};

@@ -1,0 +1,136 @@
+import { loadConfig } from '../config/index.ts';
+import { MaasError } from '../errors/index.ts';
+import { DEFAULT_MIN_COSINE, type GateObjective } from '../quantize/index.ts';
+
+/** What ingest accepts and how it decides; every field has its default in `INGEST_DEFAULTS`. */
+export interface IngestSettings {
+  /** `MAAS_MAX_MODEL_BYTES`: uploads over this are rejected from their HEAD, before download */
+  maxModelBytes: number;
+  /** `MAAS_MAX_SAMPLES_BYTES`: the `.samples.json` sidecar over this is rejected */
+  maxSamplesBytes: number;
+  /** `MAAS_MAX_SAMPLES`: sample requests used for warm-up and the gate (the first ones) */
+  maxSamples: number;
+  /** `MAAS_MAX_SAMPLE_ELEMENTS`: elements across the inputs of one sample request */
+  maxSampleElements: number;
+  /** `MAAS_INGEST_LOAD_TIMEOUT_MS`: an onnxruntime session must be created within this */
+  loadTimeoutMs: number;
+  /** `MAAS_INGEST_RUN_TIMEOUT_MS`: each warm-up run must finish within this */
+  runTimeoutMs: number;
+  /** `MAAS_GATE_MIN_COSINE`: int8 must keep this cosine similarity to fp32 on every output */
+  minCosine: number;
+  /** `MAAS_GATE_OBJECTIVE`: `latency` (int8 must also be no slower) or `size` */
+  objective: GateObjective;
+  /** `MAAS_CANARY_WEIGHT`: candidate traffic share when the upload names none */
+  canaryWeight: number;
+  /** `MAAS_BAKE_MINUTES`: how long a candidate bakes before promote may make it production */
+  bakeMinutes: number;
+  /** `MAAS_INTRA_OP_THREADS`: onnxruntime threads, as the serving runtime uses them */
+  intraOpThreads: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const INGEST_DEFAULTS: Readonly<Omit<IngestSettings, 'intraOpThreads'>> = Object.freeze({
+  maxModelBytes: 1024 * MiB,
+  maxSamplesBytes: 64 * MiB,
+  maxSamples: 32,
+  /** the serving protocol's element cap: a sample is a request */
+  maxSampleElements: 4 * MiB,
+  /** far above a healthy model's seconds, far below Lambda's 15 minutes */
+  loadTimeoutMs: 60_000,
+  /** a sample slower than predict's timeout could never be served */
+  runTimeoutMs: 10_000,
+  minCosine: DEFAULT_MIN_COSINE,
+  objective: 'latency',
+  canaryWeight: 0.1,
+  bakeMinutes: 30,
+});
+
+export class InvalidIngestSettingError extends MaasError {
+  constructor(name: string, value: string, expected: string) {
+    super('InvalidConfig', `${name}=${JSON.stringify(value)} is not valid: set it to ${expected}`, {
+      details: { name, value },
+    });
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const raw = (env: Env, name: string): string | undefined => {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+};
+
+const number = (
+  env: Env,
+  name: string,
+  fallback: number,
+  check: { min: number; max: number; integer?: boolean; exclusiveMin?: boolean },
+): number => {
+  const text = raw(env, name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  const inRange = check.exclusiveMin ? value > check.min : value >= check.min;
+  if (!Number.isFinite(value) || !inRange || value > check.max) {
+    throw new InvalidIngestSettingError(
+      name,
+      text,
+      `a number ${check.exclusiveMin ? 'above' : 'from'} ${check.min} ${check.exclusiveMin ? 'up ' : ''}to ${check.max}`,
+    );
+  }
+  if (check.integer && !Number.isSafeInteger(value)) {
+    throw new InvalidIngestSettingError(name, text, `an integer from ${check.min} to ${check.max}`);
+  }
+  return value;
+};
+
+/** Reads the ingest settings once (at cold start); a bad value names its variable. */
+export const ingestSettingsFromEnv = (env: Env = process.env): IngestSettings => {
+  const d = INGEST_DEFAULTS;
+  const big = Number.MAX_SAFE_INTEGER;
+  const objective = raw(env, 'MAAS_GATE_OBJECTIVE') ?? d.objective;
+  if (objective !== 'latency' && objective !== 'size') {
+    throw new InvalidIngestSettingError('MAAS_GATE_OBJECTIVE', objective, '`latency` or `size`');
+  }
+  return {
+    maxModelBytes: number(env, 'MAAS_MAX_MODEL_BYTES', d.maxModelBytes, {
+      min: 1,
+      max: 2 * 1024 * MiB,
+      integer: true,
+    }),
+    maxSamplesBytes: number(env, 'MAAS_MAX_SAMPLES_BYTES', d.maxSamplesBytes, {
+      min: 1,
+      max: big,
+      integer: true,
+    }),
+    maxSamples: number(env, 'MAAS_MAX_SAMPLES', d.maxSamples, {
+      min: 1,
+      max: 10_000,
+      integer: true,
+    }),
+    maxSampleElements: number(env, 'MAAS_MAX_SAMPLE_ELEMENTS', d.maxSampleElements, {
+      min: 1,
+      max: big,
+      integer: true,
+    }),
+    loadTimeoutMs: number(env, 'MAAS_INGEST_LOAD_TIMEOUT_MS', d.loadTimeoutMs, {
+      min: 1,
+      max: big,
+      integer: true,
+    }),
+    runTimeoutMs: number(env, 'MAAS_INGEST_RUN_TIMEOUT_MS', d.runTimeoutMs, {
+      min: 1,
+      max: big,
+      integer: true,
+    }),
+    minCosine: number(env, 'MAAS_GATE_MIN_COSINE', d.minCosine, {
+      min: 0,
+      max: 1,
+      exclusiveMin: true,
+    }),
+    objective,
+    canaryWeight: number(env, 'MAAS_CANARY_WEIGHT', d.canaryWeight, { min: 0, max: 1 }),
+    bakeMinutes: number(env, 'MAAS_BAKE_MINUTES', d.bakeMinutes, { min: 0, max: 7 * 24 * 60 }),
+    intraOpThreads: loadConfig(env).runtime.intraOpThreads,
+  };
+};
