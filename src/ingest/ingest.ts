@@ -237,7 +237,11 @@ async function reject(
 }
 
 const fmtBytes = (n: number): string =>
-  n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  n >= 1024 ** 3
+    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
+    : n >= 1024 ** 2
+      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+      : `${n} bytes`;
 
 /** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
 async function evaluate(ctx: Context): Promise<Candidate> {
@@ -280,6 +284,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   const sessionOptions = {
     graphOptimizationLevel: 'all' as const,
     intraOpNumThreads: settings.intraOpThreads,
+    // onnxruntime's own warnings (unused initializers...) are noise here; failures are reported
+    logSeverityLevel: 3 as const,
   };
   const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions);
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
@@ -528,14 +534,14 @@ async function finish(
     placeVersion(current, version, policy, now),
   );
   const alias = aliasOutcome(update.aliases, version);
-  const at = clock().toISOString();
+  let at = clock();
   if (update.changed && alias !== 'none') {
     const candidate = update.aliases?.candidate;
     const record: HistoryRecord = {
       model,
       event: alias === 'production' ? 'promoted' : 'candidate',
       version,
-      at,
+      at: at.toISOString(),
       actor: ACTOR,
       reason:
         alias === 'production'
@@ -546,6 +552,8 @@ async function finish(
       details: { ...uploadDetails(upload), promote: policy.promote },
     };
     await deps.registry.appendHistory(record);
+    // History keys order by millisecond: the outcome must sort after the alias change it follows.
+    at = new Date(Math.max(clock().getTime(), at.getTime() + 1));
   }
   const existing = await deps.registry.findUploadOutcome(model, upload);
   if (existing === undefined) {
@@ -554,7 +562,7 @@ async function finish(
       model,
       event: 'registered',
       version,
-      at,
+      at: at.toISOString(),
       actor: ACTOR,
       reason: q?.decision ?? `${manifest.served} served`,
       details: {

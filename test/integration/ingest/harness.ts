@@ -38,6 +38,8 @@ export interface HarnessOptions {
   settings?: Partial<IngestSettings>;
   /** deps by model, over the defaults (lowered validation caps for one case, say) */
   depsFor?: (model: string) => Partial<IngestDeps>;
+  /** false: events are only recorded, and run when the test calls `deliver`. @default true */
+  autoDeliver?: boolean;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   };
   s3.s3.onObjectCreated((record) => {
     records.push(record);
+    if (options.autoDeliver === false) return;
     const run = deliver([record]).then(
       (out) => {
         results.push(...out);
