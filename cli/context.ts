@@ -1,17 +1,19 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
-import { loadConfig } from '../src/config/index.ts';
 import { Registry } from '../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { resolveTarget, type Target } from './target.ts';
 
 /** s3rver's fixed account, which the local stack accepts (DESIGN.md). */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 export interface GlobalOptions {
-  endpoint: string;
+  /** unset: AWS S3 itself, for a deployed stack */
+  endpoint?: string;
   bucket: string;
   region: string;
   json: boolean;
+  target: Target;
 }
 
 /** What every command works with; `close()` releases the client's sockets so the process exits. */
@@ -25,24 +27,14 @@ export interface CliContext {
   close(): void;
 }
 
-/** Defaults of the global options: the local stack that `npm start` runs. */
-export function defaultGlobalOptions(env: NodeJS.ProcessEnv = process.env) {
-  const config = loadConfig(env);
-  return {
-    endpoint: `http://127.0.0.1:${config.local.s3Port}`,
-    bucket: config.storage.bucket,
-    region: config.storage.region,
-  };
-}
-
 export function globalOptions(command: Command): GlobalOptions {
-  const all = command.optsWithGlobals<Partial<GlobalOptions>>();
-  const defaults = defaultGlobalOptions();
+  const target = resolveTarget(command);
   return {
-    endpoint: all.endpoint ?? defaults.endpoint,
-    bucket: all.bucket ?? defaults.bucket,
-    region: all.region ?? defaults.region,
-    json: all.json === true,
+    ...(target.s3Endpoint === undefined ? {} : { endpoint: target.s3Endpoint }),
+    bucket: target.bucket,
+    region: target.region,
+    json: command.optsWithGlobals<{ json?: boolean }>().json === true,
+    target,
   };
 }
 
@@ -53,9 +45,14 @@ const isLoopback = (endpoint: string): boolean => {
 
 export function openContext(command: Command): CliContext {
   const options = globalOptions(command);
-  const local = isLoopback(options.endpoint);
+  // A deployed stack always goes through the default credential chain, even behind a local
+  // endpoint override: that is the path its users take.
+  const local =
+    options.target.kind === 'local' &&
+    options.endpoint !== undefined &&
+    isLoopback(options.endpoint);
   const client = createS3Client({
-    endpoint: options.endpoint,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     region: options.region,
     // A CLI call against a stopped stack should fail in seconds, not after long retries.
     maxAttempts: 2,

@@ -1,25 +1,32 @@
 import { Command } from 'commander';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
 import { StorageUnavailableError } from '../src/storage/index.ts';
+import { registerDev } from './commands/dev.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerModels } from './commands/models.ts';
+import { registerPredict } from './commands/predict.ts';
 import { registerPush } from './commands/push.ts';
 import { registerShow } from './commands/show.ts';
 import { registerVersions } from './commands/versions.ts';
-import { defaultGlobalOptions } from './context.ts';
+import { DEFAULT_OUTPUTS_FILE, localDefaults, normalizeStackArgv } from './target.ts';
 
 /** The `maas` program; each command lives in its own file under `commands/`. */
 export function createProgram(): Command {
-  const defaults = defaultGlobalOptions();
+  const defaults = localDefaults();
   const program = new Command('maas')
-    .description('Manage and serve ONNX models: upload, list, inspect, audit')
+    .description('Manage and serve ONNX models: upload, list, inspect, audit, predict')
+    .option(
+      '--stack [outputs.json]',
+      `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain`,
+    )
+    .option('--stack-name <name>', 'the stack to use when the outputs file holds several')
     .option(
       '--endpoint <url>',
       'S3 endpoint of the stack (default: the local stack)',
       defaults.endpoint,
     )
-    .option('--bucket <name>', 'model bucket', defaults.bucket)
-    .option('--region <region>', 'AWS region', defaults.region)
+    .option('--bucket <name>', "model bucket (with --stack: the stack's)", defaults.bucket)
+    .option('--region <region>', "AWS region (with --stack: the stack's)", defaults.region)
     .option('--json', 'print JSON instead of tables')
     .showHelpAfterError();
   registerPush(program);
@@ -27,13 +34,22 @@ export function createProgram(): Command {
   registerVersions(program);
   registerShow(program);
   registerHistory(program);
+  registerPredict(program);
+  registerDev(program);
   return program;
 }
 
-function explain(err: unknown, endpoint: string | undefined): string {
+interface ProgramOptions {
+  endpoint?: string;
+  stack?: string | true;
+}
+
+function explain(err: unknown, options: ProgramOptions): string {
   const message = err instanceof MaasError ? err.message : errorMessage(err);
   if (err instanceof StorageUnavailableError) {
-    return `${message}\nis the stack running at ${endpoint ?? 'the endpoint'}? Start the local one with \`npm start\`, or pass --endpoint`;
+    return options.stack === undefined
+      ? `${message}\nis the stack running at ${options.endpoint ?? 'the endpoint'}? Start the local one with \`npm start\`, or pass --endpoint`
+      : `${message}\nis the stack in ${options.stack === true ? DEFAULT_OUTPUTS_FILE : options.stack} deployed, and do your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...) reach its bucket?`;
   }
   return message;
 }
@@ -43,15 +59,14 @@ export async function main(argv: string[]): Promise<number> {
   try {
     program = createProgram();
   } catch (err) {
-    process.stderr.write(`maas: ${explain(err, undefined)}\n`);
+    process.stderr.write(`maas: ${explain(err, {})}\n`);
     return 1;
   }
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(normalizeStackArgv(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
-    const endpoint = program.opts<{ endpoint?: string }>().endpoint;
-    process.stderr.write(`maas: ${explain(err, endpoint)}\n`);
+    process.stderr.write(`maas: ${explain(err, program.opts<ProgramOptions>())}\n`);
     return 1;
   }
 }
