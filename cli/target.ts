@@ -164,15 +164,16 @@ export function localDefaults(env: NodeJS.ProcessEnv = process.env) {
 }
 
 /**
- * Where the command line points: the local stack, or with `--stack` the deployed one. Options the
- * user typed (`--endpoint`, `--bucket`, `--region`) win over what the outputs file says.
+ * Where the command line points: the local stack, or with `--stack` (or `--stack-name`) the
+ * deployed one. Options the user typed (`--endpoint`, `--bucket`, `--region`) win over what the
+ * outputs file says.
  */
 export function resolveTarget(command: Command): Target {
   const options = command.optsWithGlobals<TargetOptions>();
   const typed = (key: keyof TargetOptions): boolean =>
     command.getOptionValueSourceWithGlobals(key) === 'cli';
   const defaults = localDefaults();
-  if (options.stack === undefined) {
+  if (options.stack === undefined && options.stackName === undefined) {
     return {
       kind: 'local',
       s3Endpoint: options.endpoint ?? defaults.endpoint,
@@ -181,7 +182,8 @@ export function resolveTarget(command: Command): Target {
       apiUrl: defaults.apiUrl,
     };
   }
-  const file = options.stack === true ? DEFAULT_OUTPUTS_FILE : options.stack;
+  const file =
+    options.stack === undefined || options.stack === true ? DEFAULT_OUTPUTS_FILE : options.stack;
   const stack = readStackOutputs(file, options.stackName);
   return {
     ...stack,
@@ -222,9 +224,3 @@ export function normalizeStackArgv(argv: readonly string[]): string[] {
   }
   return out;
 }
-
-/** One line saying which stack a command talks to, for error messages. */
-export const describeTarget = (target: Target): string =>
-  target.kind === 'local'
-    ? `the local stack (S3 ${target.s3Endpoint}, API ${target.apiUrl})`
-    : `stack ${target.stackName} from ${target.file} (bucket ${target.bucket}, API ${target.apiUrl}, region ${target.region})`;
