@@ -1,0 +1,46 @@
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { loadConfig } from '../config/index.ts';
+import { Registry } from '../registry/index.ts';
+import { S3ObjectStore } from '../storage/index.ts';
+import { CloudWatchMetricsReader } from './cloudwatch.ts';
+import type { MetricsReader } from './health.ts';
+import { SnsNotifier } from './notify.ts';
+import type { Notifier } from './rollback.ts';
+import { type GuardSettings, guardSettings } from './settings.ts';
+
+/** What the rollback and promote functions work with. */
+export interface GuardDeps {
+  registry: Registry;
+  /** the exact per-period figures the rules are confirmed against */
+  metrics: MetricsReader;
+  settings: GuardSettings;
+  notifier?: Notifier;
+  clock?: () => Date;
+}
+
+/** The cloud wiring: the model bucket, CloudWatch, and SNS when `MAAS_ALERT_TOPIC_ARN` is set. */
+export function guardDepsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): GuardDeps {
+  const { storage } = loadConfig(env);
+  const settings = guardSettings(env);
+  const store = new S3ObjectStore({
+    bucket: storage.bucket,
+    region: storage.region,
+    ...(storage.endpoint === undefined ? {} : { endpoint: storage.endpoint }),
+  });
+  return {
+    registry: new Registry(store),
+    metrics: new CloudWatchMetricsReader(new CloudWatchClient({ region: storage.region })),
+    settings,
+    ...(settings.alertTopicArn === undefined
+      ? {}
+      : {
+          notifier: new SnsNotifier(
+            new SNSClient({ region: storage.region }),
+            settings.alertTopicArn,
+          ),
+        }),
+  };
+}

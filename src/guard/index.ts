@@ -1,0 +1,60 @@
+export {
+  type AlarmDefinition,
+  type AlarmOptions,
+  type AlarmOverride,
+  alarmDefinitions,
+  type Datapoint,
+  DEFAULT_ALARM_DEFINITIONS,
+  type Evaluation,
+  evaluate,
+  GUARD_DIMENSIONS,
+  type GuardStatistic,
+  type InsightsFunction,
+  insightsQuery,
+  isBreaching,
+  periodMs,
+  statisticOf,
+} from './alarms.ts';
+export { CloudWatchMetricsReader } from './cloudwatch.ts';
+export { InvalidAlarmOptionsError, NothingToRollBackError } from './errors.ts';
+export { type GuardDeps, guardDepsFromEnv } from './from-env.ts';
+export {
+  checkHealth,
+  evaluationMetrics,
+  evaluationWindow,
+  type HealthReport,
+  type MetricsReader,
+} from './health.ts';
+export { SnsNotifier } from './notify.ts';
+export {
+  type HealthCheck,
+  type ManualOutcome,
+  type PromoteDueOutcome,
+  type PromoteOptions,
+  promoteDue,
+  promoteVersion,
+  rollbackLatest,
+  rollbackTo,
+} from './promote.ts';
+export {
+  type AlarmNotice,
+  type AlarmResponse,
+  respondToAlarm,
+  runPromoteSchedule,
+  type ScheduleResult,
+} from './respond.ts';
+export {
+  type AlarmFacts,
+  DEFAULT_WATCH_WINDOW_MS,
+  type GuardNotification,
+  type NoRollbackReason,
+  type Notifier,
+  planRollback,
+  type RollbackAction,
+  type RollbackOptions,
+  type RollbackOutcome,
+  type RollbackPlan,
+  type RollbackRequest,
+  rollback,
+} from './rollback.ts';
+export { DEFAULT_ALARM_PREFIX, type GuardSettings, guardSettings } from './settings.ts';
