@@ -18,7 +18,8 @@ export class InvalidTensorError extends MaasError {
     message: string,
     options: ErrorOptions = {},
   ) {
-    super('InvalidTensor', `${kind} ${JSON.stringify(tensor)}: ${message}`, {
+    const shown = tensor.length > 80 ? `${tensor.slice(0, 77)}...` : tensor;
+    super('InvalidTensor', `${kind} ${JSON.stringify(shown)}: ${message}`, {
       ...options,
       details: { kind, tensor, ...options.details },
     });

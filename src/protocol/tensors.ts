@@ -103,11 +103,16 @@ export const checkShape = (spec: TensorSpec, shape: unknown, maxElements: number
   return count;
 };
 
+/** A short description of a client's value for an error message; never walks into it. */
 export const preview = (value: unknown): string => {
   if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'bigint') return String(value);
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'object') return value === null ? 'null' : 'an object';
+  if (typeof value === 'string') {
+    const text = JSON.stringify(value.length > 40 ? `${value.slice(0, 37)}...` : value);
+    return text;
+  }
+  return String(value);
 };
 
 /**

@@ -68,6 +68,20 @@ describe('malformed requests', () => {
     );
   });
 
+  it('refuses deeply nested values without walking into them', async () => {
+    const roomy = createPredictApp({ provider });
+    const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+    const body = `{"id": ${deep}, "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4], "parameters": ${deep}}]}`;
+    expectRefused(await roomy(postJson(INFER, body)), 400, '"id" must be a string, got an object');
+    const nested = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const tensor = `{"name": "x", "datatype": ${nested}, "shape": [1, 4], "data": [1, 2, 3, 4]}`;
+    expectRefused(
+      await roomy(postJson(INFER, `{"inputs": [${tensor}]}`)),
+      400,
+      'datatype is an array of 1',
+    );
+  });
+
   it('refuses a body that is not UTF-8', async () => {
     const res = await app(
       httpRequest('POST', INFER, {
