@@ -377,15 +377,24 @@ export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
       response.headers['x-maas-variant'] = loaded.variant;
     }
     const isInference = ctx.route !== undefined && INFERENCE_ROUTES.has(ctx.route.name);
+    // A run that onnxruntime refuses on signature-valid inputs answers 400 (a client can never
+    // cause a 500) but counts against the model version: a canary that fails where production
+    // succeeds must trip the ModelErrors alarm and be rolled back.
+    const modelFailed = failure instanceof InputRejectedError;
     if (metrics && (isInference || coldStart)) {
       const values: MetricValues = coldStart ? { ColdStart: 1 } : {};
       if (isInference) {
         Object.assign(values, {
           Requests: 1,
           Latency: latencyMs,
-          ModelErrors: response.status >= 500 ? 1 : 0,
+          ModelErrors: response.status >= 500 || modelFailed ? 1 : 0,
           ClientErrors:
-            response.status >= 400 && response.status < 500 && response.status !== 429 ? 1 : 0,
+            response.status >= 400 &&
+            response.status < 500 &&
+            response.status !== 429 &&
+            !modelFailed
+              ? 1
+              : 0,
           ...(ctx.inferenceMs === undefined ? {} : { InferenceLatency: ctx.inferenceMs }),
           ...(loaded?.load === undefined ? {} : { ModelLoadLatency: loaded.load.totalMs }),
           ...(ctx.nonFiniteOutputs === undefined ? {} : { NonFiniteOutputs: ctx.nonFiniteOutputs }),

@@ -198,8 +198,9 @@ describe('failures the platform owns', () => {
     });
   });
 
-  it('answers 400, not 500, when the model refuses valid-looking values at run time', async () => {
-    const app = createPredictApp({ provider });
+  it('answers 400, not 500, when the model refuses valid-looking values at run time, and counts it against the model version', async () => {
+    const metrics = new MemoryMetricsSink();
+    const app = createPredictApp({ provider, metrics });
     const res = await app(
       postJson('/v2/models/gather/infer', {
         inputs: [{ name: 'ids', datatype: 'INT64', shape: [2], data: [1, 7] }],
@@ -215,6 +216,9 @@ describe('failures the platform owns', () => {
       }),
     );
     expect(readInferResponse(ok).outputs[0]?.data).toEqual(Float32Array.of(5, 6, 1, 2));
+    const [failed, served] = metrics.emitted.map((e) => e.values);
+    expect(failed).toMatchObject({ ModelErrors: 1, ClientErrors: 0 });
+    expect(served).toMatchObject({ ModelErrors: 0, ClientErrors: 0 });
   });
 });
 
