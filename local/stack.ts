@@ -1,0 +1,99 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type LocalApi, type OutputListener, startLocalApi } from './http/index.ts';
+import { type LocalIngest, type LocalIngestOptions, startLocalIngest } from './ingest/index.ts';
+import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, type LocalS3, startLocalS3 } from './s3/index.ts';
+
+export interface LocalStackOptions {
+  /** data directory: the bucket's objects and the model cache live under it, across restarts */
+  home: string;
+  /** 0 picks a free port */
+  s3Port: number;
+  bucket: string;
+  /** the HTTP API; 0 picks a free port */
+  httpPort: number;
+  /** predict instances; @default the local config's (one per core) */
+  workers?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** extra environment for every function, over the stack's */
+  env?: Record<string, string>;
+  ingest?: Pick<LocalIngestOptions, 'timeoutMs' | 'onResult' | 'onFailure' | 'onOutput'>;
+  /** predict instances' log lines (EMF metrics among them) */
+  onApiOutput?: OutputListener;
+}
+
+export interface LocalStack {
+  urls: { api: string; s3: string };
+  bucket: string;
+  /** what any process needs to reach this stack's storage, as the functions get it */
+  env: Record<string, string>;
+  s3: LocalS3;
+  ingest: LocalIngest;
+  /** stops everything, the S3 last; `graceMs` lets an ingest in progress finish */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+/**
+ * The cloud stack on one machine, with the same handlers: the local S3 (conditional writes,
+ * ObjectCreated events as AWS sends them), ingest on those events, the HTTP API in front of
+ * predict. Services start in dependency order and stop in reverse; the guard's alarm evaluator and
+ * promote timer belong after the API, since they read its metrics and move its aliases.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const home = resolve(options.home);
+  const host = options.host ?? '127.0.0.1';
+  await mkdir(join(home, 's3'), { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop();
+  };
+
+  try {
+    const s3 = await startLocalS3({
+      port: options.s3Port,
+      host,
+      directory: join(home, 's3'),
+      bucket: options.bucket,
+    });
+    stops.push(() => s3.close());
+    const env: Record<string, string> = {
+      MAAS_BUCKET: s3.bucket,
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_REGION: LOCAL_S3_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      MAAS_TMP_CACHE_DIR: join(home, 'cache'),
+    };
+    const functionEnv = { ...env, ...options.env };
+
+    const ingest = startLocalIngest({ s3, env: functionEnv, ...options.ingest });
+    let graceMs = 0;
+    stops.push(() => ingest.close({ graceMs }));
+
+    const api: LocalApi = await startLocalApi({
+      port: options.httpPort,
+      host,
+      env: functionEnv,
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(options.onApiOutput === undefined ? {} : { onOutput: options.onApiOutput }),
+    });
+    stops.push(() => api.close());
+
+    return {
+      urls: { api: api.url, s3: s3.endpoint },
+      bucket: s3.bucket,
+      env,
+      s3,
+      ingest,
+      async close(closeOptions = {}) {
+        graceMs = closeOptions.graceMs ?? 0;
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
