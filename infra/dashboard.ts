@@ -14,21 +14,23 @@ import {
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC_DIMENSIONS, METRIC_NAMESPACE } from './metrics.ts';
+import { DIMENSIONS, METRICS_NAMESPACE, type MetricName } from '../src/metrics/index.ts';
 
 const PERIOD = Duration.minutes(1);
-const BY = METRIC_DIMENSIONS.join(', ');
+/** Charts split by model and by canary variant (production, candidate, pinned). */
+const SPLIT = [DIMENSIONS.model, DIMENSIONS.variant] as const;
+const BY = SPLIT.join(', ');
 
 /** A Metrics Insights query: one line per model and variant, whatever models exist at run time. */
-export const insightsQuery = (fn: 'SUM' | 'AVG' | 'MAX', metric: string): string =>
-  `SELECT ${fn}(${metric}) FROM SCHEMA("${METRIC_NAMESPACE}", ${BY}) GROUP BY ${BY} ORDER BY ${fn}() DESC LIMIT 100`;
+export const insightsQuery = (fn: 'SUM' | 'AVG' | 'MAX', metric: MetricName): string =>
+  `SELECT ${fn}(${metric}) FROM SCHEMA("${METRICS_NAMESPACE}", ${BY}) GROUP BY ${BY} ORDER BY ${fn}() DESC LIMIT 100`;
 
 /**
  * Percentiles are outside Metrics Insights; a SEARCH expression gives one line per model and
  * variant with any statistic.
  */
-export const percentileSearch = (metric: string, stat: 'p50' | 'p99'): string =>
-  `SEARCH('{${[METRIC_NAMESPACE, ...METRIC_DIMENSIONS].join(',')}} MetricName="${metric}"', '${stat}', ${PERIOD.toSeconds()})`;
+export const percentileSearch = (metric: MetricName, stat: 'p50' | 'p99'): string =>
+  `SEARCH('{${[METRICS_NAMESPACE, ...SPLIT].join(',')}} MetricName="${metric}"', '${stat}', ${PERIOD.toSeconds()})`;
 
 const byModel = (expression: string, label: string): IMetric =>
   new MathExpression({ expression, label, period: PERIOD });
@@ -67,7 +69,7 @@ export class MaasDashboard extends Construct {
     const rows: IWidget[][] = [
       [
         new TextWidget({
-          markdown: `# onnx-maas\nPer model and variant (\`${METRIC_NAMESPACE}\` namespace). A guard alarm in ALARM has already invoked rollback for that model; see \`maas history <model>\`.`,
+          markdown: `# onnx-maas\nPer model and variant (\`${METRICS_NAMESPACE}\` namespace). A guard alarm in ALARM has already invoked rollback for that model; see \`maas history <model>\`.`,
           width: 24,
           height: 2,
         }),

@@ -7,7 +7,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { MaasError } from '../src/errors/index.ts';
-import { METRIC_NAMESPACE } from './metrics.ts';
+import { METRICS_NAMESPACE } from '../src/metrics/index.ts';
 import { acknowledge } from './nag.ts';
 import type { Architecture as ArchitectureSetting, MaasSettings } from './settings.ts';
 
@@ -129,7 +129,7 @@ export class MaasFunction extends Construct {
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: `maas-${props.name}`,
-        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
       },
       bundling: bundlingOptions(settings.architecture, props.onnxRuntime === true),

@@ -4,7 +4,8 @@ import { MaasError } from '../src/errors/index.ts';
  * The stack outputs, by the names `cdk deploy --outputs-file <file>` writes them under:
  *
  * ```json
- * { "OnnxMaas": { "ApiUrl": "https://…/", "BucketName": "…", "DashboardUrl": "https://…", "Region": "eu-west-1" } }
+ * { "OnnxMaas": { "ApiUrl": "https://…/", "BucketName": "…", "DashboardUrl": "https://…",
+ *                 "Region": "eu-west-1", "AlertTopicArn": "arn:aws:sns:…" } }
  * ```
  *
  * Dependency-free, so the CLI can read a deployed stack without loading the CDK.
@@ -15,6 +16,9 @@ export const STACK_OUTPUTS = {
   dashboardUrl: 'DashboardUrl',
   region: 'Region',
 } as const;
+
+/** Not read by the CLI: subscribe to it (email, chat) to hear about every rollback. */
+export const ALERT_TOPIC_OUTPUT = 'AlertTopicArn';
 
 export type StackOutputs = { readonly [K in keyof typeof STACK_OUTPUTS]: string };
 

@@ -1,18 +1,20 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { alarmDefinitions } from '../src/guard/index.ts';
 import { MaasDashboard } from './dashboard.ts';
-import { Guard, type GuardAlarmDefinition, resolveAlarmDefinitions } from './guard.ts';
+import { Guard, type GuardAlarmDefinition } from './guard.ts';
 import { Ingest } from './ingest.ts';
 import { ModelBucket } from './model-bucket.ts';
-import { STACK_OUTPUTS as OUTPUTS } from './outputs.ts';
+import { ALERT_TOPIC_OUTPUT, STACK_OUTPUTS as OUTPUTS } from './outputs.ts';
 import { PredictApi } from './predict-api.ts';
 import type { MaasSettings } from './settings.ts';
 
 export interface MaasStackProps extends StackProps {
   readonly settings: MaasSettings;
   /**
-   * The guard's health rules (`src/guard`); `maas:alarmThresholds` overrides their thresholds.
-   * @default - no alarms: nothing is rolled back automatically
+   * The guard's health rules, thresholds applied.
+   * @default - the rules of `src/guard` with the thresholds of `maas:alarmThresholds`, the same
+   * the rollback and promote functions rebuild from their environment
    */
   readonly alarms?: readonly GuardAlarmDefinition[];
 }
@@ -28,7 +30,16 @@ export class MaasStack extends Stack {
   constructor(scope: Construct, id: string, props: MaasStackProps) {
     super(scope, id, props);
     const { settings } = props;
-    const alarms = resolveAlarmDefinitions(props.alarms ?? [], settings.alarmThresholds);
+    const alarms =
+      props.alarms ??
+      alarmDefinitions({
+        overrides: Object.fromEntries(
+          Object.entries(settings.alarmThresholds).map(([name, threshold]) => [
+            name,
+            { threshold },
+          ]),
+        ),
+      });
 
     this.modelBucket = new ModelBucket(this, 'Models', {
       removalMode: settings.removalPolicy,
@@ -82,5 +93,9 @@ export class MaasStack extends Stack {
       description: 'CloudWatch dashboard',
     });
     new CfnOutput(this, OUTPUTS.region, { value: this.region, description: 'Region of the stack' });
+    new CfnOutput(this, ALERT_TOPIC_OUTPUT, {
+      value: this.guard.alerts.topicArn,
+      description: 'SNS topic announcing rollbacks and promotions: subscribe to it',
+    });
   }
 }

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidAlarmDefinitionError, resolveAlarmDefinitions } from '../../infra/guard.ts';
+import {
+  type GuardAlarmDefinition,
+  InvalidAlarmDefinitionError,
+  validateAlarmDefinitions,
+} from '../../infra/guard.ts';
 import { readSettings, SETTING_DEFAULTS, SettingsError } from '../../infra/settings.ts';
-import { TEST_ALARMS } from './synth.ts';
+import { DEFAULT_ALARM_DEFINITIONS } from '../../src/guard/index.ts';
 
 const fromContext = (context: Record<string, unknown>) =>
   readSettings((key) => context[key], Object.keys(context));
@@ -129,57 +133,42 @@ describe('deployment settings', () => {
   });
 });
 
-describe('guard alarm definitions', () => {
-  it('applies threshold overrides by alarm name and leaves the rest as defined', () => {
-    const resolved = resolveAlarmDefinitions(TEST_ALARMS, { latency: 750 });
-    expect(resolved.map((def) => [def.name, def.threshold])).toEqual([
-      ['model-errors', 5],
-      ['latency', 750],
-    ]);
-  });
+describe('guard rules as CloudWatch alarms', () => {
+  const [base] = DEFAULT_ALARM_DEFINITIONS;
+  if (base === undefined) throw new Error('src/guard defines no rule');
 
-  it('rejects overrides for alarms that do not exist, naming the known ones', () => {
-    expect(() => resolveAlarmDefinitions(TEST_ALARMS, { latancy: 750 })).toThrow(
-      /maas:alarmThresholds names "latancy", which is not an alarm; known: model-errors, latency/,
-    );
-  });
-
-  it('rejects what a Metrics Insights alarm cannot evaluate', () => {
-    const [base] = TEST_ALARMS;
-    if (base === undefined) throw new Error('no test alarm');
-    const bad = [
-      { ...base, name: 'p99', statistic: 'p99' as 'AVG' },
-      { ...base, name: 'fast', periodSeconds: 10 },
-      { ...base, name: 'long', periodSeconds: 3600, evaluationPeriods: 4, datapointsToAlarm: 1 },
-      { ...base, name: 'odd', datapointsToAlarm: 4 },
-      { ...base, name: 'Bad Name' },
-      { ...base, name: 'inject', metricName: 'Latency) FROM x --' },
-    ];
-    let error: unknown;
+  const problemsOf = (definitions: readonly GuardAlarmDefinition[]): string => {
     try {
-      resolveAlarmDefinitions(bad);
+      validateAlarmDefinitions(definitions);
     } catch (err) {
-      error = err;
+      if (err instanceof InvalidAlarmDefinitionError) return err.message;
+      throw err;
     }
-    expect(error).toBeInstanceOf(InvalidAlarmDefinitionError);
-    const message = (error as Error).message;
-    expect(message).toMatch(
-      /"p99": statistic "p99" is not a Metrics Insights function; use one of AVG/,
-    );
-    expect(message).toMatch(/"fast": periodSeconds 10 must be a multiple of 60/);
+    return '';
+  };
+
+  it("accepts the guard's own rules", () => {
+    expect(problemsOf(DEFAULT_ALARM_DEFINITIONS)).toBe('');
+  });
+
+  it('rejects what a Metrics Insights alarm cannot evaluate, naming each rule', () => {
+    const message = problemsOf([
+      { ...base, name: 'local-scale', periodSeconds: 1 },
+      { ...base, name: 'long', periodSeconds: 3600, evaluationPeriods: 4, datapointsToAlarm: 1 },
+      { ...base, name: 'odd', evaluationPeriods: 2, datapointsToAlarm: 3 },
+      { ...base, name: 'single', query: 'SELECT AVG(Latency) FROM "Maas"' },
+      { ...base, name: 'Bad Name' },
+    ]);
+    expect(message).toMatch(/"local-scale": periodSeconds 1 must be a multiple of 60/);
     expect(message).toMatch(/"long": .* exceeds the 3 hours/);
     expect(message).toMatch(
-      /"odd": datapointsToAlarm must be an integer from 1 to evaluationPeriods/,
+      /"odd": datapointsToAlarm must be an integer from 1 to evaluationPeriods \(2\)/,
     );
-    expect(message).toMatch(/"Bad Name": name must be/);
-    expect(message).toMatch(/"inject": metricName/);
+    expect(message).toMatch(/"single": the query must be a Metrics Insights query with GROUP BY/);
+    expect(message).toMatch(/"Bad Name": the name must be/);
   });
 
-  it('rejects two alarms with the same name', () => {
-    const [base] = TEST_ALARMS;
-    if (base === undefined) throw new Error('no test alarm');
-    expect(() => resolveAlarmDefinitions([base, base])).toThrow(
-      /duplicate alarm names: model-errors/,
-    );
+  it('rejects two rules with the same name', () => {
+    expect(problemsOf([base, base])).toMatch(/duplicate rule names: model-errors/);
   });
 });
