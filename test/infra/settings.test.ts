@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   type GuardAlarmDefinition,
@@ -130,6 +133,24 @@ describe('deployment settings', () => {
         /maas:alarmThresholds=.*: set it to a JSON object of alarm name to number/,
       ),
     ]);
+  });
+});
+
+describe('the CDK app', () => {
+  it('stops before building anything when a setting is wrong, printing what to set instead', async () => {
+    const run = promisify(execFile)('npx', ['tsx', 'infra/app.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      // How the CDK CLI hands cdk.json and -c context to the app.
+      env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ 'maas:architecture': 'x86' }) },
+    });
+    const failure = await run.then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stderr).toBe(
+      'Invalid cdk.json context (fix it in cdk.json "context" or with -c):\n  - maas:architecture="x86": set it to one of arm64, x86_64\n',
+    );
   });
 });
 
