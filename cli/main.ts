@@ -5,7 +5,9 @@ import { registerDev } from './commands/dev.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
+import { registerPromote } from './commands/promote.ts';
 import { registerPush } from './commands/push.ts';
+import { registerRollback } from './commands/rollback.ts';
 import { registerShow } from './commands/show.ts';
 import { registerVersions } from './commands/versions.ts';
 import { DEFAULT_OUTPUTS_FILE, localDefaults, normalizeStackArgv } from './target.ts';
@@ -35,6 +37,8 @@ export function createProgram(): Command {
   registerShow(program);
   registerHistory(program);
   registerPredict(program);
+  registerPromote(program);
+  registerRollback(program);
   registerDev(program);
   return program;
 }

@@ -229,7 +229,7 @@ export async function rollbackLatest(
   options: PromoteOptions = {},
 ): Promise<RollbackOutcome & { changed: true }> {
   const outcome = await rollback(
-    { model, alarm: { name: 'manual', reason: 'rolled back by hand' } },
+    { model, alarm: { name: 'maas rollback', reason: 'rolled back by hand' } },
     registry,
     {
       watchWindowMs: undefined,
