@@ -157,7 +157,9 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
     const reserved = handle.claim.version;
     if (reserved !== undefined && (await hasManifest(deps.registry, model, reserved))) {
       // The version was committed before an earlier attempt stopped: finish what it started.
-      return await finish(ctx, await deps.registry.getManifest(model, reserved));
+      return await finish(ctx, await deps.registry.getManifest(model, reserved), {
+        resumed: true,
+      });
     }
     if (claimed.kind === 'expired') {
       throw new UploadRejectedError(
@@ -513,14 +515,14 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);
-  return finish(ctx, manifest, { samples: candidate.samples });
+  return finish(ctx, manifest, { details: { samples: candidate.samples } });
 }
 
 /** After the commit point: aliases, audit records, the outcome. Safe to run again. */
 async function finish(
   ctx: Context,
   manifest: Manifest,
-  extra: Record<string, unknown> = {},
+  options: { resumed?: boolean; details?: Record<string, unknown> } = {},
 ): Promise<IngestResult> {
   const { deps, log, clock, model, upload, handle } = ctx;
   const { version } = manifest;
@@ -555,7 +557,10 @@ async function finish(
     // History keys order by millisecond: the outcome must sort after the alias change it follows.
     at = new Date(Math.max(clock().getTime(), at.getTime() + 1));
   }
-  const existing = await deps.registry.findUploadOutcome(model, upload);
+  // Only an attempt that stopped after the commit point can have written the outcome already.
+  const existing = options.resumed
+    ? await deps.registry.findUploadOutcome(model, upload)
+    : undefined;
   if (existing === undefined) {
     const q = manifest.quantization;
     await deps.registry.appendHistory({
@@ -574,7 +579,7 @@ async function finish(
         ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),
         ...(q?.latencyRatio === undefined ? {} : { latencyRatio: q.latencyRatio }),
         ...(q?.accuracy === undefined ? {} : { cosine: q.accuracy.cosine }),
-        ...extra,
+        ...options.details,
       },
     });
   }

@@ -5,19 +5,27 @@ import { StorageUnavailableError } from '../../../src/storage/index.ts';
 import { tinyModel } from '../../support/models.ts';
 import { type Harness, registryKeys, startHarness } from './harness.ts';
 
-/** A registry whose first `failures` manifest commits fail as an unreachable S3 would. */
+/** A registry whose first `failures` manifest commits (or alias updates) fail. */
 class FlakyRegistry extends Registry {
   constructor(
     registry: Registry,
     private failures: number,
     private readonly error: () => Error = () => new StorageUnavailableError('S3 is down'),
+    private readonly step: 'commitManifest' | 'updateAliases' = 'commitManifest',
   ) {
     super(registry.store);
   }
 
   override async commitManifest(manifest: Manifest): Promise<{ key: string; etag: string }> {
-    if (this.failures-- > 0) throw this.error();
+    if (this.step === 'commitManifest' && this.failures-- > 0) throw this.error();
     return super.commitManifest(manifest);
+  }
+
+  override async updateAliases(
+    ...args: Parameters<Registry['updateAliases']>
+  ): ReturnType<Registry['updateAliases']> {
+    if (this.step === 'updateAliases' && this.failures-- > 0) throw this.error();
+    return super.updateAliases(...args);
   }
 }
 
@@ -99,6 +107,23 @@ describe('ingest idempotency and races', () => {
       '1/model.onnx',
       '1/reserved.json',
     ]);
+  });
+
+  it('finishes a version committed before a storage failure without registering it twice', async () => {
+    const failing = new FlakyRegistry(harness.registry, 1, undefined, 'updateAliases');
+    flaky.set('late', failing);
+    const upload = await harness.upload('late', 'm.onnx', tinyModel({ seed: 11 }));
+    await harness.settled();
+    const record = recordOf(upload.sourceKey);
+    await expect(harness.deliver([record])).rejects.toBeInstanceOf(StorageUnavailableError);
+    expect(await harness.registry.listVersions('late')).toEqual([1]);
+    expect(await harness.registry.findUploadOutcome('late', upload)).toBeUndefined();
+
+    const retried = await harness.deliver([record]);
+    expect(retried).toMatchObject([{ status: 'registered', version: 1, alias: 'production' }]);
+    const events = (await harness.registry.history('late')).map((r) => `${r.event}:${r.version}`);
+    expect(events).toEqual(['promoted:1', 'registered:1']);
+    expect(await harness.registry.listVersions('late')).toEqual([1]);
   });
 
   it('records an unexpected failure as a rejection on the last attempt, registering nothing', async () => {
