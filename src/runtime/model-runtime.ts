@@ -13,7 +13,6 @@ import {
 import {
   ObjectNotFoundError,
   type ObjectStore,
-  PreconditionFailedError,
   StorageUnavailableError,
 } from '../storage/index.ts';
 import { DiskCache } from './disk-cache.ts';
@@ -34,6 +33,7 @@ import type {
 } from './provider.ts';
 import { SessionCache, type SessionEntry } from './session-cache.ts';
 import { TtlCache } from './ttl-cache.ts';
+import { type HashedBytes, readHashed } from './verified-read.ts';
 
 /** What the runtime reads from the registry (the storage engineer's `Registry` satisfies it). */
 export interface RegistryReader {
@@ -302,10 +302,8 @@ export class ModelRuntime implements ModelProvider {
       await this.disk.remove(expected).catch(() => undefined);
       t0 = performance.now();
     }
-    const bytes = await this.read(model, version, variant);
-    const t1 = performance.now();
-    const actual = sha256Hex(bytes);
-    const t2 = performance.now();
+    const { bytes, sha256: actual, verifyMs } = await this.read(model, version, variant);
+    const fetchMs = performance.now() - t0 - verifyMs;
     if (actual !== expected) {
       throw new ModelIntegrityError(model, version, {
         key: variant.key,
@@ -321,21 +319,16 @@ export class ModelRuntime implements ModelProvider {
       .catch(() => undefined)
       .finally(() => this.diskWrites.delete(write));
     this.diskWrites.add(write);
-    return { bytes, source: 's3', fetchMs: t1 - t0, verifyMs: t2 - t1 };
+    return { bytes, source: 's3', fetchMs, verifyMs };
   }
 
-  private async read(model: string, version: number, variant: VariantInfo): Promise<Uint8Array> {
-    const { rangedGetMinBytes, rangedGetPartBytes, rangedGetConcurrency } = this.settings;
+  private async read(model: string, version: number, variant: VariantInfo): Promise<HashedBytes> {
     try {
-      const object =
-        this.store.getLarge !== undefined && variant.bytes >= rangedGetMinBytes
-          ? await this.store.getLarge(variant.key, {
-              partSize: rangedGetPartBytes,
-              concurrency: rangedGetConcurrency,
-            })
-          : await this.store.get(variant.key);
-      if (object === undefined) throw new StorageUnavailableError(`no body for ${variant.key}`);
-      return object.body;
+      return await readHashed(this.store, variant.key, variant.bytes, {
+        minBytes: this.settings.rangedGetMinBytes,
+        partBytes: this.settings.rangedGetPartBytes,
+        concurrency: this.settings.rangedGetConcurrency,
+      });
     } catch (err) {
       if (err instanceof ObjectNotFoundError) {
         throw this.unavailable(
@@ -344,9 +337,6 @@ export class ModelRuntime implements ModelProvider {
           `its manifest names ${variant.key}, which is missing`,
           err,
         );
-      }
-      if (err instanceof PreconditionFailedError) {
-        throw this.unavailable(model, version, `${variant.key} changed while it was read`, err);
       }
       throw this.storageError(model, version, err);
     }

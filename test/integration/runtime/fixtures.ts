@@ -99,6 +99,8 @@ export interface StoreCall {
   op: 'head' | 'get' | 'getLarge' | 'put' | 'list' | 'delete';
   key: string;
   conditional?: boolean;
+  /** for a ranged GET: the first byte */
+  rangeStart?: number;
   /** for a conditional GET: whether the store answered 304 */
   notModified?: boolean;
 }
@@ -124,7 +126,12 @@ export class RecordingStore implements ObjectStore {
 
   async get(key: string, options?: GetOptions): Promise<StoredObject | undefined> {
     const conditional = options?.ifNoneMatch !== undefined;
-    const call: StoreCall = { op: 'get', key, conditional };
+    const call: StoreCall = {
+      op: 'get',
+      key,
+      conditional,
+      ...(options?.range === undefined ? {} : { rangeStart: options.range.start }),
+    };
     this.calls.push(call);
     const object = await this.inner.get(key, options);
     if (conditional) call.notModified = object === undefined;

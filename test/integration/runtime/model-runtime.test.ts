@@ -284,6 +284,28 @@ describe('ModelRuntime', () => {
     expect(runtime.loadedModels()).toEqual([]);
   });
 
+  it('reads a large model with parallel ranged GETs and verifies it as the parts arrive', async () => {
+    const bytes = addModel(9, 4096);
+    await registerVersion(registry, 'ranged', bytes);
+    await registerVersion(registry, 'ranged', addModel(8, 4096));
+    await setAliases(registry, 'ranged', { production: 1 });
+    const ranged = { rangedGetMinBytes: 1024, rangedGetPartBytes: 1000, rangedGetConcurrency: 4 };
+    const { runtime, store } = await runtimeFor(ranged);
+
+    const loaded = await runtime.acquire('ranged');
+
+    const parts = store.callsFor(keys.variant('ranged', 1, 'fp32'), 'get');
+    expect(parts.map((c) => c.rangeStart).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(
+      Array.from({ length: Math.ceil(bytes.byteLength / 1000) }, (_, i) => i * 1000),
+    );
+    expect(store.callsFor(keys.variant('ranged', 1, 'fp32'), 'head')).toHaveLength(0);
+    expect(await outputOf(loaded)).toEqual(expectedOutput(9));
+
+    await s3.store.put(keys.variant('ranged', 2, 'fp32'), bytes.subarray(0, bytes.byteLength - 10));
+    await expect(runtime.acquire('ranged', 2)).rejects.toMatchObject({ code: 'IntegrityError' });
+    expect(runtime.loadedModels()).toEqual(['ranged@1']);
+  });
+
   it('describes a model by its production version, or the version asked for', async () => {
     await seed('described', [1, 2]);
     const { runtime } = await runtimeFor();
