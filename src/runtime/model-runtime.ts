@@ -171,8 +171,10 @@ export class ModelRuntime implements ModelProvider {
     return this.sessions.keys();
   }
 
-  /** releases every session; handles still held reload on their next run */
-  /** waits for loads and disk-cache writes in progress, then releases every session */
+  /**
+   * Waits for loads and disk-cache writes in progress, then releases every session; handles
+   * still held reload on their next run.
+   */
   async close(): Promise<void> {
     await Promise.allSettled([...this.loading.values()]);
     await this.settled();
@@ -246,9 +248,12 @@ export class ModelRuntime implements ModelProvider {
     const t0 = performance.now();
     const manifest = await this.manifest(model, version);
     const served: ServedVariant = manifest.variants[manifest.served] ? manifest.served : 'fp32';
-    const variant = manifest.variants[served] ?? manifest.variants.fp32;
-    const fetched = await this.fetchVariant(model, version, variant);
-    const t3 = performance.now();
+    const fetched = await this.fetchVariant(
+      model,
+      version,
+      manifest.variants[served] ?? manifest.variants.fp32,
+    );
+    const sessionStart = performance.now();
     let session: ort.InferenceSession;
     try {
       session = await this.createSession(fetched.bytes, {
@@ -258,7 +263,7 @@ export class ModelRuntime implements ModelProvider {
     } catch (err) {
       throw new ModelLoadError(model, version, { cause: err });
     }
-    const t4 = performance.now();
+    const done = performance.now();
     const entry: SessionEntry = {
       key,
       model,
@@ -278,8 +283,8 @@ export class ModelRuntime implements ModelProvider {
       bytes: entry.bytes,
       fetchMs: fetched.fetchMs,
       verifyMs: fetched.verifyMs,
-      sessionMs: t4 - t3,
-      totalMs: t4 - t0,
+      sessionMs: done - sessionStart,
+      totalMs: done - t0,
     };
     this.hooks.onModelLoad?.({ model, version, served, ...timing });
     return { entry, timing };
