@@ -154,12 +154,25 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
   log.info('ingest: started', { key, etag, attempt: handle.claim.attempt });
 
   try {
+    if (handle.claim.attempt > 1) {
+      // An earlier attempt may have written the outcome and stopped before closing the claim.
+      const earlier = await deps.registry.findUploadOutcome(model, upload);
+      if (earlier !== undefined) {
+        const event = earlier.event === 'registered' ? 'registered' : 'rejected';
+        await handle.update({
+          state: 'done',
+          outcome: {
+            event,
+            ...(earlier.version === undefined ? {} : { version: earlier.version }),
+          },
+        });
+        return { status: 'duplicate', key, etag, model, event };
+      }
+    }
     const reserved = handle.claim.version;
     if (reserved !== undefined && (await hasManifest(deps.registry, model, reserved))) {
       // The version was committed before an earlier attempt stopped: finish what it started.
-      return await finish(ctx, await deps.registry.getManifest(model, reserved), {
-        resumed: true,
-      });
+      return await finish(ctx, await deps.registry.getManifest(model, reserved));
     }
     if (claimed.kind === 'expired') {
       throw new UploadRejectedError(
@@ -201,28 +214,34 @@ const isRejection = (err: unknown): err is MaasError =>
 async function settleFailure(ctx: Context, err: unknown): Promise<IngestResult> {
   const { deps, log, handle, upload, model } = ctx;
   const attempts = deps.maxAttempts ?? 3;
-  if (isRejection(err)) return reject(ctx, err.code, err.message, err.details);
-  if (handle.claim.attempt >= attempts) {
-    log.error('ingest: failed on its last attempt', { ...upload, error: errorMessage(err) });
-    return reject(
-      ctx,
-      'IngestFailed',
-      `Ingest failed ${attempts} times on this upload (last: ${errorMessage(err)}). Upload it ` +
-        'again; if it keeps failing, the operators have the ingest logs.',
-      {},
-    );
+  let failure = err;
+  try {
+    if (isRejection(err)) return await reject(ctx, err.code, err.message, err.details);
+    if (handle.claim.attempt >= attempts) {
+      log.error('ingest: failed on its last attempt', { ...upload, error: errorMessage(err) });
+      return await reject(
+        ctx,
+        'IngestFailed',
+        `Ingest failed ${attempts} times on this upload (last: ${errorMessage(err)}). Upload it ` +
+          'again; if it keeps failing, the operators have the ingest logs.',
+        {},
+      );
+    }
+  } catch (recordError) {
+    // The rejection could not be written (storage down): the retry decides again.
+    failure = recordError;
   }
   log.warn('ingest: failed, leaving it for the retry', {
     ...upload,
     model,
-    error: errorMessage(err),
+    error: errorMessage(failure),
   });
   try {
     await handle.update({ state: 'released' });
   } catch (releaseError) {
     log.warn('ingest: could not release the claim', { error: errorMessage(releaseError) });
   }
-  throw err;
+  throw failure;
 }
 
 async function reject(
@@ -482,6 +501,9 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     canaryWeight: candidate.options.canaryWeight ?? settings.canaryWeight,
     bakeMs: settings.bakeMinutes * 60_000,
   };
+  // Reserved only after every check, so a rejected upload never takes a number. Until its
+  // manifest exists a reserved version is not registered (listVersions skips it); a retry
+  // reuses the number kept in the claim instead of reserving another.
   let version = handle.claim.version;
   if (version === undefined) {
     version = (await deps.registry.reserveVersion(model, upload)).version;
@@ -515,14 +537,14 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);
-  return finish(ctx, manifest, { details: { samples: candidate.samples } });
+  return finish(ctx, manifest, { samples: candidate.samples });
 }
 
 /** After the commit point: aliases, audit records, the outcome. Safe to run again. */
 async function finish(
   ctx: Context,
   manifest: Manifest,
-  options: { resumed?: boolean; details?: Record<string, unknown> } = {},
+  details: Record<string, unknown> = {},
 ): Promise<IngestResult> {
   const { deps, log, clock, model, upload, handle } = ctx;
   const { version } = manifest;
@@ -557,32 +579,26 @@ async function finish(
     // History keys order by millisecond: the outcome must sort after the alias change it follows.
     at = new Date(Math.max(clock().getTime(), at.getTime() + 1));
   }
-  // Only an attempt that stopped after the commit point can have written the outcome already.
-  const existing = options.resumed
-    ? await deps.registry.findUploadOutcome(model, upload)
-    : undefined;
-  if (existing === undefined) {
-    const q = manifest.quantization;
-    await deps.registry.appendHistory({
-      model,
-      event: 'registered',
-      version,
-      at: at.toISOString(),
-      actor: ACTOR,
-      reason: q?.decision ?? `${manifest.served} served`,
-      details: {
-        ...uploadDetails(upload),
-        served: manifest.served,
-        alias,
-        promote: policy.promote,
-        sha256: manifest.variants.fp32.sha256,
-        ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),
-        ...(q?.latencyRatio === undefined ? {} : { latencyRatio: q.latencyRatio }),
-        ...(q?.accuracy === undefined ? {} : { cosine: q.accuracy.cosine }),
-        ...options.details,
-      },
-    });
-  }
+  const q = manifest.quantization;
+  await deps.registry.appendHistory({
+    model,
+    event: 'registered',
+    version,
+    at: at.toISOString(),
+    actor: ACTOR,
+    reason: q?.decision ?? `${manifest.served} served`,
+    details: {
+      ...uploadDetails(upload),
+      served: manifest.served,
+      alias,
+      promote: policy.promote,
+      sha256: manifest.variants.fp32.sha256,
+      ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),
+      ...(q?.latencyRatio === undefined ? {} : { latencyRatio: q.latencyRatio }),
+      ...(q?.accuracy === undefined ? {} : { cosine: q.accuracy.cosine }),
+      ...details,
+    },
+  });
   await handle.update({ state: 'done', outcome: { event: 'registered', version } });
   log.info('ingest: registered', { ...upload, model, version, served: manifest.served, alias });
   return {
