@@ -41,12 +41,12 @@ import {
   model,
   mulberry32,
   node,
-  readSignature,
   TensorProto_DataType,
   valueInfo,
 } from '../src/onnx/index.ts';
 import { Registry } from '../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { registerVersion, setAliases } from '../test/integration/runtime/fixtures.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 const QUICK = process.argv.includes('--quick');
@@ -281,31 +281,8 @@ function bigInputModel(): Uint8Array {
 }
 
 async function register(registry: Registry, name: string, bytes: Uint8Array, versions: number) {
-  const signature = readSignature(bytes);
-  for (let i = 0; i < versions; i++) {
-    const { version } = await registry.reserveVersion(name);
-    const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
-    await registry.commitManifest({
-      model: name,
-      version,
-      served: 'fp32',
-      variants: { fp32 },
-      source: { key: `incoming/${name}/${name}.onnx`, etag: 'bench' },
-      irVersion: signature.irVersion,
-      opsetImports: signature.opsetImports,
-      producer: signature.producer,
-      inputs: signature.inputs,
-      outputs: signature.outputs,
-      createdAt: new Date().toISOString(),
-    });
-  }
-  await registry.updateAliases(name, () => ({
-    model: name,
-    production: 1,
-    knownGood: [1],
-    rolledBack: [],
-    updatedAt: '',
-  }));
+  for (let i = 0; i < versions; i++) await registerVersion(registry, name, bytes);
+  await setAliases(registry, name, { production: 1 });
 }
 
 // ─── (a) handler overhead ───────────────────────────────────────────────────────────────────────

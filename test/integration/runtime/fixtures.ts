@@ -7,6 +7,7 @@ import {
   graph,
   model,
   node,
+  readSignature,
   TensorProto_DataType,
   tensor,
   valueInfo,
@@ -50,6 +51,7 @@ export async function registerVersion(
   name: string,
   bytes: Uint8Array,
 ): Promise<Manifest> {
+  const signature = readSignature(bytes);
   const { version } = await registry.reserveVersion(name);
   const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
   const manifest: Manifest = {
@@ -58,11 +60,11 @@ export async function registerVersion(
     served: 'fp32',
     variants: { fp32 },
     source: { key: `incoming/${name}/v${version}.onnx`, etag: 'test' },
-    irVersion: 8,
-    opsetImports: [{ domain: '', version: 17 }],
-    producer: { name: 'runtime-tests', version: '' },
-    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4], dimNames: ['batch', null] }],
-    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 4], dimNames: ['batch', null] }],
+    irVersion: signature.irVersion,
+    opsetImports: signature.opsetImports,
+    producer: signature.producer,
+    inputs: signature.inputs,
+    outputs: signature.outputs,
     createdAt: new Date(0).toISOString(),
   };
   await registry.commitManifest(manifest);
