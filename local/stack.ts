@@ -1,5 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseEmfLine } from '../src/metrics/index.ts';
+import { Registry } from '../src/registry/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { type LocalGuard, type LocalGuardOptions, startLocalGuard } from './guard/index.ts';
 import { type LocalApi, type OutputListener, startLocalApi } from './http/index.ts';
 import { type LocalIngest, type LocalIngestOptions, startLocalIngest } from './ingest/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, type LocalS3, startLocalS3 } from './s3/index.ts';
@@ -21,6 +25,8 @@ export interface LocalStackOptions {
   ingest?: Pick<LocalIngestOptions, 'timeoutMs' | 'onResult' | 'onFailure' | 'onOutput'>;
   /** predict instances' log lines (EMF metrics among them) */
   onApiOutput?: OutputListener;
+  /** the alarm evaluator and promote timer; settings default to the functions' environment */
+  guard?: Omit<LocalGuardOptions, 'registry'>;
 }
 
 export interface LocalStack {
@@ -30,6 +36,7 @@ export interface LocalStack {
   env: Record<string, string>;
   s3: LocalS3;
   ingest: LocalIngest;
+  guard: LocalGuard;
   /** stops everything, the S3 last; `graceMs` lets an ingest in progress finish */
   close(options?: { graceMs?: number }): Promise<void>;
 }
@@ -72,12 +79,32 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let graceMs = 0;
     stops.push(() => ingest.close({ graceMs }));
 
+    // The guard: EMF lines of the predict instances → the rules → rollback; promote on a timer.
+    const guardClient = createS3Client({
+      endpoint: s3.endpoint,
+      region: LOCAL_S3_REGION,
+      credentials: LOCAL_S3_CREDENTIALS,
+    });
+    const guard = startLocalGuard({
+      registry: new Registry(new S3ObjectStore({ bucket: s3.bucket, client: guardClient })),
+      env: { ...process.env, ...functionEnv },
+      ...options.guard,
+    });
+    stops.push(async () => {
+      await guard.close();
+      guardClient.destroy();
+    });
+    const onApiOutput = options.onApiOutput ?? printOutput;
+
     const api: LocalApi = await startLocalApi({
       port: options.httpPort,
       host,
-      env: functionEnv,
+      env: { ...functionEnv, ...guard.handlerEnv },
       ...(options.workers === undefined ? {} : { workers: options.workers }),
-      ...(options.onApiOutput === undefined ? {} : { onOutput: options.onApiOutput }),
+      onOutput: (line, stream, instance) => {
+        guard.onOutput(line);
+        onApiOutput(line, stream, instance);
+      },
     });
     stops.push(() => api.close());
 
@@ -87,6 +114,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       env,
       s3,
       ingest,
+      guard,
       async close(closeOptions = {}) {
         graceMs = closeOptions.graceMs ?? 0;
         await stopAll();
@@ -97,3 +125,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     throw err;
   }
 }
+
+/**
+ * Without a listener, the instances' log lines go to this process's output; their EMF lines are
+ * the guard's, as CloudWatch takes them from a function's log in the cloud.
+ */
+const printOutput: OutputListener = (line, stream) => {
+  if (parseEmfLine(line).length > 0) return;
+  (stream === 'stderr' ? process.stderr : process.stdout).write(`${line}\n`);
+};
