@@ -76,6 +76,13 @@ export const toEvent = (request: IncomingRequest): APIGatewayProxyEventV2 => {
   const headers = joined(headerPairs(request.rawHeaders));
   const query = joined(new URLSearchParams(rawQueryString));
   const host = headers.host ?? 'localhost';
+  // API Gateway appends the client to X-Forwarded-For and says how it was reached.
+  headers['x-forwarded-for'] =
+    headers['x-forwarded-for'] === undefined
+      ? request.sourceIp
+      : `${headers['x-forwarded-for']}, ${request.sourceIp}`;
+  headers['x-forwarded-proto'] ??= 'http';
+  headers['x-forwarded-port'] ??= /:(\d+)$/.exec(host)?.[1] ?? '80';
   const domainName = host.replace(/:\d+$/, '');
   const hasBody = request.body.byteLength > 0;
   const text = hasBody && isText(headers['content-type'], request.body);

@@ -25,6 +25,11 @@ describe('toEvent', () => {
       timeEpoch: Date.UTC(2020, 2, 12, 19, 3, 58),
     });
     expect(event.queryStringParameters).toBeUndefined();
+    expect(event.headers).toMatchObject({
+      'x-forwarded-for': '10.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-port': '3000',
+    });
   });
 
   it('joins duplicate headers with commas', () => {
