@@ -188,7 +188,26 @@ async function push(file: string, opts: PushOptions, context: CliContext): Promi
     printLine(
       `registered ${model} v${outcome.version ?? '?'}${typeof served === 'string' ? ` (serves ${served})` : ''}; details: maas show ${model} ${outcome.version ?? ''}`.trimEnd(),
     );
+    const figures = quantizationFigures(outcome.details ?? {});
+    if (figures) printLine(`int8 vs fp32: ${figures}`);
+    if (outcome.reason) printLine(`decision: ${outcome.reason}`);
   }
+}
+
+/** `size 0.255x, p50 latency 0.375x, cosine 0.99957` from the registered record's details. */
+function quantizationFigures(details: Record<string, unknown>): string | undefined {
+  const figure = (key: string, label: string, digits: number, suffix = ''): string[] => {
+    const value = details[key];
+    return typeof value === 'number' && Number.isFinite(value)
+      ? [`${label} ${value.toFixed(digits)}${suffix}`]
+      : [];
+  };
+  const parts = [
+    ...figure('sizeRatio', 'size', 3, 'x'),
+    ...figure('latencyRatio', 'p50 latency', 3, 'x'),
+    ...figure('cosine', 'cosine', 5),
+  ];
+  return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
 export function registerPush(program: Command): void {

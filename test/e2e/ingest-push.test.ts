@@ -78,6 +78,10 @@ describe('maas push against the local stack', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^uploaded s3:\/\/maas-models\/incoming\/mlp\/mlp\.onnx/m);
     expect(run.stdout).toMatch(/^registered mlp v1 \(serves (int8|fp32)\)/m);
+    expect(run.stdout).toMatch(
+      /^int8 vs fp32: size 0\.2\d\dx, p50 latency \d+\.\d{3}x, cosine 0\.99\d+$/m,
+    );
+    expect(run.stdout).toMatch(/^decision: \S/m);
 
     const show = await maas('show', 'mlp', '1');
     expect(show.code).toBe(0);
