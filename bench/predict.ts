@@ -21,7 +21,7 @@ import cluster from 'node:cluster';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     MAAS_MAX_BODY_BYTES: String(64 * MiB),
     MAAS_MAX_RESPONSE_BYTES: String(64 * MiB),
   };
-  const results: Results = {};
+  const results: Results = { loadAverage: { start: loadavg()[0] ?? 0 } };
   try {
     if (ONLY.has('a')) results.overhead = await handlerOverhead(env, iris, encoder);
     if (ONLY.has('b') || ONLY.has('c') || ONLY.has('d')) {
@@ -256,6 +256,7 @@ async function main(): Promise<void> {
         await Promise.all([local, ...bare].map((child) => child.stop()));
       }
     }
+    results.loadAverage.end = loadavg()[0] ?? 0;
     await report(results);
   } finally {
     client.destroy();
@@ -621,6 +622,8 @@ async function binaryVsJson(localUrl: string): Promise<TransferCase> {
 // ─── report ─────────────────────────────────────────────────────────────────────────────────────
 
 interface Results {
+  /** the 1-minute load average around the run: shared machines make every figure noisier */
+  loadAverage: { start: number; end?: number };
   overhead?: OverheadCase[];
   throughput?: ThroughputCase[];
   coldLoad?: ColdCase;
@@ -741,8 +744,9 @@ async function report(results: Results): Promise<void> {
       met: transfer.speedup >= 5,
     });
   }
+  const { start, end } = results.loadAverage;
   printTable(
-    'targets (issue 3)',
+    `targets (issue 3) — ${CORES} cores, load average ${start.toFixed(1)} → ${end?.toFixed(1)}`,
     ['figure', 'value', 'target', 'verdict'],
     targets.map((t) => [t.figure, t.value, t.target, verdict(t.met)]),
   );
