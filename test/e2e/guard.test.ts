@@ -159,9 +159,15 @@ async function episode(model: string, bad: Uint8Array) {
       async () => (await registry.getAliases(model))?.aliases.rolledBack.includes(2) ?? false,
       40_000,
     );
+    // Every instance re-reads aliases.json once its alias TTL (200 ms) has passed since the
+    // rollback: after five TTLs, no instance can still route to v2.
+    const settled = Date.now() + 1_000;
     await waitFor(
       'answers from v1 only',
-      () => traffic.served.length > 30 && traffic.served.slice(-30).every((s) => s.version === 1),
+      () =>
+        Date.now() > settled &&
+        traffic.served.length > 30 &&
+        traffic.served.slice(-30).every((s) => s.version === 1),
       10_000,
     );
   } finally {
