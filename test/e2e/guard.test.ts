@@ -5,12 +5,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AlarmTransition } from '../../local/guard/index.ts';
-import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { guardSettings } from '../../src/guard/index.ts';
-import { mulberry32 } from '../../src/onnx/index.ts';
-import { keys, Registry } from '../../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
 import {
   healthyModel,
   inferBody,
@@ -18,7 +12,13 @@ import {
   sampleRow,
   slowModel,
   trafficRow,
-} from '../integration/guard/models.ts';
+} from '../../local/guard/demo-models.ts';
+import type { AlarmTransition } from '../../local/guard/index.ts';
+import { type LocalStack, startLocalStack } from '../../local/stack.ts';
+import { guardSettings } from '../../src/guard/index.ts';
+import { mulberry32 } from '../../src/onnx/index.ts';
+import { keys, Registry } from '../../src/registry/index.ts';
+import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
 import {
   canaryBound,
   type Served,

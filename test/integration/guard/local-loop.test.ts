@@ -4,6 +4,12 @@ import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  healthyModel,
+  lookupModel,
+  slowModel,
+  trafficRow,
+} from '../../../local/guard/demo-models.ts';
+import {
   type AlarmTransition,
   type LocalGuard,
   startLocalGuard,
@@ -14,7 +20,6 @@ import { mulberry32 } from '../../../src/onnx/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 import { candidateOf, registerOnnx } from './fixtures.ts';
-import { healthyModel, lookupModel, slowModel, trafficRow } from './models.ts';
 import { canaryBound, type Served, send, steadyTraffic, waitFor } from './traffic.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inferBody } from './models.ts';
+import { inferBody } from '../../../local/guard/demo-models.ts';
 
 /** One request of the steady traffic, as its client saw it. */
 export interface Served {

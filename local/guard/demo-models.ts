@@ -6,12 +6,12 @@ import {
   TensorProto_DataType as T,
   tensor,
   valueInfo,
-} from '../../../src/onnx/index.ts';
+} from '../../src/onnx/index.ts';
 
 /**
- * Three versions of one model, same signature (`x` FP32 [batch, 4] → `y` FP32 [batch, 4]):
- * a healthy one, and two that pass ingest on samples whose values stay below 3 but go wrong on
- * real traffic whose values reach 6.
+ * Three versions of one model for the guard's demo and tests, same signature (`x` FP32
+ * [batch, 4] → `y` FP32 [batch, 4]): a healthy one, and two that pass ingest on samples whose
+ * values stay below 3 but go wrong on real traffic whose values reach 6.
  */
 
 const io = {
