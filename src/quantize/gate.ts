@@ -160,7 +160,7 @@ export const evaluateVariants = async (input: GateInput): Promise<GateResult> =>
   }
   const rounds = options.runs ?? Math.max(3, Math.ceil(30 / samples.length));
   const sizeRatio = int8Bytes.byteLength / fp32Bytes.byteLength;
-  const sessionOptions = options.sessionOptions ?? {};
+  const sessionOptions = options.sessionOptions ?? { logSeverityLevel: 3 };
 
   const [fp32, fp32CreateMs] = await timed(() =>
     ort.InferenceSession.create(fp32Bytes, sessionOptions),

@@ -259,6 +259,9 @@ export class ModelRuntime implements ModelProvider {
       session = await this.createSession(fetched.bytes, {
         graphOptimizationLevel: 'all',
         intraOpNumThreads: this.settings.intraOpThreads,
+        // onnxruntime's load-time warnings (unused initializers...) are noise in the function's
+        // log; its run-time errors still print, and reach the client and our log as errors
+        logSeverityLevel: 3,
       });
     } catch (err) {
       throw new ModelLoadError(model, version, { cause: err });
