@@ -100,11 +100,23 @@ export class NoProductionVersionError extends MaasError {
 
 /** onnxruntime refused a registered, verified model: a platform bug, never the client's fault. */
 export class ModelLoadError extends MaasError {
-  constructor(model: string, version: number, options: { cause: unknown }) {
+  constructor(
+    readonly model: string,
+    readonly version: number,
+    options: { cause: unknown; variant?: RouteVariant },
+  ) {
     super(
       'ModelLoadFailed',
       `onnxruntime could not create a session for model ${model} version ${version}`,
-      { cause: options.cause, details: { model, version } },
+      {
+        cause: options.cause,
+        details: { model, version, ...(options.variant ? { variant: options.variant } : {}) },
+      },
     );
+  }
+
+  /** the same failure, naming the route that asked, so it counts against that version's metrics */
+  routed(variant: RouteVariant): ModelLoadError {
+    return new ModelLoadError(this.model, this.version, { cause: this.cause, variant });
   }
 }

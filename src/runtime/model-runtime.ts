@@ -194,7 +194,9 @@ export class ModelRuntime implements ModelProvider {
     try {
       return this.handle(await this.load(model, version), variant);
     } catch (err) {
-      throw err instanceof ModelUnavailableError ? err.routed(variant) : err;
+      throw err instanceof ModelUnavailableError || err instanceof ModelLoadError
+        ? err.routed(variant)
+        : err;
     }
   }
 

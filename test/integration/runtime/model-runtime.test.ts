@@ -1,6 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeModel, parseModel } from '../../../src/onnx/index.ts';
 import { toHttpResponse } from '../../../src/protocol/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import {
@@ -282,6 +283,29 @@ describe('ModelRuntime', () => {
     expect(toHttpResponse(err)).toMatchObject({ status: 503, headers: { 'retry-after': '2' } });
     expect(sessions.created).toBe(0);
     expect(runtime.loadedModels()).toEqual([]);
+  });
+
+  it('attributes a verified model that onnxruntime cannot load to the version and route that asked', async () => {
+    await seed('unloadable', [1]);
+    const broken = parseModel(addModel(2));
+    const add = broken.graph?.node[0];
+    if (add === undefined) throw new Error('the fixture model has no node');
+    add.input[1] = 'no-such-tensor';
+    await registerVersion(registry, 'unloadable', encodeModel(broken));
+    await setAliases(registry, 'unloadable', {
+      production: 1,
+      candidate: { version: 2, weight: 1, bakeUntil: new Date(0).toISOString() },
+    });
+    const { runtime } = await runtimeFor({ random: () => 0 });
+
+    const err = await runtime.acquire('unloadable').catch((e: unknown) => e);
+
+    expect(err).toMatchObject({
+      code: 'ModelLoadFailed',
+      details: { model: 'unloadable', version: 2, variant: 'candidate' },
+    });
+    expect(toHttpResponse(err).status).toBe(500);
+    expect(await outputOf(await runtime.acquire('unloadable', 1))).toEqual(expectedOutput(1));
   });
 
   it('reads a large model with parallel ranged GETs and verifies it as the parts arrive', async () => {
