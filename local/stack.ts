@@ -1,9 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { INGEST_DEFAULTS } from '../src/ingest/index.ts';
 import { parseEmfLine } from '../src/metrics/index.ts';
 import { Registry } from '../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
-import { type LocalGuard, type LocalGuardOptions, startLocalGuard } from './guard/index.ts';
+import {
+  LOCAL_TIME_SCALE,
+  type LocalGuard,
+  type LocalGuardOptions,
+  startLocalGuard,
+} from './guard/index.ts';
 import { type LocalApi, type OutputListener, startLocalApi } from './http/index.ts';
 import { type LocalIngest, type LocalIngestOptions, startLocalIngest } from './ingest/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, type LocalS3, startLocalS3 } from './s3/index.ts';
@@ -72,6 +78,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       MAAS_TMP_CACHE_DIR: join(home, 'cache'),
+      // The guard's minutes run as seconds here: a candidate bakes on the same scale (30 s, not 30 min).
+      MAAS_BAKE_MINUTES:
+        process.env.MAAS_BAKE_MINUTES ??
+        String(
+          INGEST_DEFAULTS.bakeMinutes *
+            Number(process.env.MAAS_GUARD_TIME_SCALE ?? LOCAL_TIME_SCALE),
+        ),
     };
     const functionEnv = { ...env, ...options.env };
 
