@@ -1,3 +1,4 @@
+import '../local/sdk-warning.ts';
 import { Command } from 'commander';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
 import { StorageUnavailableError } from '../src/storage/index.ts';
