@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { S3EventRecord } from 'aws-lambda';
 import S3rver, { type S3rverEvent } from 's3rver';
+import { installAtomicWrites } from './atomic-writes.ts';
 import { bareEtag, createConditionalProxy } from './conditional-proxy.ts';
 import { objectCreatedRecord } from './events.ts';
 import { installListPagination } from './list-pagination.ts';
@@ -43,6 +44,7 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
   const host = options.host ?? '127.0.0.1';
   const bucket = options.bucket ?? 'maas-models';
   installListPagination();
+  installAtomicWrites();
   const s3rver = new S3rver({
     address: '127.0.0.1',
     port: 0,
