@@ -13,6 +13,8 @@
 import { runChurn } from '../test/hardening/churn.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const arg = (name: string, fallback: number): number => {
   const raw = process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   return raw === undefined ? fallback : Number(raw);
@@ -49,6 +51,7 @@ printTable(
     ['RSS at end (MiB)', report.rss.endMb],
     ['RSS peak (MiB)', report.rss.peakMb],
     ['RSS growth (MiB)', report.rss.growthMb],
+    ['  of which JS heap (MiB)', report.rss.heapGrowthMb],
     ['RSS growth (%)', report.rss.growthPct],
   ],
 );

@@ -17,6 +17,8 @@ import { eventViolations, violations } from '../test/fuzz/oracle.ts';
 import { createFuzzTargets } from '../test/fuzz/targets.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 

@@ -70,7 +70,15 @@ export interface ChurnReport {
   evictions: number;
   maxLiveSessions: number;
   liveSessionsAtEnd: number;
-  rss: { warmMb: number; endMb: number; peakMb: number; growthMb: number; growthPct: number };
+  rss: {
+    warmMb: number;
+    endMb: number;
+    peakMb: number;
+    growthMb: number;
+    /** of which the JS heap (the rest is native: onnxruntime, buffers) */
+    heapGrowthMb: number;
+    growthPct: number;
+  };
 }
 
 /**
@@ -196,6 +204,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
   for (let v = 1; v <= options.versions; v++)
     await predict(`/v2/models/${MODEL}/versions/${v}/infer`);
   const warmMb = rssMb();
+  const heapWarmMb = process.memoryUsage().heapUsed / MiB;
   let peakMb = warmMb;
   let maxLiveSessions = runtime.loadedModels().length;
   const sampler = setInterval(() => {
@@ -205,10 +214,49 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
 
   const setAt = performance.now();
   const timeline: AliasState[] = [{ start: setAt, end: setAt, production: 1 }];
-  const served: Served[] = [];
+  const outOfWindow: ChurnReport['outOfWindow'] = [];
+  const statuses: Record<string, number> = {};
+  const byVariant: Record<string, number> = {};
+  let requests = 0;
+  const check = (s: Served): void => {
+    requests += 1;
+    statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+    if (s.version === undefined || s.variant === undefined) return;
+    byVariant[s.variant] = (byVariant[s.variant] ?? 0) + 1;
+    const from = s.start - options.aliasTtlMs - (maxAliasReadMs + 1);
+    const allowed = new Set<number>();
+    // a state is visible from the start of its write until the next write has finished
+    for (let i = timeline.length - 1; i >= 0; i--) {
+      const state = timeline[i];
+      const until = timeline[i + 1]?.end ?? Number.POSITIVE_INFINITY;
+      if (state === undefined || until < from) break;
+      if (state.start > s.end) continue;
+      const role = s.variant === 'candidate' ? state.candidate : state.production;
+      if (role !== undefined) allowed.add(role);
+    }
+    if (!allowed.has(s.version)) {
+      outOfWindow.push({
+        version: s.version,
+        variant: s.variant,
+        allowed: [...allowed].sort(),
+        start: s.start,
+      });
+    }
+  };
+  // Answers are checked as soon as every state they could have seen is known, so the run keeps
+  // only a few in memory and its RSS is the server's, not a growing log of answers.
+  let pending: Served[] = [];
+  const checkEndedBefore = (time: number): void => {
+    const later: Served[] = [];
+    for (const s of pending) {
+      if (s.end < time) check(s);
+      else later.push(s);
+    }
+    pending = later;
+  };
   let churning = true;
   const clients = Array.from({ length: options.clients }, async () => {
-    while (churning) served.push(await predict(`/v2/models/${MODEL}/infer`));
+    while (churning) pending.push(await predict(`/v2/models/${MODEL}/infer`));
   });
 
   const random = mulberry32(options.seed);
@@ -260,6 +308,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
       ...(current?.production === undefined ? {} : { production: current.production }),
       ...(current?.candidate === undefined ? {} : { candidate: current.candidate.version }),
     });
+    checkEndedBefore(start);
     // states last from nothing to a few TTLs, so some windows hold one state and some several
     await sleep(random() * options.aliasTtlMs * 2);
   }
@@ -268,42 +317,18 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
   await Promise.all(clients);
   clearInterval(sampler);
   const endMb = rssMb();
+  const heapEndMb = process.memoryUsage().heapUsed / MiB;
   const liveSessionsAtEnd = runtime.loadedModels().length;
   const counted = { loads, evictions };
   await runtime.close();
   await s3.cleanup();
   await rm(tmp, { recursive: true, force: true });
 
-  const slack = maxAliasReadMs + 1;
-  const outOfWindow: ChurnReport['outOfWindow'] = [];
-  const statuses: Record<string, number> = {};
-  const byVariant: Record<string, number> = {};
-  for (const s of served) {
-    statuses[s.status] = (statuses[s.status] ?? 0) + 1;
-    if (s.version === undefined || s.variant === undefined) continue;
-    byVariant[s.variant] = (byVariant[s.variant] ?? 0) + 1;
-    const from = s.start - options.aliasTtlMs - slack;
-    const allowed = new Set<number>();
-    timeline.forEach((state, i) => {
-      // visible from the start of its write until the next write has finished
-      const until = timeline[i + 1]?.end ?? Number.POSITIVE_INFINITY;
-      if (state.start > s.end || until < from) return;
-      const role = s.variant === 'candidate' ? state.candidate : state.production;
-      if (role !== undefined) allowed.add(role);
-    });
-    if (!allowed.has(s.version)) {
-      outOfWindow.push({
-        version: s.version,
-        variant: s.variant,
-        allowed: [...allowed].sort(),
-        start: s.start,
-      });
-    }
-  }
+  checkEndedBefore(Number.POSITIVE_INFINITY);
   return {
     transitions: options.transitions,
     durationMs,
-    requests: served.length,
+    requests,
     statuses,
     byVariant,
     outOfWindow,
@@ -318,6 +343,7 @@ export async function runChurn(options: ChurnOptions): Promise<ChurnReport> {
       endMb,
       peakMb,
       growthMb: endMb - warmMb,
+      heapGrowthMb: heapEndMb - heapWarmMb,
       growthPct: ((endMb - warmMb) / warmMb) * 100,
     },
   };
