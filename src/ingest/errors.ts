@@ -9,6 +9,7 @@ export const INGEST_REJECTION_CODES = [
   'LoadTooSlow',
   'WarmupFailed',
   'WarmupTooSlow',
+  'OutputSignatureMismatch',
   'Superseded',
   'SourceGone',
   'IngestTimedOut',

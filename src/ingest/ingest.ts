@@ -308,7 +308,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     // onnxruntime's own warnings (unused initializers...) are noise here; failures are reported
     logSeverityLevel: 3 as const,
   };
-  const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions);
+  const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions, signature.outputs);
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   if (!options.quantize) {
@@ -367,16 +367,45 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     sizeRatio: gate.sizeRatio,
     latencyRatio: gate.latencyRatio,
   });
+  const refusal = gate.accept
+    ? await int8Refusal(quantized.bytes, samples.feeds, settings, sessionOptions, signature)
+    : undefined;
+  const accepted = gate.accept && refusal === undefined;
+  if (refusal !== undefined) log.warn('ingest: int8 variant refused', { key, reason: refusal });
+  const verdict: GateResult =
+    refusal === undefined ? gate : { ...gate, accept: false, decision: `fp32 served: ${refusal}` };
   return {
     bytes,
     signature,
     options,
     warmup,
     samples: samples.source,
-    served: gate.accept ? 'int8' : 'fp32',
-    ...(gate.accept ? { int8: quantized.bytes } : {}),
-    quantization: gatedReport(report, gate),
+    served: accepted ? 'int8' : 'fp32',
+    ...(accepted ? { int8: quantized.bytes } : {}),
+    quantization: gatedReport(report, verdict),
   };
+}
+
+/**
+ * Why the int8 variant the gate accepted must not be served, or `undefined`. The gate compares
+ * int8 with fp32 on float outputs only; the variant predict would serve goes through the same
+ * checked warm-up as the upload, so its every output matches the signature in the manifest. A
+ * variant that fails it only means fp32 is served: the upload itself passed.
+ */
+async function int8Refusal(
+  int8: Uint8Array,
+  feeds: SampleSet['feeds'],
+  settings: IngestSettings,
+  sessionOptions: Parameters<typeof warmUp>[3],
+  signature: ModelSignature,
+): Promise<string | undefined> {
+  try {
+    await warmUp(int8, feeds, settings, sessionOptions, signature.outputs);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof UploadRejectedError)) throw err;
+    return `the int8 variant failed its warm-up (${err.code}): ${err.message}`;
+  }
 }
 
 const superseded = (upload: UploadRef, current: string | undefined): UploadRejectedError =>

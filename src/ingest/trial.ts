@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
+import type { Datatype, TensorSpec } from '../onnx/index.ts';
 import { UploadRejectedError } from './errors.ts';
 import type { Feeds } from './samples.ts';
 
@@ -24,9 +25,61 @@ const median = (values: readonly number[]): number => {
 
 const ms = (value: number): string => `${Math.round(value)} ms`;
 
+/** onnxruntime's tensor types by protocol datatype: what each declared output must come back as */
+const ORT_TYPES: Readonly<Record<Datatype, ort.Tensor.Type>> = {
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
+};
+
+const DATATYPES_BY_ORT = new Map(
+  Object.entries(ORT_TYPES).map(([datatype, type]) => [type, datatype as Datatype]),
+);
+
+const declaredShape = (spec: TensorSpec): string =>
+  `[${spec.shape.map((dim, i) => (dim >= 0 ? String(dim) : (spec.dimNames?.[i] ?? '?'))).join(', ')}]`;
+
+/**
+ * Why `produced` is not what the signature declares for `spec`, or `undefined` when it is: the
+ * datatype and the rank must match, and every fixed dim; a dynamic dim (-1, symbolic) takes any
+ * size. Predict advertises the signature as the model's metadata and its clients size their
+ * buffers from it, while the protocol encodes whatever onnxruntime returns: a model whose graph
+ * declares one output and computes another (ONNX does not check declared output shapes against
+ * inference) must not be served.
+ */
+export const outputMismatch = (
+  spec: TensorSpec,
+  produced: ort.OnnxValue | undefined,
+): string | undefined => {
+  const declared = `${spec.datatype} ${declaredShape(spec)}`;
+  if (produced === undefined)
+    return `declares output '${spec.name}' (${declared}) but did not return it`;
+  if (!(produced instanceof ort.Tensor)) {
+    return `declares output '${spec.name}' as ${declared} but returned a value that is not a tensor`;
+  }
+  const type = DATATYPES_BY_ORT.get(produced.type) ?? produced.type;
+  const actual = `${type} [${produced.dims.join(', ')}]`;
+  const fits =
+    produced.type === ORT_TYPES[spec.datatype] &&
+    produced.dims.length === spec.shape.length &&
+    spec.shape.every((dim, i) => dim < 0 || produced.dims[i] === dim);
+  return fits ? undefined : `declares output '${spec.name}' as ${declared} but produced ${actual}`;
+};
+
 /**
  * Loads the model in onnxruntime with the serving runtime's session options and runs every sample
- * once, as a predict instance would on a cold start. onnxruntime's `create` and `run` are
+ * once, as a predict instance would on a cold start, checking each run's `outputs` against the
+ * signature. onnxruntime's `create` and `run` are
  * synchronous native calls that nothing in the process can interrupt, so the caps are checked as
  * each call returns; a call that never returns is bounded by the invocation's own deadline (the
  * ingest claim turns that into a rejection on the next delivery).
@@ -36,6 +89,7 @@ export const warmUp = async (
   samples: readonly Feeds[],
   caps: TrialCaps,
   sessionOptions: ort.InferenceSession.SessionOptions,
+  outputs: readonly TensorSpec[],
 ): Promise<WarmupReport> => {
   const loadStart = performance.now();
   let session: ort.InferenceSession;
@@ -62,8 +116,9 @@ export const warmUp = async (
     const times: number[] = [];
     for (const [index, feeds] of samples.entries()) {
       const start = performance.now();
+      let results: ort.InferenceSession.OnnxValueMapType;
       try {
-        await session.run(feeds);
+        results = await session.run(feeds);
       } catch (err) {
         throw new UploadRejectedError(
           'WarmupFailed',
@@ -79,6 +134,17 @@ export const warmUp = async (
           `The model took ${ms(runMs)} on sample #${index + 1}, over the ${ms(caps.runTimeoutMs)} ` +
             'cap: predict requests would time out. Upload a faster model or smaller samples.',
           { details: { sample: index + 1, runMs } },
+        );
+      }
+      for (const spec of outputs) {
+        const mismatch = outputMismatch(spec, results[spec.name]);
+        if (mismatch === undefined) continue;
+        throw new UploadRejectedError(
+          'OutputSignatureMismatch',
+          `The model ${mismatch} on sample #${index + 1}: predict would answer with tensors its ` +
+            'metadata does not describe. Fix the output declaration in the graph (use a symbolic ' +
+            'dim for a size that varies) or the computation, then upload it again.',
+          { details: { sample: index + 1, output: spec.name } },
         );
       }
       times.push(runMs);
