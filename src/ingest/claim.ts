@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { MaasError } from '../errors/index.ts';
 import { keys, type UploadRef } from '../registry/index.ts';
 import {
@@ -14,6 +14,25 @@ import type { AliasPolicy } from './aliases.ts';
  * at-least-once delivery: a redelivered event finds the claim `done` and changes nothing; a
  * duplicate delivered while the first still runs finds it `running`; a retry after a transient
  * failure finds it `released` and resumes, reusing the version it had reserved.
+ *
+ * A holder cannot always release its claim: the outage that made it fail may also stop that
+ * write, and an invocation killed for memory writes nothing. Lambda redelivers a failed
+ * asynchronous event at most twice, about one minute and then two minutes later, and never while
+ * the failed attempt still runs. A claim left `running` until its holder's deadline (up to
+ * 15 minutes) would turn both redeliveries away and leave the upload with no outcome. So a
+ * `running` claim is held by a lease, not by the deadline:
+ * - `leaseUntil` is at most `LEASE_MS` ahead, renewed every `HEARTBEAT_MS` while the holder runs;
+ *   `LEASE_MS` is under Lambda's first retry delay, so a holder that died has lost its lease by
+ *   the time its event comes back. (onnxruntime and the quantizer block the event loop, so a live
+ *   holder can miss beats during a long synchronous step; a duplicate delivery that takes over
+ *   then is fenced: the holder's next claim write fails with `ClaimLostError`, and the manifest,
+ *   the commit point, is created with `If-None-Match`.)
+ * - `owner` names the execution environment (one process, one invocation at a time, as Lambda
+ *   runs them). A delivery in the same environment that finds the claim `running` under its own
+ *   name, with no invocation of it still active, knows the holder has returned: it takes over at
+ *   once, without waiting for the lease.
+ * - a lease that reached the holder's deadline means it ran out of time: the next delivery
+ *   rejects the upload (`expired`) rather than run it into the same wall again.
  */
 export interface Claim {
   sourceKey: string;
@@ -23,6 +42,10 @@ export interface Claim {
   startedAt: string;
   /** the deadline of the invocation running it: past this, that invocation is dead */
   expiresAt: string;
+  /** while `running`: the holder is alive until then unless it renews it (absent: `expiresAt`) */
+  leaseUntil?: string;
+  /** the execution environment of the holder */
+  owner?: string;
   /** the version reserved for this upload, once reserved, and where it is to be placed */
   version?: number;
   policy?: AliasPolicy;
@@ -41,26 +64,57 @@ export class ClaimLostError extends MaasError {
   }
 }
 
+/** how long a `running` claim stays held without a heartbeat: under Lambda's 1-minute retry delay */
+export const LEASE_MS = 40_000;
+/** how often a holder renews its lease: a few beats fit in one lease */
+export const HEARTBEAT_MS = 10_000;
+
+/** this execution environment (a Lambda instance, a local ingest process) */
+export const INSTANCE_ID = randomUUID();
+
+/** `owner\nclaim key` of the claims invocations of this process hold right now */
+const active = new Set<string>();
+const activeKey = (owner: string, key: string) => `${owner}\n${key}`;
+
 export type ClaimResult =
   | { kind: 'acquired'; handle: ClaimHandle }
-  /** a previous invocation died while running it (timeout, out of memory): the caller decides */
+  /** a previous invocation ran until its deadline without finishing: the caller decides */
   | { kind: 'expired'; handle: ClaimHandle; previous: Claim }
+  /**
+   * a previous invocation stopped early without closing the claim: `returned` when this
+   * environment saw it return (it failed on storage it could not reach), else its lease lapsed
+   * (it crashed, ran out of memory, or lost the store)
+   */
+  | { kind: 'abandoned'; handle: ClaimHandle; previous: Claim; returned: boolean }
   | { kind: 'done'; claim: Claim }
-  | { kind: 'busy'; claim: Claim };
+  | { kind: 'busy'; claim: Claim; until: string };
 
 export class ClaimHandle {
+  private queue: Promise<void> = Promise.resolve();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private closed = false;
+
   constructor(
     private readonly store: ObjectStore,
     readonly key: string,
     private current: Claim,
     private etag: string,
+    private readonly owner: string,
+    private readonly deadline: Date,
   ) {}
 
   get claim(): Claim {
     return this.current;
   }
 
-  async update(patch: Partial<Claim>): Promise<void> {
+  /** Writes are queued, so a heartbeat never races a state change on the same ETag. */
+  update(patch: Partial<Claim>): Promise<void> {
+    const run = this.queue.then(() => this.write(patch));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async write(patch: Partial<Claim>): Promise<void> {
     const next = { ...this.current, ...patch };
     try {
       const { etag } = await this.store.put(this.key, JSON.stringify(next), {
@@ -74,13 +128,43 @@ export class ClaimHandle {
       throw err;
     }
   }
+
+  /** Renews the lease every `HEARTBEAT_MS` until `close`; a failed beat goes to `onError`. */
+  startHeartbeat(clock: () => Date, onError: (err: unknown) => void): void {
+    if (this.closed || this.heartbeat !== undefined) return;
+    this.heartbeat = setInterval(() => {
+      if (this.current.state !== 'running') return;
+      this.update({ leaseUntil: leaseEnd(clock(), this.deadline) }).catch((err: unknown) => {
+        if (err instanceof ClaimLostError) this.stopHeartbeat();
+        onError(err);
+      });
+    }, HEARTBEAT_MS);
+    // A pending beat must not keep a local process alive, nor delay a Lambda's freeze.
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** The invocation is over (whatever state the claim was left in): no more beats. */
+  close(): void {
+    this.closed = true;
+    this.stopHeartbeat();
+    active.delete(activeKey(this.owner, this.key));
+  }
 }
+
+const leaseEnd = (now: Date, deadline: Date): string =>
+  new Date(Math.min(now.getTime() + LEASE_MS, deadline.getTime())).toISOString();
 
 const parse = (body: Uint8Array): Claim => JSON.parse(new TextDecoder().decode(body)) as Claim;
 
 /**
- * Takes the claim of an upload for this invocation, which may run until `deadline`. Every step is
- * a conditional write, so of any number of concurrent deliveries exactly one proceeds.
+ * Takes the claim of an upload for this invocation, which may run until `deadline`, in the
+ * execution environment `owner`. Every step is a conditional write, so of any number of
+ * concurrent deliveries exactly one proceeds. The handle it returns must be closed.
  */
 export const acquireClaim = async (
   store: ObjectStore,
@@ -88,8 +172,10 @@ export const acquireClaim = async (
   upload: UploadRef,
   now: Date,
   deadline: Date,
+  owner: string = INSTANCE_ID,
 ): Promise<ClaimResult> => {
   const key = claimKey(model, upload);
+  const mine = activeKey(owner, key);
   const fresh = (attempt: number, previous?: Claim): Claim => ({
     sourceKey: upload.sourceKey,
     etag: upload.etag,
@@ -97,20 +183,33 @@ export const acquireClaim = async (
     attempt,
     startedAt: now.toISOString(),
     expiresAt: deadline.toISOString(),
+    leaseUntil: leaseEnd(now, deadline),
+    owner,
     ...(previous?.version === undefined ? {} : { version: previous.version }),
     ...(previous?.policy === undefined ? {} : { policy: previous.policy }),
   });
-  for (;;) {
-    const first = fresh(1);
+  /**
+   * Marked active before the write that names this environment, so another invocation here
+   * never reads that claim as left behind.
+   */
+  const write = async (claim: Claim, condition: { ifNoneMatch: '*' } | { ifMatch: string }) => {
+    const wasActive = active.has(mine);
+    active.add(mine);
     try {
-      const { etag } = await store.put(key, JSON.stringify(first), {
-        ifNoneMatch: '*',
+      const { etag } = await store.put(key, JSON.stringify(claim), {
+        ...condition,
         contentType: 'application/json',
       });
-      return { kind: 'acquired', handle: new ClaimHandle(store, key, first, etag) };
+      return new ClaimHandle(store, key, claim, etag, owner, deadline);
     } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
+      if (!wasActive) active.delete(mine);
+      if (err instanceof PreconditionFailedError) return undefined;
+      throw err;
     }
+  };
+  for (;;) {
+    const created = await write(fresh(1), { ifNoneMatch: '*' });
+    if (created !== undefined) return { kind: 'acquired', handle: created };
     let stored: { claim: Claim; etag: string };
     try {
       const object = await store.get(key);
@@ -122,20 +221,17 @@ export const acquireClaim = async (
     }
     const { claim } = stored;
     if (claim.state === 'done') return { kind: 'done', claim };
-    const expired = Date.parse(claim.expiresAt) <= now.getTime();
-    if (claim.state === 'running' && !expired) return { kind: 'busy', claim };
-    const next = fresh(claim.attempt + 1, claim);
-    try {
-      const { etag } = await store.put(key, JSON.stringify(next), {
-        ifMatch: stored.etag,
-        contentType: 'application/json',
-      });
-      const handle = new ClaimHandle(store, key, next, etag);
-      return claim.state === 'running'
-        ? { kind: 'expired', handle, previous: claim }
-        : { kind: 'acquired', handle };
-    } catch (err) {
-      if (!(err instanceof PreconditionFailedError)) throw err;
+    const leaseUntil = claim.leaseUntil ?? claim.expiresAt;
+    const returned = claim.state === 'running' && claim.owner === owner && !active.has(mine);
+    if (claim.state === 'running' && !returned && Date.parse(leaseUntil) > now.getTime()) {
+      return { kind: 'busy', claim, until: leaseUntil };
     }
+    const handle = await write(fresh(claim.attempt + 1, claim), { ifMatch: stored.etag });
+    if (handle === undefined) continue;
+    if (claim.state !== 'running') return { kind: 'acquired', handle };
+    const ranOutOfTime = !returned && Date.parse(leaseUntil) >= Date.parse(claim.expiresAt);
+    return ranOutOfTime
+      ? { kind: 'expired', handle, previous: claim }
+      : { kind: 'abandoned', handle, previous: claim, returned };
   }
 };

@@ -41,7 +41,7 @@ export class IngestInProgressError extends MaasError {
   constructor(sourceKey: string, etag: string, until: string) {
     super(
       'IngestInProgress',
-      `${sourceKey} (etag ${etag}) is being ingested by another invocation until ${until} at the latest; retry after that`,
+      `${sourceKey} (etag ${etag}) is being ingested by another invocation, which holds it until ${until} unless it renews its lease; retry after that`,
       { details: { sourceKey, etag, until } },
     );
   }

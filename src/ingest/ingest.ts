@@ -26,7 +26,7 @@ import {
 } from '../registry/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
 import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
-import { acquireClaim, type ClaimHandle } from './claim.ts';
+import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
 import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
@@ -48,8 +48,13 @@ export interface IngestDeps {
   /** validation caps over `DEFAULT_VALIDATION_LIMITS`; `maxBytes` is `settings.maxModelBytes` */
   validationLimits?: Partial<Omit<ValidationLimits, 'maxBytes'>>;
   quantizeOptions?: QuantizeOptions;
-  /** deliveries of one upload before an unexpected failure is recorded as a rejection. @default 3 */
+  /**
+   * deliveries of one upload before an unexpected failure is recorded as a rejection: Lambda
+   * delivers an asynchronous event at most three times. @default 3
+   */
   maxAttempts?: number;
+  /** the execution environment the claims name (tests stand in for another). @default per process */
+  instanceId?: string;
   clock?: () => Date;
   logger?: IngestLogger;
 }
@@ -137,7 +142,7 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
   const upload: UploadRef = { sourceKey: key, etag };
   const now = clock();
   const deadline = event.deadline ?? new Date(now.getTime() + DEFAULT_DEADLINE_MS);
-  const claimed = await acquireClaim(store, model, upload, now, deadline);
+  const claimed = await acquireClaim(store, model, upload, now, deadline, deps.instanceId);
   if (claimed.kind === 'done') {
     log.info('ingest: duplicate delivery, nothing to do', { key, etag, ...claimed.claim.outcome });
     return {
@@ -148,11 +153,33 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
       event: claimed.claim.outcome?.event ?? 'unknown',
     };
   }
-  if (claimed.kind === 'busy') throw new IngestInProgressError(key, etag, claimed.claim.expiresAt);
+  if (claimed.kind === 'busy') throw new IngestInProgressError(key, etag, claimed.until);
   const { handle } = claimed;
-  const ctx: Context = { deps, log, clock, store, model, upload, handle };
-  log.info('ingest: started', { key, etag, attempt: handle.claim.attempt });
+  try {
+    handle.startHeartbeat(clock, (err) =>
+      log.warn('ingest: could not renew the claim lease', { key, error: errorMessage(err) }),
+    );
+    return await run({ deps, log, clock, store, model, upload, handle }, claimed);
+  } finally {
+    handle.close();
+  }
+}
 
+async function run(
+  ctx: Context,
+  claimed: Exclude<ClaimResult, { kind: 'done' | 'busy' }>,
+): Promise<IngestResult> {
+  const { deps, log, model, upload, handle } = ctx;
+  const { sourceKey: key, etag } = upload;
+  log.info('ingest: started', { key, etag, attempt: handle.claim.attempt, claim: claimed.kind });
+  if (claimed.kind === 'abandoned') {
+    log.warn('ingest: taking over a claim its holder left running', {
+      key,
+      etag,
+      previous: claimed.previous,
+      returned: claimed.returned,
+    });
+  }
   try {
     if (handle.claim.attempt > 1) {
       // An earlier attempt may have written the outcome and stopped before closing the claim.
@@ -177,8 +204,19 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
     if (claimed.kind === 'expired') {
       throw new UploadRejectedError(
         'IngestTimedOut',
-        `The previous attempt to ingest this upload stopped before it finished (it ran out of ` +
-          `time or memory, started ${claimed.previous.startedAt}). Upload a smaller or faster model.`,
+        `The previous attempt to ingest this upload ran until its deadline without finishing ` +
+          `(started ${claimed.previous.startedAt}). Upload a smaller or faster model.`,
+      );
+    }
+    const attempts = deps.maxAttempts ?? 3;
+    if (claimed.kind === 'abandoned' && !claimed.returned && handle.claim.attempt >= attempts) {
+      // Holders that vanish mid-run (killed for memory, most often) would vanish again on this
+      // last delivery, and then the upload would have no outcome at all: record one instead.
+      throw new UploadRejectedError(
+        'IngestFailed',
+        `The previous ${handle.claim.attempt - 1} attempts to ingest this upload stopped without ` +
+          'finishing or reporting why (out of memory, a crash, or the model store unreachable). ' +
+          'Upload it again; if it fails again, upload a smaller model.',
       );
     }
     const candidate = await evaluate(ctx);
