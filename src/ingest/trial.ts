@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
-import type { Datatype, TensorSpec } from '../onnx/index.ts';
+import type { TensorSpec } from '../onnx/index.ts';
+import { datatypeOfOrt, ORT_TYPES } from '../protocol/index.ts';
 import { UploadRejectedError } from './errors.ts';
 import type { Feeds } from './samples.ts';
 
@@ -25,27 +26,6 @@ const median = (values: readonly number[]): number => {
 
 const ms = (value: number): string => `${Math.round(value)} ms`;
 
-/** onnxruntime's tensor types by protocol datatype: what each declared output must come back as */
-const ORT_TYPES: Readonly<Record<Datatype, ort.Tensor.Type>> = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
-};
-
-const DATATYPES_BY_ORT = new Map(
-  Object.entries(ORT_TYPES).map(([datatype, type]) => [type, datatype as Datatype]),
-);
-
 const declaredShape = (spec: TensorSpec): string =>
   `[${spec.shape.map((dim, i) => (dim >= 0 ? String(dim) : (spec.dimNames?.[i] ?? '?'))).join(', ')}]`;
 
@@ -67,7 +47,7 @@ export const outputMismatch = (
   if (!(produced instanceof ort.Tensor)) {
     return `declares output '${spec.name}' as ${declared} but returned a value that is not a tensor`;
   }
-  const type = DATATYPES_BY_ORT.get(produced.type) ?? produced.type;
+  const type = datatypeOfOrt(produced.type) ?? produced.type;
   const actual = `${type} [${produced.dims.join(', ')}]`;
   const fits =
     produced.type === ORT_TYPES[spec.datatype] &&

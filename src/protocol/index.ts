@@ -34,7 +34,7 @@ export {
   limitsFromEnv,
   type ProtocolLimits,
 } from './limits.ts';
-export { fromOrtTensor, toOrtTensor } from './ort.ts';
+export { datatypeOfOrt, fromOrtTensor, ORT_TYPES, toOrtTensor } from './ort.ts';
 export type {
   LoadedModel,
   ModelDescription,

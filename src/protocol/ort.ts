@@ -5,7 +5,8 @@ import type { DecodedTensor, TensorData } from './tensors.ts';
 
 type OrtType = Tensor.Type;
 
-const ORT_TYPES: Readonly<Record<Datatype, OrtType>> = {
+/** onnxruntime's tensor type for each Open Inference Protocol datatype */
+export const ORT_TYPES: Readonly<Record<Datatype, OrtType>> = {
   BOOL: 'bool',
   UINT8: 'uint8',
   UINT16: 'uint16',
@@ -21,9 +22,12 @@ const ORT_TYPES: Readonly<Record<Datatype, OrtType>> = {
   BYTES: 'string',
 };
 
-const DATATYPES_BY_ORT = new Map(
+const DATATYPES_BY_ORT: ReadonlyMap<string, Datatype> = new Map(
   Object.entries(ORT_TYPES).map(([datatype, ort]) => [ort, datatype as Datatype]),
 );
+
+/** the protocol datatype of an onnxruntime tensor type, `undefined` for one it cannot carry */
+export const datatypeOfOrt = (type: string): Datatype | undefined => DATATYPES_BY_ORT.get(type);
 
 export const toOrtTensor = (tensor: DecodedTensor): Tensor =>
   new Tensor(ORT_TYPES[tensor.datatype], tensor.data, tensor.shape);

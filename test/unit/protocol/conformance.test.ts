@@ -4,6 +4,7 @@ import { DATATYPES, type Datatype, mulberry32 } from '../../../src/onnx/index.ts
 import {
   createPredictApp,
   halfToNumber,
+  ORT_TYPES,
   type PredictApp,
   type TensorData,
 } from '../../../src/protocol/index.ts';
@@ -106,22 +107,6 @@ const sample = (datatype: Datatype, count: number): TensorData => {
         new Array<string>(count),
       );
   }
-};
-
-const ORT_TYPES: Readonly<Record<Datatype, ort.Tensor.Type>> = {
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  UINT16: 'uint16',
-  UINT32: 'uint32',
-  UINT64: 'uint64',
-  INT8: 'int8',
-  INT16: 'int16',
-  INT32: 'int32',
-  INT64: 'int64',
-  FP16: 'float16',
-  FP32: 'float32',
-  FP64: 'float64',
-  BYTES: 'string',
 };
 
 const feedsOf = (inputs: readonly ClientTensor[]): Record<string, ort.Tensor> =>
