@@ -123,7 +123,10 @@ describe('hostile models through the real upload path (local S3 → ingest insta
       'a model whose declared output shape lies ([1, 3] declared, [1, 5] produced)',
       'liar',
       lyingShapeModel,
-      { code: expect.any(String), reason: /\[1, 3\][\s\S]*\[1, 5\]|\[1, 5\][\s\S]*\[1, 3\]/ },
+      {
+        code: 'OutputSignatureMismatch',
+        reason: /\[1, 3\][\s\S]*\[1, 5\]|\[1, 5\][\s\S]*\[1, 3\]/,
+      },
     ],
   ] as const)(
     'rejects %s with its reason in history, while the served model keeps answering',
