@@ -83,7 +83,7 @@ interface ErrorRule {
 
 const retryAfterOf = (err: MaasError, fallback: number): number => {
   const value = err.details.retryAfterSeconds;
-  return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : fallback;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : fallback;
 };
 
 const modelContext = (err: MaasError): string => {
