@@ -130,7 +130,9 @@ export class ModelRuntime implements ModelProvider {
           if (err instanceof ModelNotFoundError) return undefined;
           throw err;
         }
-        const { production, candidate } = aliases ?? {};
+        // no aliases: nothing was ever registered (only rejected uploads), nothing to serve
+        if (aliases === undefined) return undefined;
+        const { production, candidate } = aliases;
         return {
           name,
           ...(production === undefined ? {} : { production }),

@@ -344,11 +344,19 @@ describe('ModelRuntime', () => {
       code: 'VersionNotFound',
     });
     await expect(runtime.describe('missing')).rejects.toMatchObject({ code: 'ModelNotFound' });
+    await registry.recordRejection({
+      model: 'only-rejected',
+      sourceKey: 'incoming/only-rejected/bad.onnx',
+      etag: 'e',
+      code: 'NotOnnx',
+      reason: 'not an ONNX model',
+    });
     const listing = await runtime.listModels();
     expect(listing.find((m) => m.name === 'described')).toEqual({
       name: 'described',
       production: 1,
     });
+    expect(listing.map((m) => m.name)).not.toContain('only-rejected');
   });
 });
 
