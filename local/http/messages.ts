@@ -8,6 +8,8 @@ export interface WorkerInit {
   region: string;
   memoryMb: number;
   instance: number;
+  /** stdout/stderr come back in messages (`output`) rather than through the worker's stdio */
+  captureOutput: boolean;
 }
 
 export interface InvokeMessage {
@@ -26,8 +28,12 @@ export interface ErrorInfo {
   stack?: string;
 }
 
+/** what the instance wrote to stdout/stderr since its last message, in order */
+export type OutputChunk = readonly [stream: 'stdout' | 'stderr', text: string];
+
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'init-error'; error: ErrorInfo }
-  | { type: 'result'; id: number; result: unknown }
-  | { type: 'error'; id: number; error: ErrorInfo };
+  | { type: 'output'; output: OutputChunk[] }
+  | { type: 'result'; id: number; result: unknown; output: OutputChunk[] }
+  | { type: 'error'; id: number; error: ErrorInfo; output: OutputChunk[] };

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { ErrorInfo, FromWorker, ToWorker, WorkerInit } from './messages.ts';
+import type { ErrorInfo, FromWorker, OutputChunk, ToWorker, WorkerInit } from './messages.ts';
 
 export type InvokeOutcome =
   | { kind: 'result'; result: unknown }
@@ -17,7 +17,7 @@ export interface WorkerPoolOptions {
   size: number;
   queueLimit: number;
   timeoutMs: number;
-  init: Omit<WorkerInit, 'instance'>;
+  init: Omit<WorkerInit, 'instance' | 'captureOutput'>;
   env: Record<string, string>;
   /** handler output line by line; without it, instances write to this process's stdout/stderr */
   onOutput?: OutputListener;
@@ -43,6 +43,8 @@ interface Job {
 interface Instance {
   readonly number: number;
   readonly worker: Worker;
+  /** the unfinished last line of each stream */
+  readonly partial: { stdout: string; stderr: string };
   job?: Job;
   timer?: NodeJS.Timeout;
   ready: boolean;
@@ -121,22 +123,24 @@ export class WorkerPool {
 
   private spawn(): Promise<Instance> {
     const number = this.nextInstance++;
-    const piped = this.options.onOutput !== undefined;
     const worker = new Worker(bootstrap(), {
       eval: true,
-      workerData: { ...this.options.init, instance: number } satisfies WorkerInit,
+      workerData: {
+        ...this.options.init,
+        instance: number,
+        captureOutput: true,
+      } satisfies WorkerInit,
       env: this.options.env,
       execArgv: [],
-      stdout: piped,
-      stderr: piped,
     });
-    const instance: Instance = { number, worker, ready: false };
+    const instance: Instance = {
+      number,
+      worker,
+      partial: { stdout: '', stderr: '' },
+      ready: false,
+    };
     this.instances.add(instance);
     this.starting += 1;
-    if (this.options.onOutput !== undefined) {
-      forwardLines(worker.stdout, (line) => this.options.onOutput?.(line, 'stdout', number));
-      forwardLines(worker.stderr, (line) => this.options.onOutput?.(line, 'stderr', number));
-    }
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (error?: ErrorInfo): void => {
@@ -152,6 +156,8 @@ export class WorkerPool {
         reject(new Error(`the handler could not start: ${error.message}`));
       };
       worker.on('message', (message: FromWorker) => {
+        if ('output' in message) this.output(instance, message.output);
+        if (message.type === 'output') return;
         if (message.type === 'ready') {
           settle();
           this.next(instance);
@@ -164,11 +170,34 @@ export class WorkerPool {
         this.lost(instance, error);
       });
       worker.on('exit', (code) => {
+        this.endOutput(instance);
         const error = { name: 'Error', message: `handler instance exited with code ${code}` };
         settle(error);
         this.lost(instance, error);
       });
     });
+  }
+
+  /** hands complete lines to `onOutput`, or writes the text where a child's output would go */
+  private output(instance: Instance, chunks: readonly OutputChunk[]): void {
+    const listener = this.options.onOutput;
+    for (const [stream, text] of chunks) {
+      if (listener === undefined) {
+        process[stream].write(text);
+        continue;
+      }
+      const lines = (instance.partial[stream] + text).split('\n');
+      instance.partial[stream] = lines.pop() ?? '';
+      for (const line of lines) listener(line, stream, instance.number);
+    }
+  }
+
+  private endOutput(instance: Instance): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = instance.partial[stream];
+      instance.partial[stream] = '';
+      if (rest !== '') this.options.onOutput?.(rest, stream, instance.number);
+    }
   }
 
   private assign(instance: Instance, job: Job): void {
@@ -185,7 +214,7 @@ export class WorkerPool {
 
   private answered(
     instance: Instance,
-    message: Exclude<FromWorker, { type: 'ready' | 'init-error' }>,
+    message: Extract<FromWorker, { type: 'result' | 'error' }>,
   ): void {
     const job = instance.job;
     if (job === undefined || job.id !== message.id) return;
@@ -248,17 +277,3 @@ export class WorkerPool {
       job.resolve(crashed(`the handler could not start: ${reason}`));
   }
 }
-
-const forwardLines = (stream: NodeJS.ReadableStream, emit: (line: string) => void): void => {
-  let pending = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) emit(line);
-  });
-  stream.on('end', () => {
-    if (pending !== '') emit(pending);
-  });
-};
