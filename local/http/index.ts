@@ -55,8 +55,9 @@ const MEMORY_MB = 1769;
 /**
  * The local API Gateway: turns HTTP requests into HTTP API payload 2.0 events, runs them through
  * handler instances in worker threads (one request at a time each, like Lambda) and answers with
- * what the handler returned. Load beyond the instances and the queue is shed with 429, bodies
- * over the cap get 413 before they are read.
+ * what the handler returned. Load beyond the instances and the queue is shed with 429 on the same
+ * kept-alive connection, bodies over the cap get 413 before they are read (and the connection
+ * closed).
  */
 export async function startLocalApi(options: LocalApiOptions = {}): Promise<LocalApi> {
   const env = { ...definedEnv(process.env), ...options.env };
@@ -138,7 +139,14 @@ async function serve(
   if (declared > settings.maxBodyBytes) {
     return reject(req, res, tooLarge(settings, requestId));
   }
-  if (pool.full) return reject(req, res, busy(requestId));
+  if (pool.full) {
+    // Closing instead would cost a shed client a reconnect on every retry, which under load
+    // slowed the refusals to seconds and halved the requests served; a body within the cap is
+    // cheap to skip over.
+    const drained = await consumeBody(req, settings.maxBodyBytes, () => {});
+    if (drained === undefined) return reject(req, res, tooLarge(settings, requestId));
+    return send(res, busy(requestId));
+  }
   const body = await readBody(req, settings.maxBodyBytes);
   if (body === undefined) return reject(req, res, tooLarge(settings, requestId));
   const request: IncomingRequest = {
@@ -213,9 +221,22 @@ const busy = (requestId: string): OutgoingResponse => {
 };
 
 /** the whole body, or `undefined` as soon as it grows past `max` bytes */
-const readBody = (req: IncomingMessage, max: number): Promise<Buffer | undefined> =>
+const readBody = async (req: IncomingMessage, max: number): Promise<Buffer | undefined> => {
+  const chunks: Buffer[] = [];
+  const size = await consumeBody(req, max, (chunk) => chunks.push(chunk));
+  return size === undefined ? undefined : Buffer.concat(chunks, size);
+};
+
+/**
+ * Hands every chunk of the body to `onChunk` and resolves with its size, or with `undefined` as
+ * soon as it grows past `max` bytes (the rest is left unread).
+ */
+const consumeBody = (
+  req: IncomingMessage,
+  max: number,
+  onChunk: (chunk: Buffer) => void,
+): Promise<number | undefined> =>
   new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;
@@ -224,10 +245,10 @@ const readBody = (req: IncomingMessage, max: number): Promise<Buffer | undefined
         resolve(undefined);
         return;
       }
-      chunks.push(chunk);
+      onChunk(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('end', () => resolve(size));
     req.once('error', reject);
     req.once('close', () => {
       if (!req.complete) reject(new Error('the client closed the connection mid-body'));

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -69,6 +70,41 @@ const postExpecting = (url: string, size: number): Promise<{ status: number; bod
     });
     req.on('error', reject);
     req.flushHeaders();
+  });
+
+interface Exchange {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  socket: Socket;
+  reusedSocket: boolean;
+}
+
+/** one request through `agent`, with the socket it went out on */
+const exchange = (
+  url: string,
+  agent: Agent,
+  options: { method?: string; body?: Buffer } = {},
+): Promise<Exchange> =>
+  new Promise((resolve, reject) => {
+    const req = request(url, { agent, method: options.method ?? 'GET' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          socket: req.socket as Socket,
+          reusedSocket: req.reusedSocket,
+        }),
+      );
+    });
+    req.on('error', reject);
+    req.end(options.body);
   });
 
 beforeAll(async () => {
@@ -206,6 +242,52 @@ describe('local HTTP API under load', () => {
     expect(shed.status).toBe(429);
     expect(shed.headers.get('retry-after')).toBe('1');
     expect(((await shed.json()) as { error: string }).error).toContain('busy');
+    expect((await slow.done).status).toBe(200);
+    expect((await fetch(`${api.url}/plain`)).status).toBe(200);
+  });
+
+  it('sheds with 429 on a connection it keeps alive for the next request', async () => {
+    const api = await start({ workers: 1, queueLimit: 0 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const held = flag();
+    const slow = await hold(api.url, held);
+
+    const shed = await exchange(`${api.url}/echo`, agent, {
+      method: 'POST',
+      body: Buffer.alloc(4096, 1),
+    });
+    await release(held);
+    await slow.done;
+    const served = await exchange(`${api.url}/plain`, agent);
+    agent.destroy();
+
+    expect(shed.status).toBe(429);
+    expect(shed.headers['retry-after']).toBe('1');
+    expect(shed.headers.connection).toBe('keep-alive');
+    expect((JSON.parse(shed.body) as { error: string }).error).toContain('busy');
+    expect(served.status).toBe(200);
+    expect(served.reusedSocket).toBe(true);
+    expect(served.socket).toBe(shed.socket);
+  });
+
+  it('refuses an over-cap body with 413 even while shedding, and survives aborted bodies', async () => {
+    const api = await start({ workers: 1, queueLimit: 0, maxBodyBytes: MAX_BODY });
+    const held = flag();
+    const slow = await hold(api.url, held);
+
+    const streamed = await postChunked(`${api.url}/echo`, MAX_BODY * 4);
+    await new Promise<void>((resolve) => {
+      const req = request(`${api.url}/echo`, {
+        method: 'POST',
+        headers: { 'content-length': String(MAX_BODY) },
+      });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.write(Buffer.alloc(1024), () => req.destroy());
+    });
+    await release(held);
+
+    expect(streamed.status).toBe(413);
     expect((await slow.done).status).toBe(200);
     expect((await fetch(`${api.url}/plain`)).status).toBe(200);
   });
