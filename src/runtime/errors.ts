@@ -67,16 +67,33 @@ export class ModelIntegrityError extends ModelUnavailableError {
   constructor(
     model: string,
     version: number,
-    facts: { key: string; expected: string; actual: string; retryAfterSeconds: number },
+    facts: {
+      key: string;
+      expected: string;
+      actual: string;
+      /** set when the object's size differs from the manifest's (its first bytes may still match) */
+      bytes?: { expected: number; actual: number };
+      retryAfterSeconds: number;
+    },
   ) {
+    const { key, expected, actual, bytes } = facts;
     super(
       model,
       version,
-      `${facts.key} has sha256 ${facts.actual} but its manifest records ${facts.expected}`,
+      bytes === undefined
+        ? `${key} has sha256 ${actual} but its manifest records ${expected}`
+        : `${key} is ${bytes.actual} bytes but its manifest records ${bytes.expected}`,
       {
         retryAfterSeconds: facts.retryAfterSeconds,
         code: 'IntegrityError',
-        details: { key: facts.key, expected: facts.expected, actual: facts.actual },
+        details: {
+          key,
+          expected,
+          actual,
+          ...(bytes === undefined
+            ? {}
+            : { expectedBytes: bytes.expected, actualBytes: bytes.actual }),
+        },
       },
     );
   }

@@ -314,13 +314,21 @@ export class ModelRuntime implements ModelProvider {
       await this.disk.remove(expected).catch(() => undefined);
       t0 = performance.now();
     }
-    const { bytes, sha256: actual, verifyMs } = await this.read(model, version, variant);
+    const {
+      bytes,
+      sha256: actual,
+      objectBytes,
+      verifyMs,
+    } = await this.read(model, version, variant);
     const fetchMs = performance.now() - t0 - verifyMs;
-    if (actual !== expected) {
+    if (actual !== expected || objectBytes !== variant.bytes) {
       throw new ModelIntegrityError(model, version, {
         key: variant.key,
         expected,
         actual,
+        ...(objectBytes === variant.bytes
+          ? {}
+          : { bytes: { expected: variant.bytes, actual: objectBytes } }),
         retryAfterSeconds: this.settings.retryAfterSeconds,
       });
     }

@@ -4,6 +4,8 @@ export type {
   ListOptions,
   ObjectStore,
   PutOptions,
+  ReadIntoOptions,
+  ReadIntoResult,
   StoredObject,
   StoredObjectHead,
 } from './object-store.ts';

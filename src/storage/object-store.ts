@@ -35,6 +35,24 @@ export interface GetLargeOptions {
   signal?: AbortSignal;
 }
 
+export interface ReadIntoOptions {
+  /** inclusive byte range of the object; the whole object when absent */
+  range?: { start: number; end: number };
+  /** where in `target` the first byte goes. @default 0 */
+  offset?: number;
+  signal?: AbortSignal;
+  /** told after each chunk is copied, with the bytes copied so far (to hash them as they arrive) */
+  onChunk?: (copied: number) => void;
+}
+
+export interface ReadIntoResult {
+  etag: string;
+  /** bytes copied into the target */
+  copied: number;
+  /** size of the whole object (a range's Content-Range total) */
+  size: number;
+}
+
 export interface ListOptions {
   /** group keys by this separator and return the groups as `prefixes` */
   delimiter?: string;
@@ -66,6 +84,13 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** whole-object read by parallel ranged GETs, for large bodies; optional for small stores */
   getLarge?(key: string, options?: GetLargeOptions): Promise<StoredObject>;
+  /**
+   * Streams an object (or a range of it) straight into `target` at `offset`, with no buffer of its
+   * own: for large reads whose size is known, where collecting and joining chunks would cost more
+   * than the transfer. A body cut short of its announced length fails with
+   * StorageUnavailableError. Optional: callers fall back to `get`.
+   */
+  readInto?(key: string, target: Uint8Array, options?: ReadIntoOptions): Promise<ReadIntoResult>;
 }
 
 export class ObjectNotFoundError extends MaasError {

@@ -18,6 +18,8 @@ import type {
   GetOptions,
   ObjectStore,
   PutOptions,
+  ReadIntoOptions,
+  ReadIntoResult,
   StoredObject,
   StoredObjectHead,
 } from '../../../src/storage/index.ts';
@@ -138,6 +140,18 @@ export class RecordingStore implements ObjectStore {
     const object = await this.inner.get(key, options);
     if (conditional) call.notModified = object === undefined;
     return object;
+  }
+
+  /** recorded as the GET it is */
+  readInto(key: string, target: Uint8Array, options?: ReadIntoOptions): Promise<ReadIntoResult> {
+    this.calls.push({
+      op: 'get',
+      key,
+      conditional: false,
+      ...(options?.range === undefined ? {} : { rangeStart: options.range.start }),
+    });
+    if (this.inner.readInto === undefined) throw new Error('the inner store has no readInto');
+    return this.inner.readInto(key, target, options);
   }
 
   getLarge(key: string, options?: GetLargeOptions): Promise<StoredObject> {

@@ -312,6 +312,8 @@ describe('ModelRuntime', () => {
     const bytes = addModel(9, 4096);
     await registerVersion(registry, 'ranged', bytes);
     await registerVersion(registry, 'ranged', addModel(8, 4096));
+    const third = addModel(7, 4096);
+    await registerVersion(registry, 'ranged', third);
     await setAliases(registry, 'ranged', { production: 1 });
     const ranged = { rangedGetMinBytes: 1024, rangedGetPartBytes: 1000, rangedGetConcurrency: 4 };
     const { runtime, store } = await runtimeFor(ranged);
@@ -327,6 +329,14 @@ describe('ModelRuntime', () => {
 
     await s3.store.put(keys.variant('ranged', 2, 'fp32'), bytes.subarray(0, bytes.byteLength - 10));
     await expect(runtime.acquire('ranged', 2)).rejects.toMatchObject({ code: 'IntegrityError' });
+    // Bytes appended after the manifest's length: every ranged byte matches, the size does not.
+    const longer = new Uint8Array(third.byteLength + 10);
+    longer.set(third);
+    await s3.store.put(keys.variant('ranged', 3, 'fp32'), longer);
+    await expect(runtime.acquire('ranged', 3)).rejects.toMatchObject({
+      code: 'IntegrityError',
+      details: { expectedBytes: third.byteLength, actualBytes: longer.byteLength },
+    });
     expect(runtime.loadedModels()).toEqual(['ranged@1']);
   });
 
