@@ -252,7 +252,11 @@ export class Registry {
    */
   async reserveVersion(model: string, source?: UploadRef): Promise<Reservation> {
     validateModelName(model);
-    let version = (await this.highestVersion(model)) + 1;
+    const highest = await this.highestVersion(model);
+    // With a source, start at the highest number: when it is this upload's own reservation (an
+    // earlier delivery reserved it, then lost the answer or failed before recording it), the 412
+    // below finds it and the retry resumes that number instead of leaving a gap.
+    let version = source !== undefined && highest > 0 ? highest : highest + 1;
     for (let attempt = 1; attempt <= RESERVE_ATTEMPTS; attempt++) {
       const key = keys.reservation(model, version);
       const body = JSON.stringify({
@@ -266,6 +270,9 @@ export class Registry {
         return { model, version, key };
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;
+        if (source !== undefined && (await this.reservedFor(model, version, source))) {
+          return { model, version, key };
+        }
       }
       version += 1;
       if (attempt % RESERVE_RELIST_EVERY === 0) {
@@ -492,6 +499,27 @@ export class Registry {
       );
     }
     return body;
+  }
+
+  /** whether `version` is reserved for this very upload and not committed yet */
+  private async reservedFor(model: string, version: number, source: UploadRef): Promise<boolean> {
+    const reservation = await this.getOrUndefined(keys.reservation(model, version));
+    if (reservation === undefined) return false;
+    let reservedSource: unknown;
+    try {
+      reservedSource = (
+        JSON.parse(new TextDecoder().decode(reservation.body)) as { source?: unknown }
+      ).source;
+    } catch {
+      return false;
+    }
+    const wanted = uploadDetails(source);
+    const match =
+      typeof reservedSource === 'object' &&
+      reservedSource !== null &&
+      (reservedSource as Record<string, unknown>).sourceKey === wanted.sourceKey &&
+      (reservedSource as Record<string, unknown>).etag === wanted.etag;
+    return match && !(await this.exists(keys.manifest(model, version)));
   }
 
   private async highestVersion(model: string): Promise<number> {

@@ -90,6 +90,18 @@ describe('Registry against the local S3', () => {
     expect(uploads.size).toBe(20);
   });
 
+  it("resumes an upload's own uncommitted reservation instead of leaving a gap", async () => {
+    const upload = { sourceKey: 'incoming/resume/m.onnx', etag: 'first' };
+    const first = await registry.reserveVersion('resume', upload);
+    // the delivery failed before recording its number: the retry asks again
+    const again = await registry.reserveVersion('resume', upload);
+    const other = await registry.reserveVersion('resume', { ...upload, etag: 'second' });
+
+    expect(first.version).toBe(1);
+    expect(again.version).toBe(1);
+    expect(other.version).toBe(2);
+  });
+
   it('lists models with their production and candidate versions', async () => {
     await register('summary', 1);
     await registry.updateAliases('summary', (current) =>
