@@ -1,3 +1,4 @@
+import '../sdk-warning.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/index.ts';
 import { errorMessage } from '../../src/errors/index.ts';
