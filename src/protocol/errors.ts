@@ -106,7 +106,7 @@ const unavailable = (what: (err: MaasError) => string): ErrorRule => ({
  * runtime map here without this module importing them. Storage-side messages can carry SDK
  * internals (endpoints, bucket names), so 503s show a fixed text instead.
  */
-const RULES: Readonly<Record<string, ErrorRule>> = {
+const RULES: Readonly<Partial<Record<string, ErrorRule>>> = {
   InvalidRequest: { status: 400 },
   InvalidTensor: { status: 400 },
   InputRejected: { status: 400 },
@@ -129,6 +129,10 @@ const RULES: Readonly<Record<string, ErrorRule>> = {
   ModelUnavailable: unavailable((err) => `${modelContext(err)} cannot be loaded right now`),
 };
 
+/** The rule of a code: own keys only, so a code like `constructor` is no rule but a 500. */
+const ruleOf = (code: string): ErrorRule | undefined =>
+  Object.hasOwn(RULES, code) ? RULES[code] : undefined;
+
 /**
  * A generic load failure (`ModelUnavailable`) often wraps the specific one (storage unreachable, a
  * sha256 mismatch): the client is told the specific reason, without its internals.
@@ -139,9 +143,9 @@ const specificRule = (err: MaasError): ErrorRule | undefined => {
     if (
       cause instanceof MaasError &&
       cause.code !== err.code &&
-      RULES[cause.code]?.status === 503
+      ruleOf(cause.code)?.status === 503
     ) {
-      return RULES[cause.code];
+      return ruleOf(cause.code);
     }
     cause = cause.cause;
   }
@@ -150,7 +154,7 @@ const specificRule = (err: MaasError): ErrorRule | undefined => {
 
 /** The HTTP status an error maps to: the one place errors become HTTP. */
 export const statusOf = (err: unknown): number =>
-  err instanceof MaasError ? (RULES[err.code]?.status ?? 500) : 500;
+  err instanceof MaasError ? (ruleOf(err.code)?.status ?? 500) : 500;
 
 /**
  * Maps any error to a JSON `{"error": "..."}` response. Client errors show their message (it
@@ -158,7 +162,7 @@ export const statusOf = (err: unknown): number =>
  * request id, so internals never reach the client.
  */
 export const toHttpResponse = (err: unknown, requestId?: string): HttpResponse => {
-  const rule = err instanceof MaasError ? RULES[err.code] : undefined;
+  const rule = err instanceof MaasError ? ruleOf(err.code) : undefined;
   if (!(err instanceof MaasError) || rule === undefined) {
     const ref = requestId ? ` (request id ${requestId})` : '';
     return jsonResponse(500, { error: `internal error${ref}; the operators have the details` });

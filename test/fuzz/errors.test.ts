@@ -103,3 +103,16 @@ it('writes Retry-After as whole seconds even when an error carries an unusable v
     expect(res.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
   }
 });
+
+it('maps a code that names an inherited property (constructor, toString, __proto__) to a 500', () => {
+  // found by the property above: RULES['constructor'] is Object, whose status is undefined
+  for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    const err = new MaasError(code, 'odd');
+    expect(statusOf(err)).toBe(500);
+    const res = toHttpResponse(err, 'r1');
+    expect(res.status).toBe(500);
+    expect(JSON.parse(res.body as string)).toEqual({
+      error: 'internal error (request id r1); the operators have the details',
+    });
+  }
+});
