@@ -138,7 +138,9 @@ async function checkPreconditions(
     return {
       status: 501,
       code: 'NotImplemented',
-      message: 'A header you provided implies functionality that is not implemented',
+      // AWS answers 501 NotImplemented here too: S3 supports only `*` on a conditional write
+      message:
+        'If-None-Match on a write accepts only "*" (create only if absent); to update an object only while it is unchanged, send If-Match: <etag>',
       extra: { Header: 'If-None-Match' },
     };
   }
