@@ -95,11 +95,48 @@ export class ConfigError extends MaasError {
   }
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+export type Env = Readonly<Record<string, string | undefined>>;
 
-const text = (env: Env, name: string): string | undefined => {
+/** A variable's trimmed value; unset and blank are the same: not set. */
+export const envText = (env: Env, name: string): string | undefined => {
   const value = env[name]?.trim();
   return value === undefined || value === '' ? undefined : value;
+};
+
+export interface NumberRange {
+  min: number;
+  /** @default no upper bound */
+  max?: number;
+  integer?: boolean;
+  /** `min` itself is refused (a weight above 0, a positive scale) */
+  exclusiveMin?: boolean;
+}
+
+/**
+ * A numeric variable checked against its range, or `fallback` when it is not set. Every reader
+ * of the platform's settings (runtime, local stack, ingest, guard) goes through here, so a bad
+ * value always fails the start with the same kind of message: the variable, its value, and what
+ * to set instead.
+ */
+export const envNumber = <F extends number | undefined>(
+  env: Env,
+  name: string,
+  fallback: F,
+  range: NumberRange,
+): number | F => {
+  const raw = envText(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  const { min, max = Number.POSITIVE_INFINITY, integer = false, exclusiveMin = false } = range;
+  const upTo = Number.isFinite(max) ? ` ${exclusiveMin ? 'up ' : ''}to ${max}` : '';
+  const inRange = (exclusiveMin ? value > min : value >= min) && value <= max;
+  if (integer && !(Number.isSafeInteger(value) && inRange)) {
+    throw new ConfigError(name, raw, `an integer from ${min}${upTo}`);
+  }
+  if (!Number.isFinite(value) || !inRange) {
+    throw new ConfigError(name, raw, `a number ${exclusiveMin ? 'above' : 'from'} ${min}${upTo}`);
+  }
+  return value;
 };
 
 const integer = (
@@ -108,22 +145,14 @@ const integer = (
   fallback: number,
   min: number,
   max = Number.MAX_SAFE_INTEGER,
-): number => {
-  const raw = text(env, name);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(name, raw, `an integer from ${min} to ${max}`);
-  }
-  return value;
-};
+): number => envNumber(env, name, fallback, { min, max, integer: true });
 
 const port = (env: Env, name: string, fallback: number): number =>
   integer(env, name, fallback, 0, 65_535);
 
 const endpointUrl = (env: Env): string | undefined => {
   for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
-    const raw = text(env, name);
+    const raw = envText(env, name);
     if (raw === undefined) continue;
     if (!URL.canParse(raw))
       throw new ConfigError(name, raw, 'an absolute URL such as http://127.0.0.1:4569');
@@ -144,13 +173,13 @@ export const loadConfig = (env: Env = process.env): MaasConfig => {
   const endpoint = endpointUrl(env);
   return {
     storage: {
-      bucket: text(env, 'MAAS_BUCKET') ?? DEFAULTS.bucket,
+      bucket: envText(env, 'MAAS_BUCKET') ?? DEFAULTS.bucket,
       ...(endpoint === undefined ? {} : { endpoint }),
-      region: text(env, 'AWS_REGION') ?? text(env, 'AWS_DEFAULT_REGION') ?? DEFAULTS.region,
+      region: envText(env, 'AWS_REGION') ?? envText(env, 'AWS_DEFAULT_REGION') ?? DEFAULTS.region,
     },
     runtime: {
       sessionCacheBytes: integer(env, 'MAAS_SESSION_CACHE_BYTES', defaultSessionCacheBytes(env), 1),
-      tmpCacheDir: text(env, 'MAAS_TMP_CACHE_DIR') ?? join(tmpdir(), DEFAULTS.tmpCacheDirName),
+      tmpCacheDir: envText(env, 'MAAS_TMP_CACHE_DIR') ?? join(tmpdir(), DEFAULTS.tmpCacheDirName),
       tmpCacheBytes: integer(env, 'MAAS_TMP_CACHE_BYTES', DEFAULTS.tmpCacheBytes, 0),
       aliasTtlMs: integer(env, 'MAAS_ALIAS_TTL_MS', DEFAULTS.aliasTtlMs, 0),
       intraOpThreads: integer(env, 'MAAS_INTRA_OP_THREADS', cores, 1, 256),
@@ -177,7 +206,7 @@ export const loadConfig = (env: Env = process.env): MaasConfig => {
       ),
     },
     local: {
-      home: text(env, 'MAAS_HOME') ?? DEFAULTS.home,
+      home: envText(env, 'MAAS_HOME') ?? DEFAULTS.home,
       s3Port: port(env, 'MAAS_S3_PORT', DEFAULTS.s3Port),
       apiPort: port(env, 'PORT', DEFAULTS.apiPort),
       workers: integer(env, 'MAAS_WORKERS', cores, 1, 256),

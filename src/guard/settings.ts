@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/index.ts';
+import { ConfigError, type Env, envNumber, envText as text } from '../config/index.ts';
 import {
   type AlarmDefinition,
   type AlarmOverride,
@@ -27,22 +27,8 @@ export interface GuardSettings {
   alertTopicArn?: string;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-const text = (env: Env, name: string): string | undefined => {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-};
-
-const positive = (env: Env, name: string, fallback: number): number => {
-  const raw = text(env, name);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(name, raw, 'a positive number');
-  }
-  return value;
-};
+const positive = (env: Env, name: string, fallback: number): number =>
+  envNumber(env, name, fallback, { min: 0, exclusiveMin: true });
 
 /** `{"latency": 800}`: threshold overrides by rule name, the same the CDK context carries. */
 const thresholds = (env: Env): Record<string, AlarmOverride> => {
@@ -71,15 +57,8 @@ export const DEFAULT_ALARM_PREFIX = 'maas-guard-';
 /** The CDK stack's default schedule (`maas:promoteEveryMinutes`). */
 export const DEFAULT_PROMOTE_EVERY_MINUTES = 5;
 
-const minRequests = (env: Env): number | undefined => {
-  const raw = text(env, 'MAAS_GUARD_MIN_REQUESTS');
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new ConfigError('MAAS_GUARD_MIN_REQUESTS', raw, 'an integer ≥ 0');
-  }
-  return value;
-};
+const minRequests = (env: Env): number | undefined =>
+  envNumber(env, 'MAAS_GUARD_MIN_REQUESTS', undefined, { min: 0, integer: true });
 
 /** Reads and validates the guard's settings; ConfigError names the first bad variable. */
 export function guardSettings(

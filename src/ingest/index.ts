@@ -19,7 +19,6 @@ export { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './
 export {
   INGEST_DEFAULTS,
   type IngestSettings,
-  InvalidIngestSettingError,
   ingestSettingsFromEnv,
 } from './settings.ts';
 export { type WarmupReport, warmUp } from './trial.ts';

@@ -1,5 +1,4 @@
-import { loadConfig } from '../config/index.ts';
-import { MaasError } from '../errors/index.ts';
+import { ConfigError, type Env, envNumber, envText, loadConfig } from '../config/index.ts';
 import { DEFAULT_MIN_COSINE, type GateObjective } from '../quantize/index.ts';
 
 /** What ingest accepts and how it decides; every field has its default in `INGEST_DEFAULTS`. */
@@ -46,91 +45,48 @@ export const INGEST_DEFAULTS: Readonly<Omit<IngestSettings, 'intraOpThreads'>> =
   bakeMinutes: 30,
 });
 
-export class InvalidIngestSettingError extends MaasError {
-  constructor(name: string, value: string, expected: string) {
-    super('InvalidConfig', `${name}=${JSON.stringify(value)} is not valid: set it to ${expected}`, {
-      details: { name, value },
-    });
-  }
-}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-const raw = (env: Env, name: string): string | undefined => {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-};
-
-const number = (
-  env: Env,
-  name: string,
-  fallback: number,
-  check: { min: number; max: number; integer?: boolean; exclusiveMin?: boolean },
-): number => {
-  const text = raw(env, name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  const inRange = check.exclusiveMin ? value > check.min : value >= check.min;
-  if (!Number.isFinite(value) || !inRange || value > check.max) {
-    throw new InvalidIngestSettingError(
-      name,
-      text,
-      `a number ${check.exclusiveMin ? 'above' : 'from'} ${check.min} ${check.exclusiveMin ? 'up ' : ''}to ${check.max}`,
-    );
-  }
-  if (check.integer && !Number.isSafeInteger(value)) {
-    throw new InvalidIngestSettingError(name, text, `an integer from ${check.min} to ${check.max}`);
-  }
-  return value;
-};
-
 /** Reads the ingest settings once (at cold start); a bad value names its variable. */
 export const ingestSettingsFromEnv = (env: Env = process.env): IngestSettings => {
   const d = INGEST_DEFAULTS;
-  const big = Number.MAX_SAFE_INTEGER;
-  const objective = raw(env, 'MAAS_GATE_OBJECTIVE') ?? d.objective;
+  const objective = envText(env, 'MAAS_GATE_OBJECTIVE') ?? d.objective;
   if (objective !== 'latency' && objective !== 'size') {
-    throw new InvalidIngestSettingError('MAAS_GATE_OBJECTIVE', objective, '`latency` or `size`');
+    throw new ConfigError('MAAS_GATE_OBJECTIVE', objective, '`latency` or `size`');
   }
   return {
-    maxModelBytes: number(env, 'MAAS_MAX_MODEL_BYTES', d.maxModelBytes, {
+    maxModelBytes: envNumber(env, 'MAAS_MAX_MODEL_BYTES', d.maxModelBytes, {
       min: 1,
       max: 2 * 1024 * MiB,
       integer: true,
     }),
-    maxSamplesBytes: number(env, 'MAAS_MAX_SAMPLES_BYTES', d.maxSamplesBytes, {
+    maxSamplesBytes: envNumber(env, 'MAAS_MAX_SAMPLES_BYTES', d.maxSamplesBytes, {
       min: 1,
-      max: big,
       integer: true,
     }),
-    maxSamples: number(env, 'MAAS_MAX_SAMPLES', d.maxSamples, {
+    maxSamples: envNumber(env, 'MAAS_MAX_SAMPLES', d.maxSamples, {
       min: 1,
       max: 10_000,
       integer: true,
     }),
-    maxSampleElements: number(env, 'MAAS_MAX_SAMPLE_ELEMENTS', d.maxSampleElements, {
+    maxSampleElements: envNumber(env, 'MAAS_MAX_SAMPLE_ELEMENTS', d.maxSampleElements, {
       min: 1,
-      max: big,
       integer: true,
     }),
-    loadTimeoutMs: number(env, 'MAAS_INGEST_LOAD_TIMEOUT_MS', d.loadTimeoutMs, {
+    loadTimeoutMs: envNumber(env, 'MAAS_INGEST_LOAD_TIMEOUT_MS', d.loadTimeoutMs, {
       min: 1,
-      max: big,
       integer: true,
     }),
-    runTimeoutMs: number(env, 'MAAS_INGEST_RUN_TIMEOUT_MS', d.runTimeoutMs, {
+    runTimeoutMs: envNumber(env, 'MAAS_INGEST_RUN_TIMEOUT_MS', d.runTimeoutMs, {
       min: 1,
-      max: big,
       integer: true,
     }),
-    minCosine: number(env, 'MAAS_GATE_MIN_COSINE', d.minCosine, {
+    minCosine: envNumber(env, 'MAAS_GATE_MIN_COSINE', d.minCosine, {
       min: 0,
       max: 1,
       exclusiveMin: true,
     }),
     objective,
-    canaryWeight: number(env, 'MAAS_CANARY_WEIGHT', d.canaryWeight, { min: 0, max: 1 }),
-    bakeMinutes: number(env, 'MAAS_BAKE_MINUTES', d.bakeMinutes, { min: 0, max: 7 * 24 * 60 }),
+    canaryWeight: envNumber(env, 'MAAS_CANARY_WEIGHT', d.canaryWeight, { min: 0, max: 1 }),
+    bakeMinutes: envNumber(env, 'MAAS_BAKE_MINUTES', d.bakeMinutes, { min: 0, max: 7 * 24 * 60 }),
     intraOpThreads: loadConfig(env).runtime.intraOpThreads,
   };
 };
