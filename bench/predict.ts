@@ -33,6 +33,7 @@ import type {
 } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import { startLocalApi, toEvent } from '../local/http/index.ts';
+import { lambdaContext } from '../local/lambda-context.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../local/s3/index.ts';
 import { ensureExampleModels } from '../models/generate.ts';
 import {
@@ -325,21 +326,6 @@ const encoderRequest = (seq: number): { body: object; feeds: Feeds; outputs: str
   };
 };
 
-const lambdaContext = (requestId: string): Context => ({
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'predict',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:predict',
-  memoryLimitInMB: '1769',
-  awsRequestId: requestId,
-  logGroupName: '/aws/lambda/predict',
-  logStreamName: 'bench',
-  getRemainingTimeInMillis: () => 30_000,
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-});
-
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
 
 /** Lambda ships stdout and stderr to CloudWatch; here the handler's log and EMF lines are dropped. */
@@ -395,7 +381,7 @@ async function handlerOverhead(
     await quietly(async () => {
       const first = (await handler(
         event(-1),
-        lambdaContext('warm'),
+        lambdaContext({ requestId: 'warm', logStreamName: 'bench' }),
       )) as APIGatewayProxyStructuredResultV2;
       if (first.statusCode !== 200)
         throw new Error(`handler answered ${first.statusCode}: ${first.body}`);
@@ -403,7 +389,10 @@ async function handlerOverhead(
       for (let i = -warmup; i < c.pairs; i++) {
         const e = event(i);
         const t0 = performance.now();
-        await handler(e, lambdaContext(e.requestContext.requestId));
+        await handler(
+          e,
+          lambdaContext({ requestId: e.requestContext.requestId, logStreamName: 'bench' }),
+        );
         const t1 = performance.now();
         await session.run(c.request.feeds, c.request.outputs);
         const t2 = performance.now();

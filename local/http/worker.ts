@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { lambdaContext } from '../lambda-context.ts';
 import type { FromWorker, OutputChunk, ToWorker, WorkerInit } from './messages.ts';
 
 /**
@@ -64,21 +65,6 @@ const describeError = (err: unknown): { name: string; message: string; stack?: s
       }
     : { name: 'Error', message: String(err) };
 
-const context = (requestId: string, deadline: number): Context => ({
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: init.functionName,
-  functionVersion: '$LATEST',
-  invokedFunctionArn: `arn:aws:lambda:${init.region}:000000000000:function:${init.functionName}`,
-  memoryLimitInMB: String(init.memoryMb),
-  awsRequestId: requestId,
-  logGroupName: `/aws/lambda/${init.functionName}`,
-  logStreamName: `local/instance-${init.instance}`,
-  getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-});
-
 let handler: Handler;
 try {
   const loaded: Record<string, unknown> = await import(init.handlerUrl);
@@ -96,7 +82,17 @@ try {
 
 port.on('message', async (message: ToWorker) => {
   try {
-    const result = await handler(message.event, context(message.requestId, message.deadline));
+    const result = await handler(
+      message.event,
+      lambdaContext({
+        requestId: message.requestId,
+        deadline: message.deadline,
+        functionName: init.functionName,
+        region: init.region,
+        memoryMb: init.memoryMb,
+        logStreamName: `local/instance-${init.instance}`,
+      }),
+    );
     send({ type: 'result', id: message.id, result, output: takeOutput() });
   } catch (err) {
     // Lambda logs an invocation error to the function's log before API Gateway answers 500.

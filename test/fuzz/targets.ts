@@ -1,7 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import { createPredictHandler } from '../../functions/predict/handler.ts';
+import { lambdaContext } from '../../local/lambda-context.ts';
 import { MemoryMetricsSink } from '../../src/metrics/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/protocol/index.ts';
 import { createFuzzProvider } from './models.ts';
@@ -15,21 +16,6 @@ export interface FuzzTargets {
   metrics: MemoryMetricsSink;
   close(): Promise<void>;
 }
-
-const context = (requestId: string): Context => ({
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'predict',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:predict',
-  memoryLimitInMB: '1769',
-  awsRequestId: requestId,
-  logGroupName: '/aws/lambda/predict',
-  logStreamName: 'fuzz',
-  getRemainingTimeInMillis: () => 30_000,
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-});
 
 /** The two doors a client's bytes come through, over one set of real sessions. */
 export const createFuzzTargets = async (): Promise<FuzzTargets> => {
@@ -47,7 +33,11 @@ export const createFuzzTargets = async (): Promise<FuzzTargets> => {
   });
   return {
     app,
-    invoke: (event) => handler(event, context(event.requestContext.requestId)),
+    invoke: (event) =>
+      handler(
+        event,
+        lambdaContext({ requestId: event.requestContext.requestId, logStreamName: 'fuzz' }),
+      ),
     metrics,
     close: () => provider.release(),
   };

@@ -4,6 +4,7 @@ import type {
   Context,
 } from 'aws-lambda';
 import { fromResult, toEvent } from '../../../local/http/index.ts';
+import { lambdaContext } from '../../../local/lambda-context.ts';
 import { readSignature } from '../../../src/onnx/index.ts';
 import type { HttpResponse } from '../../../src/protocol/index.ts';
 import type { Aliases, Registry } from '../../../src/registry/index.ts';
@@ -61,21 +62,6 @@ type Handler = (
 
 let invocations = 0;
 
-const lambdaContext = (requestId: string): Context => ({
-  callbackWaitsForEmptyEventLoop: true,
-  functionName: 'predict',
-  functionVersion: '$LATEST',
-  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:predict',
-  memoryLimitInMB: '1769',
-  awsRequestId: `lambda-${requestId}`,
-  logGroupName: '/aws/lambda/predict',
-  logStreamName: 'test',
-  getRemainingTimeInMillis: () => 30_000,
-  done: () => undefined,
-  fail: () => undefined,
-  succeed: () => undefined,
-});
-
 /**
  * Invokes a Lambda handler the way API Gateway does: the request becomes a payload 2.0 event
  * (binary bodies base64-encoded), the result becomes the HTTP response the client sees.
@@ -95,7 +81,13 @@ export async function invoke(
     requestId,
     receivedAt: new Date(),
   });
-  const out = fromResult(await handler(event, lambdaContext(requestId)), requestId);
+  const out = fromResult(
+    await handler(
+      event,
+      lambdaContext({ requestId: `lambda-${requestId}`, logStreamName: 'test' }),
+    ),
+    requestId,
+  );
   const headers = Object.fromEntries(Object.entries(out.headers).map(([k, v]) => [k, String(v)]));
   const text = headers['content-type'] === 'application/json';
   return {
