@@ -11,9 +11,12 @@ import {
 
 /**
  * Metrics as CloudWatch EMF lines on stdout through Powertools. Each `emit` publishes one
- * document with the two dimension sets of the contract (Powertools' `addDimensions` starts a new
- * set per call). The default `service` dimension is dropped so the sets are exactly
- * `[Model, Variant]` and `[Model, Version]`, the schemas the alarms query.
+ * document with the two dimension sets of the contract. `Model`, which both sets share, is a
+ * default dimension (Powertools puts the defaults at the head of every set) and each
+ * `addDimensions` call adds the rest of one set: giving `Model` to both sets instead makes
+ * Powertools warn of a key collision on every publish, a line per request in the function's log.
+ * The default `service` dimension is dropped so the sets are exactly `[Model, Variant]` and
+ * `[Model, Version]`, the schemas the alarms query.
  */
 export class PowertoolsMetricsSink implements MetricsSink {
   readonly metrics: Metrics;
@@ -26,15 +29,11 @@ export class PowertoolsMetricsSink implements MetricsSink {
   emit(values: MetricValues, dimensions?: MetricDimensions): void {
     const entries = Object.entries(values) as [MetricName, number][];
     if (entries.length === 0) return;
+    this.metrics.clearDefaultDimensions();
     if (dimensions) {
-      this.metrics.addDimensions({
-        [DIMENSIONS.model]: dimensions.model,
-        [DIMENSIONS.variant]: dimensions.variant,
-      });
-      this.metrics.addDimensions({
-        [DIMENSIONS.model]: dimensions.model,
-        [DIMENSIONS.version]: String(dimensions.version),
-      });
+      this.metrics.setDefaultDimensions({ [DIMENSIONS.model]: dimensions.model });
+      this.metrics.addDimensions({ [DIMENSIONS.variant]: dimensions.variant });
+      this.metrics.addDimensions({ [DIMENSIONS.version]: String(dimensions.version) });
     }
     for (const [name, value] of entries) {
       this.metrics.addMetric(name, MetricUnit[METRICS[name]], value);

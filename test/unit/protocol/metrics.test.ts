@@ -49,6 +49,32 @@ describe('Powertools EMF sink', () => {
     });
   });
 
+  it('publishes both dimension sets without a warning, request after request', () => {
+    const warnings: unknown[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (...args: unknown[]) => warnings.push(args),
+      error: (...args: unknown[]) => warnings.push(args),
+    };
+    const sink = new PowertoolsMetricsSink(new Metrics({ namespace: METRICS_NAMESPACE, logger }));
+    for (const version of [1, 2, 3]) {
+      sink.emit({ Requests: 1 }, { model: 'iris', version, variant: 'production' });
+      sink.emit({ Requests: 1, ClientErrors: 1 });
+    }
+    expect(warnings).toEqual([]);
+    expect(lines).toHaveLength(6);
+    const documents = lines.flatMap((line) => parseEmfLine(line));
+    expect(documents.map((d) => d.dimensions)).toEqual([
+      { Model: 'iris', Variant: 'production', Version: '1' },
+      {},
+      { Model: 'iris', Variant: 'production', Version: '2' },
+      {},
+      { Model: 'iris', Variant: 'production', Version: '3' },
+      {},
+    ]);
+  });
+
   it('ignores lines that are not EMF', () => {
     expect(parseEmfLine('{"level":"INFO","message":"request"}')).toEqual([]);
     expect(parseEmfLine('{"_aws": nope')).toEqual([]);
