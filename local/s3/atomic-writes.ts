@@ -9,13 +9,13 @@ import { pipeline } from 'node:stream/promises';
 /**
  * s3rver 3.7.1's FilesystemStore writes an object over its old file in place and resolves
  * `putObject` when the body has passed its hashing Transform, not when the file is written. So
- * (1) s3rver answers 200 while the object file may still be empty or partial: the proxy's key lock
- * is released and the next GET reads a truncated body under the new ETag; (2) a client that aborts
- * a PUT mid-body leaves the old file truncated to what arrived, under the old ETag, for good; its
- * promise never settles either. This replaces `putObject` and `putMetadata` with writes to a
+ * (1) s3rver answers 200 while the object file may still be empty or partial: the key lock of
+ * the conditional-write server is released and the next GET reads a truncated body under the new
+ * ETag; (2) a client that aborts a PUT mid-body leaves the old file truncated to what arrived,
+ * under the old ETag, for good; its promise never settles either. This replaces `putObject` and `putMetadata` with writes to a
  * temporary file renamed over the old one only once it is complete: an answered PUT is on disk,
  * a failed one changes nothing, and a reader that takes no lock (listings) never sees half a file.
- * The object, its MD5 and its metadata are three files swapped one after the other; the proxy's
+ * The object, its MD5 and its metadata are three files swapped one after the other; the server's
  * per-key lock is what makes the three one step for readers.
  */
 

@@ -2,8 +2,9 @@ import type { AddressInfo } from 'node:net';
 import type { S3EventRecord } from 'aws-lambda';
 import S3rver, { type S3rverEvent } from 's3rver';
 import { installAtomicWrites } from './atomic-writes.ts';
-import { bareEtag, createConditionalProxy } from './conditional-proxy.ts';
+import { bareEtag, createConditionalServer } from './conditional-writes.ts';
 import { objectCreatedRecord } from './events.ts';
+import { installLargeReads } from './large-reads.ts';
 import { installListPagination } from './list-pagination.ts';
 
 export { encodeEventKey } from './events.ts';
@@ -36,8 +37,8 @@ export interface LocalS3 {
 }
 
 /**
- * An S3-compatible endpoint for the local stack and the tests: s3rver on an internal port behind
- * a proxy that adds AWS's conditional-write semantics, with ObjectCreated notifications as AWS
+ * An S3-compatible endpoint for the local stack and the tests: s3rver, served in-process by a
+ * server that adds AWS's conditional-write semantics, with ObjectCreated notifications as AWS
  * sends them to Lambda.
  */
 export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
@@ -45,15 +46,15 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
   const bucket = options.bucket ?? 'maas-models';
   installListPagination();
   installAtomicWrites();
+  installLargeReads();
+  // s3rver never listens: its request listener runs inside the conditional-write server
   const s3rver = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
     silent: true,
     directory: options.directory,
     vhostBuckets: false,
     configureBuckets: [{ name: bucket }],
   });
-  const upstream = await s3rver.run();
+  await s3rver.configureBuckets();
 
   const listeners = new Set<ObjectCreatedListener>();
   const completing = new Set<string>();
@@ -100,8 +101,8 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
     }
   });
 
-  const proxy = createConditionalProxy({
-    upstream: { host: '127.0.0.1', port: upstream.port },
+  const server = createConditionalServer({
+    app: s3rver.callback(),
     currentEtag,
     onCompleting: (target, active) => {
       if (active) completing.add(target);
@@ -109,13 +110,13 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
     },
   });
   await new Promise<void>((resolve, reject) => {
-    proxy.once('error', reject);
-    proxy.listen(options.port ?? 0, host, () => {
-      proxy.off('error', reject);
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
       resolve();
     });
   });
-  const port = (proxy.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   const endpointHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
 
   return {
@@ -129,11 +130,10 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
     async close() {
       listeners.clear();
       await new Promise<void>((resolve) => {
-        proxy.close(() => resolve());
-        proxy.closeAllConnections();
+        server.close(() => resolve());
+        server.closeAllConnections();
       });
       await delivery;
-      await s3rver.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 /** The part of s3rver 3.7.1 the local stack uses (the package ships no types). */
 declare module 's3rver' {
   import type { EventEmitter } from 'node:events';
+  import type { IncomingMessage, ServerResponse } from 'node:http';
   import type { AddressInfo } from 'node:net';
 
   export interface S3rverOptions {
@@ -40,6 +41,10 @@ declare module 's3rver' {
     readonly store: S3rverStore;
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
+    /** creates the `configureBuckets` of the options (what `run` does before it listens) */
+    configureBuckets(): Promise<void>;
+    /** the Koa request listener (s3rver is a Koa application) */
+    callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;
     on(event: 'event', listener: (event: S3rverEvent) => void): this;
     on(event: string, listener: (...args: unknown[]) => void): this;
   }

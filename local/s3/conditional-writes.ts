@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { KeyLock } from './key-lock.ts';
 
 /** The current ETag of an object (bare, no quotes), `undefined` when there is none. */
 export type EtagLookup = (bucket: string, key: string) => Promise<string | undefined>;
 
-export interface ConditionalProxyOptions {
-  /** where s3rver listens */
-  upstream: { host: string; port: number };
+/** s3rver's request listener (`app.callback()` of its Koa app) */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface ConditionalServerOptions {
+  /** serves every request once its checks pass */
+  app: RequestListener;
   currentEtag: EtagLookup;
   /** told while a CompleteMultipartUpload for bucket/key is in flight */
   onCompleting?: (target: string, active: boolean) => void;
@@ -27,17 +30,19 @@ interface S3ErrorReply {
 }
 
 /**
- * An HTTP front for s3rver that adds what it lacks: conditional writes as AWS S3 does them.
+ * The local S3's HTTP server: s3rver's request listener, called in-process, behind what s3rver
+ * lacks: conditional writes as AWS S3 does them.
  * `If-None-Match: *` and `If-Match: <etag>` on PutObject, CopyObject and CompleteMultipartUpload
  * are checked against the stored object and answered with AWS's 412 PreconditionFailed (404
  * NoSuchKey for If-Match on a missing key). Every write to a key runs alone, check included, so
- * of two racing conditional writes exactly one wins, and no read sees a write half done. Bodies are streamed through untouched,
- * which keeps SigV4 signatures valid. Only path-style requests are understood (the clients of a
- * local endpoint use them).
+ * of two racing conditional writes exactly one wins, and no read sees a write half done: a key's
+ * lock is held until its answer is sent. s3rver reads the request itself, so SigV4 is checked as
+ * before. Only path-style requests are understood (the clients of a local endpoint use them).
+ * Calling s3rver in-process rather than proxying to its port spares every byte a second trip
+ * through a socket; a 40 MB read took twice as long through the proxy this replaced.
  */
-export function createConditionalProxy(options: ConditionalProxyOptions): http.Server {
+export function createConditionalServer(options: ConditionalServerOptions): http.Server {
   const locks = new KeyLock();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   const handle = async (
     req: IncomingMessage,
@@ -47,7 +52,7 @@ export function createConditionalProxy(options: ConditionalProxyOptions): http.S
     const target = parseTarget(req.url ?? '/');
     if (target === undefined) {
       if (expectsContinue) res.writeContinue();
-      await forward(req, res, options.upstream, agent);
+      await answer(options.app, req, res);
       return;
     }
     const lockKey = `${target.bucket}/${target.key}`;
@@ -55,7 +60,7 @@ export function createConditionalProxy(options: ConditionalProxyOptions): http.S
     if (write === undefined) {
       await locks.read(lockKey, async () => {
         if (expectsContinue) res.writeContinue();
-        await forward(req, res, options.upstream, agent);
+        await answer(options.app, req, res);
       });
       return;
     }
@@ -69,7 +74,7 @@ export function createConditionalProxy(options: ConditionalProxyOptions): http.S
       const completing = write === 'complete-multipart';
       if (completing) options.onCompleting?.(lockKey, true);
       try {
-        await forward(req, res, options.upstream, agent);
+        await answer(options.app, req, res);
       } finally {
         if (completing) options.onCompleting?.(lockKey, false);
       }
@@ -94,7 +99,6 @@ export function createConditionalProxy(options: ConditionalProxyOptions): http.S
   server.on('request', serve(false));
   // Answering before `100 Continue` lets a client that asked for it skip sending a refused body.
   server.on('checkContinue', serve(true));
-  server.on('close', () => agent.destroy());
   return server;
 }
 
@@ -222,33 +226,13 @@ const escapeXml = (text: string): string =>
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&apos;');
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'upgrade']);
-
-/** Streams the request to s3rver and its answer back; resolves once the answer is delivered. */
-async function forward(
+/** Lets s3rver answer; resolves once the answer is sent (or the client went away). */
+async function answer(
+  app: RequestListener,
   req: IncomingMessage,
   res: ServerResponse,
-  upstream: { host: string; port: number },
-  agent: http.Agent,
 ): Promise<void> {
-  const headers = { ...req.headers };
-  for (const name of HOP_BY_HOP) delete headers[name];
-  const outgoing = http.request({
-    host: upstream.host,
-    port: upstream.port,
-    method: req.method,
-    path: req.url,
-    headers,
-    agent,
-  });
-  const answered = new Promise<void>((resolve, reject) => {
-    outgoing.on('error', reject);
-    outgoing.on('response', (incoming) => {
-      const responseHeaders = { ...incoming.headers };
-      for (const name of HOP_BY_HOP) delete responseHeaders[name];
-      res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders);
-      pipeline(incoming, res).then(resolve, reject);
-    });
-  });
-  await Promise.all([pipeline(req, outgoing), answered]);
+  const sent = finished(res).catch(() => undefined);
+  await app(req, res);
+  await sent;
 }
