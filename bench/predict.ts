@@ -7,10 +7,12 @@
  *   (b) local HTTP throughput (autocannon) vs a bare node:http + onnxruntime-node server with as
  *       many processes as the local stack has handler instances (≥ 0.85×)
  *   (c) cold load of the ~45 MB encoder from the local S3 to the first prediction, through the
- *       local API, vs reading the file, creating the session and running it once (≤ 1.5×)
+ *       local API, vs reading the file, creating the session and running it once (≤ 1.5×); with
+ *       the same object's verified read from the local S3 alone, for the floor the transfer sets
  *   (d) one 1M-element FP32 input end to end through the local API, binary vs JSON (≥ 5×)
  *
- * The servers run in child processes so autocannon and the clients do not share their event loop.
+ * The servers and the local S3 run in child processes so autocannon and the clients do not share
+ * their event loop. (b) also reports the CPU time each server spends per request (from /proc).
  * Models are registered straight into the registry, fp32 served, so handler and baseline run the
  * same bytes.
  *
@@ -18,6 +20,7 @@
  */
 import { fork } from 'node:child_process';
 import cluster from 'node:cluster';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,6 +39,7 @@ import { startLocalApi, toEvent } from '../local/http/index.ts';
 import { lambdaContext } from '../local/lambda-context.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../local/s3/index.ts';
 import { ensureExampleModels } from '../models/generate.ts';
+import { loadConfig } from '../src/config/index.ts';
 import {
   encodeModel,
   graph,
@@ -46,6 +50,7 @@ import {
   valueInfo,
 } from '../src/onnx/index.ts';
 import { Registry } from '../src/registry/index.ts';
+import { readHashed } from '../src/runtime/verified-read.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
 import { registerVersion, setAliases } from '../test/integration/runtime/fixtures.ts';
 import { printTable, writeResults } from './lib/report.ts';
@@ -61,7 +66,7 @@ const CORES = availableParallelism();
 const ENCODER_SEQ = 128;
 const BIG_ELEMENTS = 1_000_000;
 /** encoder copies registered as versions 2.. for the cold loads of (c) */
-const COLD_LOADS = QUICK ? 2 : 3;
+const COLD_LOADS = QUICK ? 2 : 5;
 const MiB = 1024 * 1024;
 /** the environment as it was before (a) set the in-process handler's, for the child servers */
 const BASE_ENV = { ...process.env };
@@ -74,6 +79,13 @@ interface V2Input {
   shape: number[];
   data: number[];
 }
+
+const definedEntries = <T extends Record<string, number | undefined>>(
+  values: T,
+): { [K in keyof T]?: number } =>
+  Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: number;
+  };
 
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -88,8 +100,20 @@ const median = (values: readonly number[]): number => {
  * onnxruntime thread each — the strongest baseline these cores allow.
  */
 type ServerKind = 'local' | 'bare' | 'bare-cluster';
+/** `s3`: the local S3, in a process of its own like the servers, so no client shares its thread */
+type ChildKind = ServerKind | 's3';
 
-async function serve(kind: ServerKind): Promise<void> {
+async function serve(kind: ChildKind): Promise<void> {
+  if (kind === 's3') {
+    const s3 = await startLocalS3({
+      port: 0,
+      directory: process.env.BENCH_S3_DIRECTORY ?? '',
+      bucket: 'maas-models',
+    });
+    process.send?.({ url: s3.endpoint });
+    process.once('message', () => void s3.close().then(() => process.exit(0)));
+    return;
+  }
   if (kind === 'local') {
     // The handler instances' EMF and log lines go to a consumer, as the local stack's evaluator
     // reads them, not to a terminal.
@@ -179,10 +203,35 @@ async function bareServer(threads: number): Promise<string> {
 
 interface Child {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
-async function startChild(kind: ServerKind, env: Record<string, string>): Promise<Child> {
+/** USER_HZ: 100 on every Linux the bench runs on */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (user + system, ms) of a process and all its descendants, threads included, from
+ * /proc; `undefined` where there is none (not Linux).
+ */
+function treeCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    let total = ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      for (const child of children === '' ? [] : children.split(' ')) {
+        total += treeCpuMs(Number(child)) ?? 0;
+      }
+    }
+    return total;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startChild(kind: ChildKind, env: Record<string, string>): Promise<Child> {
   const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
     execArgv: ['--import', 'tsx'],
     env: { ...BASE_ENV, ...env },
@@ -193,6 +242,7 @@ async function startChild(kind: ServerKind, env: Record<string, string>): Promis
   });
   return {
     url,
+    pid: child.pid ?? 0,
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => resolve());
@@ -209,20 +259,22 @@ async function main(): Promise<void> {
   const encoder = new Uint8Array(await readFile(models.encoder.path));
   const big = bigInputModel();
   const work = await mkdtemp(join(tmpdir(), 'maas-bench-predict-'));
-  const s3 = await startLocalS3({ port: 0, directory: join(work, 's3'), bucket: 'maas-models' });
+  const s3 = await startChild('s3', { BENCH_S3_DIRECTORY: join(work, 's3') });
+  const bucket = 'maas-models';
   const client = createS3Client({
-    endpoint: s3.endpoint,
+    endpoint: s3.url,
     region: LOCAL_S3_REGION,
     credentials: LOCAL_S3_CREDENTIALS,
   });
-  const registry = new Registry(new S3ObjectStore({ bucket: s3.bucket, client }));
+  const store = new S3ObjectStore({ bucket, client });
+  const registry = new Registry(store);
   await register(registry, 'iris', iris, 1);
   await register(registry, 'encoder', encoder, 1 + COLD_LOADS);
   await register(registry, 'sum1m', big, 1);
 
   const env: Record<string, string> = {
-    MAAS_BUCKET: s3.bucket,
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    MAAS_BUCKET: bucket,
+    AWS_ENDPOINT_URL_S3: s3.url,
     AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
     AWS_REGION: LOCAL_S3_REGION,
@@ -246,12 +298,12 @@ async function main(): Promise<void> {
         const [single, clustered] = bare;
         if (single !== undefined && clustered !== undefined) {
           results.throughput = await httpThroughput({
-            local: local.url,
-            bare: single.url,
-            'bare-cluster': clustered.url,
+            local,
+            bare: single,
+            'bare-cluster': clustered,
           });
         }
-        if (ONLY.has('c')) results.coldLoad = await coldLoad(local.url, encoder);
+        if (ONLY.has('c')) results.coldLoad = await coldLoad(local.url, encoder, registry, store);
         if (ONLY.has('d')) results.binaryVsJson = await binaryVsJson(local.url);
       } finally {
         await Promise.all([local, ...bare].map((child) => child.stop()));
@@ -261,7 +313,7 @@ async function main(): Promise<void> {
     await report(results);
   } finally {
     client.destroy();
-    await s3.close();
+    await s3.stop();
     await rm(work, { recursive: true, force: true });
   }
 }
@@ -430,9 +482,13 @@ interface ThroughputCase {
   bareP50Ms: number;
   clusterP50Ms: number;
   localNon2xx: number;
+  /** CPU time the server's processes spent per answered request, all threads (Linux only) */
+  localCpuUs?: number;
+  bareCpuUs?: number;
+  clusterCpuUs?: number;
 }
 
-async function httpThroughput(urls: Record<ServerKind, string>): Promise<ThroughputCase[]> {
+async function httpThroughput(servers: Record<ServerKind, Child>): Promise<ThroughputCase[]> {
   const duration = QUICK ? 2 : 5;
   const rounds = QUICK ? 1 : 2;
   const kinds: ServerKind[] = ['bare', 'bare-cluster', 'local'];
@@ -442,16 +498,25 @@ async function httpThroughput(urls: Record<ServerKind, string>): Promise<Through
   ];
   const results: ThroughputCase[] = [];
   for (const c of cases) {
-    const run = (kind: ServerKind, seconds = duration) =>
-      autocannon({
-        url: `${urls[kind]}/v2/models/${c.name}/infer`,
+    const cpuUs: Record<ServerKind, number[]> = { local: [], bare: [], 'bare-cluster': [] };
+    const run = async (kind: ServerKind, seconds = duration): Promise<autocannon.Result> => {
+      const before = treeCpuMs(servers[kind].pid);
+      const result = await autocannon({
+        url: `${servers[kind].url}/v2/models/${c.name}/infer`,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: c.body,
         connections: CORES * 4,
         duration: seconds,
       });
+      const after = treeCpuMs(servers[kind].pid);
+      if (before !== undefined && after !== undefined && result.requests.total > 0) {
+        cpuUs[kind].push(((after - before) * 1000) / result.requests.total);
+      }
+      return result;
+    };
     for (const kind of kinds) await run(kind, 1);
+    for (const kind of kinds) cpuUs[kind].length = 0;
     const runs: Record<ServerKind, autocannon.Result[]> = {
       local: [],
       bare: [],
@@ -460,6 +525,7 @@ async function httpThroughput(urls: Record<ServerKind, string>): Promise<Through
     for (let r = 0; r < rounds; r++) {
       for (const kind of kinds) runs[kind].push(await run(kind));
     }
+    const cpu = (kind: ServerKind) => (cpuUs[kind].length === 0 ? undefined : median(cpuUs[kind]));
     const rps = (kind: ServerKind) => median(runs[kind].map((r) => r.requests.average));
     const p50 = (kind: ServerKind) => median(runs[kind].map((r) => r.latency.p50));
     results.push({
@@ -473,6 +539,11 @@ async function httpThroughput(urls: Record<ServerKind, string>): Promise<Through
       bareP50Ms: p50('bare'),
       clusterP50Ms: p50('bare-cluster'),
       localNon2xx: runs.local.reduce((n, r) => n + r.non2xx + r.errors, 0),
+      ...definedEntries({
+        localCpuUs: cpu('local'),
+        bareCpuUs: cpu('bare'),
+        clusterCpuUs: cpu('bare-cluster'),
+      }),
     });
   }
   return results;
@@ -480,21 +551,63 @@ async function httpThroughput(urls: Record<ServerKind, string>): Promise<Through
 
 // ─── (c) cold load ──────────────────────────────────────────────────────────────────────────────
 
+interface ColdRun {
+  localMs: number;
+  /** read the file + create the session + run */
+  baselineMs: number;
+  /** the read of the file alone, then the session's creation and first run */
+  readMs: number;
+  sessionMs: number;
+  /** the same object read from the local S3 with the runtime's verified ranged read, alone */
+  s3ReadMs: number;
+}
+
 interface ColdCase {
   localMs: number;
   baselineMs: number;
   ratio: number;
-  runs: { localMs: number; baselineMs: number }[];
+  /**
+   * (S3 read + session + run) / baseline: the ratio if everything but fetching the bytes from the
+   * local S3 (the API, the registry reads, the handler) cost nothing
+   */
+  floorRatio: number;
+  runs: ColdRun[];
   bytes: number;
 }
 
-async function coldLoad(localUrl: string, encoder: Uint8Array): Promise<ColdCase> {
+/**
+ * Each run loads a version never loaded before, on handler instances that are warm (they have
+ * answered requests before): the figure is a model's cold load, not an instance's start.
+ */
+async function coldLoad(
+  localUrl: string,
+  encoder: Uint8Array,
+  registry: Registry,
+  store: S3ObjectStore,
+): Promise<ColdCase> {
   const request = encoderRequest(32);
   const body = JSON.stringify(request.body);
-  const runs: { localMs: number; baselineMs: number }[] = [];
+  const iris = JSON.stringify(irisRequest().body);
+  await Promise.all(
+    Array.from({ length: CORES * 4 }, () =>
+      fetch(`${localUrl}/v2/models/iris/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: iris,
+      }).then((res) => res.arrayBuffer()),
+    ),
+  );
+  const { runtime } = loadConfig({});
+  const ranged = {
+    minBytes: runtime.rangedGetMinBytes,
+    partBytes: runtime.rangedGetPartBytes,
+    concurrency: runtime.rangedGetConcurrency,
+  };
+  const runs: ColdRun[] = [];
   for (let version = 2; version <= 1 + COLD_LOADS; version++) {
     let t0 = performance.now();
     const bytes = await readFile('models/generated/encoder.onnx');
+    const readMs = performance.now() - t0;
     const session = await ort.InferenceSession.create(bytes, {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: 1,
@@ -513,13 +626,20 @@ async function coldLoad(localUrl: string, encoder: Uint8Array): Promise<ColdCase
     const localMs = performance.now() - t0;
     if (res.status !== 200)
       throw new Error(`cold load of encoder v${version} answered ${res.status}`);
-    runs.push({ localMs, baselineMs });
+
+    const { fp32 } = (await registry.getManifest('encoder', version)).variants;
+    t0 = performance.now();
+    const read = await readHashed(store, fp32.key, fp32.bytes, ranged);
+    const s3ReadMs = performance.now() - t0;
+    if (read.sha256 !== fp32.sha256) throw new Error(`encoder v${version} read back changed`);
+    runs.push({ localMs, baselineMs, readMs, sessionMs: baselineMs - readMs, s3ReadMs });
   }
   // Each pair ran back to back, so its ratio is the figure least moved by a busy machine.
   return {
     localMs: median(runs.map((r) => r.localMs)),
     baselineMs: median(runs.map((r) => r.baselineMs)),
     ratio: median(runs.map((r) => r.localMs / r.baselineMs)),
+    floorRatio: median(runs.map((r) => (r.s3ReadMs + r.sessionMs) / r.baselineMs)),
     runs,
     bytes: encoder.byteLength,
   };
@@ -668,6 +788,9 @@ async function report(results: Results): Promise<void> {
         'local p50 ms',
         'bare p50 ms',
         'local non-2xx',
+        'local CPU µs/req',
+        'bare CPU µs/req',
+        'cluster CPU µs/req',
       ],
       throughput.map((c) => [
         c.name,
@@ -679,8 +802,18 @@ async function report(results: Results): Promise<void> {
         c.localP50Ms,
         c.bareP50Ms,
         c.localNon2xx,
+        c.localCpuUs ?? '',
+        c.bareCpuUs ?? '',
+        c.clusterCpuUs ?? '',
       ]),
     );
+    const handlerIris = overhead?.find((c) => c.name === 'iris');
+    const bareIris = throughput.find((c) => c.name === 'iris');
+    if (handlerIris !== undefined && bareIris?.bareCpuUs !== undefined) {
+      console.log(
+        `CPU µs/req: every thread of the server's processes, per answered request. The handler alone, in process (a), takes ${(handlerIris.handlerP50 * 1000).toFixed(0)} µs per Iris request: ${((handlerIris.handlerP50 * 1000) / bareIris.bareCpuUs).toFixed(2)}× the bare server's whole request.\n`,
+      );
+    }
     for (const c of throughput) {
       targets.push({
         figure: `(b) ${c.name} local / bare req/s`,
@@ -699,16 +832,33 @@ async function report(results: Results): Promise<void> {
   if (cold !== undefined) {
     printTable(
       `(c) cold load to first prediction, encoder (${(cold.bytes / MiB).toFixed(1)} MiB): local S3 through the local API vs read file + create session + run`,
-      ['run', 'local ms', 'baseline ms', 'ratio'],
+      [
+        'run',
+        'local ms',
+        'baseline ms',
+        'ratio',
+        'file read ms',
+        'session+run ms',
+        'S3 read ms',
+        'floor ratio',
+      ],
       [
         ...cold.runs.map((r, i) => [
           String(i + 1),
           r.localMs,
           r.baselineMs,
           r.localMs / r.baselineMs,
+          r.readMs,
+          r.sessionMs,
+          r.s3ReadMs,
+          (r.s3ReadMs + r.sessionMs) / r.baselineMs,
         ]),
-        ['median', cold.localMs, cold.baselineMs, cold.ratio],
+        ['median', cold.localMs, cold.baselineMs, cold.ratio, '', '', '', cold.floorRatio],
       ],
+    );
+    console.log(
+      "S3 read: the same object with the runtime's verified ranged read, from the bench process, alone.\n" +
+        'floor ratio: (S3 read + session+run) / baseline, the ratio if the API, the registry reads and the handler cost nothing.\n',
     );
     targets.push({
       figure: '(c) cold load local / baseline',
@@ -743,5 +893,5 @@ async function report(results: Results): Promise<void> {
 }
 
 // Last, so every declaration above is initialised before either entry point runs.
-if (process.argv[2] === '--serve') await serve(process.argv[3] as ServerKind);
+if (process.argv[2] === '--serve') await serve(process.argv[3] as ChildKind);
 else await main();
