@@ -3,7 +3,7 @@ import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest as SignableRequest } from '@smithy/types';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
-import type { StackTarget, Target } from './target.ts';
+import { type StackTarget, type Target, TOKEN_VARIABLE } from './target.ts';
 
 /** API Gateway gives up on an integration after 30 s; a cold load of a large model fits within. */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -54,17 +54,36 @@ export class MissingCredentialsError extends MaasError {
 /** The API answered 4xx or 5xx; the message carries its JSON error as sent. */
 export class ApiErrorResponse extends MaasError {
   readonly status: number;
-  constructor(request: ApiRequest, response: ApiResponse) {
+  constructor(request: ApiRequest, response: ApiResponse, target?: Target) {
     const { status, statusText } = response;
     const body = new TextDecoder().decode(response.body).trim() || '(empty body)';
     const retryAfter = response.headers.get('retry-after');
     super(
       'ApiError',
-      `${request.method} ${request.path} answered ${status}${statusText === '' ? '' : ` ${statusText}`}: ${body}${retryAfter === null ? '' : ` (retry after ${retryAfter} s)`}`,
+      `${request.method} ${request.path} answered ${status}${statusText === '' ? '' : ` ${statusText}`}: ${body}${retryAfter === null ? '' : ` (retry after ${retryAfter} s)`}${authHint(status, target)}`,
       { details: { status, path: request.path } },
     );
     this.status = status;
   }
+}
+
+/**
+ * API Gateway answers 401 when a JWT authorizer finds no valid token and 403 when IAM refuses a
+ * signature: each hint names what to send instead.
+ */
+function authHint(status: number, target: Target | undefined): string {
+  if (target?.kind !== 'stack') return '';
+  if (status === 401) {
+    return target.token === undefined
+      ? `; the API of stack ${target.stackName} may authorize with JWT (maas:auth=jwt): set ${TOKEN_VARIABLE} to a token from its issuer`
+      : `; the token in ${TOKEN_VARIABLE} was refused: check its issuer, audience and expiry`;
+  }
+  if (status === 403) {
+    return target.token === undefined
+      ? `; the signing identity needs execute-api:Invoke on the API of stack ${target.stackName}`
+      : `; the API of stack ${target.stackName} may authorize with IAM (the default): unset ${TOKEN_VARIABLE} to sign with AWS credentials`;
+  }
+  return '';
 }
 
 function reasonOf(cause: unknown): string {
@@ -122,7 +141,12 @@ export async function callApi(target: Target, request: ApiRequest): Promise<ApiR
   const url = joinUrl(target.apiUrl, request.path);
   const base: Record<string, string> =
     request.contentType === undefined ? {} : { 'content-type': request.contentType };
-  const headers = target.kind === 'stack' ? await signedHeaders(target, url, request, base) : base;
+  const headers =
+    target.kind === 'local'
+      ? base
+      : target.token !== undefined
+        ? { ...base, authorization: `Bearer ${target.token}` }
+        : await signedHeaders(target, url, request, base);
   let response: Response;
   try {
     response = await fetch(url, {
@@ -145,6 +169,6 @@ export async function callApi(target: Target, request: ApiRequest): Promise<ApiR
 /** The response, or ApiErrorResponse for 4xx and 5xx. */
 export async function callApiOk(target: Target, request: ApiRequest): Promise<ApiResponse> {
   const response = await callApi(target, request);
-  if (response.status >= 400) throw new ApiErrorResponse(request, response);
+  if (response.status >= 400) throw new ApiErrorResponse(request, response, target);
   return response;
 }

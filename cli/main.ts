@@ -20,7 +20,7 @@ export function createProgram(): Command {
     .description('Manage and serve ONNX models: upload, list, inspect, audit, predict')
     .option(
       '--stack [outputs.json]',
-      `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain`,
+      `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain (predict signs with SigV4, or sends MAAS_TOKEN as a bearer token when it is set)`,
     )
     .option('--stack-name <name>', 'the stack to use when the outputs file holds several')
     .option(

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 // dependency-free by design: the CLI reads the stack's output names without loading the CDK
 import { STACK_OUTPUTS } from '../infra/outputs.ts';
-import { loadConfig } from '../src/config/index.ts';
+import { envText, loadConfig } from '../src/config/index.ts';
 import { MaasError } from '../src/errors/index.ts';
 
 /** What `cdk deploy --outputs-file` is told to write in the README's deploy steps. */
@@ -17,7 +17,13 @@ export interface LocalTarget {
   apiUrl: string;
 }
 
-/** A deployed stack: the default AWS credential chain for S3, SigV4-signed HTTP. */
+/** the environment variable holding a JWT for a stack deployed with `maas:auth=jwt` */
+export const TOKEN_VARIABLE = 'MAAS_TOKEN';
+
+/**
+ * A deployed stack: the default AWS credential chain for S3; HTTP requests signed with SigV4, or
+ * carrying `token` as a bearer token when one is set (JWT auth).
+ */
 export interface StackTarget {
   kind: 'stack';
   /** the outputs file it was read from */
@@ -29,6 +35,8 @@ export interface StackTarget {
   region: string;
   apiUrl: string;
   dashboardUrl?: string;
+  /** from MAAS_TOKEN (an environment variable, so the token stays out of shell history and `ps`) */
+  token?: string;
 }
 
 export type Target = LocalTarget | StackTarget;
@@ -185,8 +193,10 @@ export function resolveTarget(command: Command): Target {
   const file =
     options.stack === undefined || options.stack === true ? DEFAULT_OUTPUTS_FILE : options.stack;
   const stack = readStackOutputs(file, options.stackName);
+  const token = envText(process.env, TOKEN_VARIABLE);
   return {
     ...stack,
+    ...(token === undefined ? {} : { token }),
     ...(typed('endpoint') && options.endpoint !== undefined
       ? { s3Endpoint: options.endpoint }
       : {}),

@@ -30,6 +30,22 @@ let outputsFile: string;
 let gateway: Server;
 let gatewayUrl: string;
 const captured: Captured[] = [];
+/**
+ * What the gateway's authorizer accepts: anything (`open`), only `Bearer ${GOOD_TOKEN}` (`jwt`,
+ * 401 otherwise, as a JWT authorizer answers), or no bearer token (`iam`, 403 for one, as IAM
+ * auth refuses a request it cannot verify).
+ */
+let authorizer: 'open' | 'jwt' | 'iam' = 'open';
+const GOOD_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJtbCJ9.c2lnbmF0dXJl';
+
+const refusal = (headers: IncomingHttpHeaders): { status: number; message: string } | undefined => {
+  const bearer = headers.authorization?.startsWith('Bearer ') === true;
+  if (authorizer === 'jwt' && headers.authorization !== `Bearer ${GOOD_TOKEN}`) {
+    return { status: 401, message: 'Unauthorized' };
+  }
+  if (authorizer === 'iam' && bearer) return { status: 403, message: 'Forbidden' };
+  return undefined;
+};
 
 const startGateway = async (upstream: string): Promise<Server> => {
   const server = createServer((req, res) => {
@@ -43,6 +59,12 @@ const startGateway = async (upstream: string): Promise<Server> => {
         headers: req.headers,
         body: body.toString('utf8'),
       });
+      const refused = refusal(req.headers);
+      if (refused !== undefined) {
+        res.writeHead(refused.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: refused.message }));
+        return;
+      }
       const answer = await fetch(`${upstream}${req.url ?? ''}`, {
         method: req.method ?? 'GET',
         headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
@@ -73,6 +95,7 @@ const stackEnv = (): Record<string, string | undefined> => ({
   AWS_REGION: 'eu-west-3',
   MAAS_S3_PORT: '1',
   MAAS_BUCKET: 'not-the-stack-bucket',
+  MAAS_TOKEN: undefined,
   PORT: '1',
 });
 
@@ -179,6 +202,52 @@ describe('maas --stack', () => {
       },
     );
     expect(resigned.headers.authorization).toBe(request.headers.authorization);
+  });
+
+  it('sends MAAS_TOKEN as a bearer token instead of a signature, for a stack with JWT auth', async () => {
+    authorizer = 'jwt';
+    try {
+      captured.length = 0;
+      const run = await maas(['predict', 'iris', '--data', requestFile, '--stack', outputsFile], {
+        env: { MAAS_TOKEN: ` ${GOOD_TOKEN}\n` },
+      });
+      expectSuccess(run);
+      expect(run.stdout).toMatch(/^probabilities\s+FP32\s+\[1, 3\]\s+0\.997195, /m);
+      expect(captured).toHaveLength(1);
+      expect(captured[0]?.headers.authorization).toBe(`Bearer ${GOOD_TOKEN}`);
+      expect(captured[0]?.headers['x-amz-date']).toBeUndefined();
+    } finally {
+      authorizer = 'open';
+    }
+  });
+
+  it('says what to send when the gateway refuses the credentials', async () => {
+    const predict = (env: Record<string, string | undefined>) =>
+      maas(['predict', 'iris', '--data', requestFile, '--stack', outputsFile], { env });
+    try {
+      authorizer = 'jwt';
+      const [unsigned, badToken] = await Promise.all([
+        predict({ MAAS_TOKEN: undefined }),
+        predict({ MAAS_TOKEN: 'expired' }),
+      ]);
+      authorizer = 'iam';
+      const wrongMode = await predict({ MAAS_TOKEN: GOOD_TOKEN });
+      for (const run of [unsigned, badToken, wrongMode]) {
+        expect(run.code).toBe(1);
+        expect(run.stdout).toBe('');
+      }
+      expect(unsigned.stderr).toContain(
+        'POST /v2/models/iris/infer answered 401 Unauthorized: {"message":"Unauthorized"}; the API of stack MaasStack may authorize with JWT (maas:auth=jwt): set MAAS_TOKEN to a token from its issuer',
+      );
+      expect(badToken.stderr).toContain(
+        'answered 401 Unauthorized: {"message":"Unauthorized"}; the token in MAAS_TOKEN was refused: check its issuer, audience and expiry',
+      );
+      expect(wrongMode.stderr).toContain(
+        'answered 403 Forbidden: {"message":"Forbidden"}; the API of stack MaasStack may authorize with IAM (the default): unset MAAS_TOKEN to sign with AWS credentials',
+      );
+    } finally {
+      authorizer = 'open';
+    }
   });
 
   it('sends no signature to the local stack', async () => {
