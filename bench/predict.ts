@@ -39,7 +39,7 @@ import { startLocalApi, toEvent } from '../local/http/index.ts';
 import { lambdaContext } from '../local/lambda-context.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../local/s3/index.ts';
 import { ensureExampleModels } from '../models/generate.ts';
-import { loadConfig } from '../src/config/index.ts';
+import { definedOnly, loadConfig } from '../src/config/index.ts';
 import {
   encodeModel,
   graph,
@@ -79,13 +79,6 @@ interface V2Input {
   shape: number[];
   data: number[];
 }
-
-const definedEntries = <T extends Record<string, number | undefined>>(
-  values: T,
-): { [K in keyof T]?: number } =>
-  Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as {
-    [K in keyof T]?: number;
-  };
 
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -539,7 +532,7 @@ async function httpThroughput(servers: Record<ServerKind, Child>): Promise<Throu
       bareP50Ms: p50('bare'),
       clusterP50Ms: p50('bare-cluster'),
       localNon2xx: runs.local.reduce((n, r) => n + r.non2xx + r.errors, 0),
-      ...definedEntries({
+      ...definedOnly({
         localCpuUs: cpu('local'),
         bareCpuUs: cpu('bare'),
         clusterCpuUs: cpu('bare-cluster'),

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { MaasError } from '../../src/errors/index.ts';
+import { elementBytes, type FixedDatatype, halfToNumber } from '../../src/protocol/tensors.ts';
 import { validateModelName } from '../../src/registry/index.ts';
 import { type ApiResponse, callApiOk } from '../api.ts';
 import { CliUsageError, parsePositiveInteger } from '../errors.ts';
@@ -80,31 +81,6 @@ function protocolOf(text: string, source: string): 'v1' | 'v2' {
   throw new CliUsageError(`${where} has neither "inputs" nor "instances": send ${BODY_SHAPES}`);
 }
 
-const ELEMENT_BYTES: Record<string, number> = {
-  BOOL: 1,
-  UINT8: 1,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 2,
-  FP16: 2,
-  UINT32: 4,
-  INT32: 4,
-  FP32: 4,
-  UINT64: 8,
-  INT64: 8,
-  FP64: 8,
-};
-
-/** IEEE 754 half bits to the number they denote. */
-const halfToNumber = (bits: number): number => {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-};
-
 /** 64-bit integers stay exact: as numbers while safe, as strings beyond. */
 const exactInteger = (value: bigint): number | string =>
   value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
@@ -124,9 +100,7 @@ function decodeElements(datatype: string, bytes: Uint8Array): unknown[] {
     }
     return values;
   }
-  const width = ELEMENT_BYTES[datatype];
-  if (width === undefined) throw new Error(`unknown datatype ${datatype}`);
-  const read: (at: number) => unknown = {
+  const readers: Record<FixedDatatype, (at: number) => unknown> = {
     BOOL: (at: number) => view.getUint8(at) !== 0,
     UINT8: (at: number) => view.getUint8(at),
     INT8: (at: number) => view.getInt8(at),
@@ -139,7 +113,10 @@ function decodeElements(datatype: string, bytes: Uint8Array): unknown[] {
     UINT64: (at: number) => exactInteger(view.getBigUint64(at, true)),
     INT64: (at: number) => exactInteger(view.getBigInt64(at, true)),
     FP64: (at: number) => view.getFloat64(at, true),
-  }[datatype] as (at: number) => unknown;
+  };
+  if (!Object.hasOwn(readers, datatype)) throw new Error(`unknown datatype ${datatype}`);
+  const read = readers[datatype as FixedDatatype];
+  const width = elementBytes(datatype as FixedDatatype);
   for (let at = 0; at + width <= bytes.byteLength; at += width) values.push(read(at));
   return values;
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { createPromoteHandler } from '../../functions/promote/handler.ts';
 import { type AlarmActionEvent, createRollbackHandler } from '../../functions/rollback/handler.ts';
+import { definedOnly } from '../../src/config/index.ts';
 import {
   type AlarmDefinition,
   type AlarmResponse,
@@ -235,8 +236,3 @@ export function startLocalGuard(options: LocalGuardOptions): LocalGuard {
     },
   };
 }
-
-const definedOnly = (env: Readonly<Record<string, string | undefined>>): Record<string, string> =>
-  Object.fromEntries(
-    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
-  );

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type LocalConfig, loadConfig } from '../../src/config/index.ts';
+import { definedOnly, type LocalConfig, loadConfig } from '../../src/config/index.ts';
 import {
   errorResponse,
   fromResult,
@@ -60,7 +60,7 @@ const MEMORY_MB = 1769;
  * closed).
  */
 export async function startLocalApi(options: LocalApiOptions = {}): Promise<LocalApi> {
-  const env = { ...definedEnv(process.env), ...options.env };
+  const env = { ...definedOnly(process.env), ...options.env };
   const settings: LocalConfig = {
     ...loadConfig(env).local,
     ...definedOnly({
@@ -290,11 +290,3 @@ const reject = (req: IncomingMessage, res: ServerResponse, response: OutgoingRes
   send(res, response);
   res.once('finish', () => req.socket.destroySoon());
 };
-
-const definedEnv = (env: NodeJS.ProcessEnv): Record<string, string> =>
-  Object.fromEntries(
-    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
-  );
-
-const definedOnly = <T extends object>(value: T): Partial<T> =>
-  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

@@ -97,6 +97,18 @@ export class ConfigError extends MaasError {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * `value` without its `undefined` properties: spread over defaults, an option or variable that
+ * was not given keeps the default instead of replacing it with `undefined`.
+ */
+export const definedOnly = <T extends object>(value: T): Defined<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Defined<T>;
+
+/** a record (an environment) keeps its index signature; an options object, its optional keys */
+type Defined<T> = string extends keyof T
+  ? Record<string, Exclude<T[keyof T], undefined>>
+  : { [K in keyof T]?: Exclude<T[K], undefined> };
+
 /** A variable's trimmed value; unset and blank are the same: not set. */
 export const envText = (env: Env, name: string): string | undefined => {
   const value = env[name]?.trim();

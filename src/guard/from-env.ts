@@ -25,11 +25,7 @@ export function guardDepsFromEnv(
 ): GuardDeps {
   const { storage } = loadConfig(env);
   const settings = guardSettings(env);
-  const store = new S3ObjectStore({
-    bucket: storage.bucket,
-    region: storage.region,
-    ...(storage.endpoint === undefined ? {} : { endpoint: storage.endpoint }),
-  });
+  const store = new S3ObjectStore(storage);
   return {
     registry: new Registry(store),
     metrics: new CloudWatchMetricsReader(new CloudWatchClient({ region: storage.region })),

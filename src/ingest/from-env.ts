@@ -10,11 +10,7 @@ export const createIngestDepsFromEnv = (
 ): IngestDeps => {
   const env = options.env ?? process.env;
   const { storage } = loadConfig(env);
-  const store = new S3ObjectStore({
-    bucket: storage.bucket,
-    region: storage.region,
-    ...(storage.endpoint === undefined ? {} : { endpoint: storage.endpoint }),
-  });
+  const store = new S3ObjectStore(storage);
   return {
     registry: new Registry(store),
     settings: ingestSettingsFromEnv(env),

@@ -1,5 +1,6 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
+  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
@@ -294,13 +295,6 @@ async function reject(
   log.warn('ingest: rejected', { ...upload, model, code, reason });
   return { status: 'rejected', key: upload.sourceKey, etag: upload.etag, model, code, reason };
 }
-
-const fmtBytes = (n: number): string =>
-  n >= 1024 ** 3
-    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
-    : n >= 1024 ** 2
-      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
-      : `${n} bytes`;
 
 /** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
 async function evaluate(ctx: Context): Promise<Candidate> {

@@ -53,6 +53,7 @@ export {
   ALLOWED_DOMAINS,
   ALLOWED_MICROSOFT_OPS,
   DEFAULT_VALIDATION_LIMITS,
+  fmtBytes,
   type ValidationLimits,
   validateModel,
 } from './validate.ts';

@@ -14,11 +14,7 @@ export interface RuntimeFromEnvOptions {
 export const createRuntimeFromEnv = (options: RuntimeFromEnvOptions = {}): ModelRuntime => {
   const { storage, runtime } =
     options.env === undefined ? processConfig() : loadConfig(options.env);
-  const store = new S3ObjectStore({
-    bucket: storage.bucket,
-    region: storage.region,
-    ...(storage.endpoint === undefined ? {} : { endpoint: storage.endpoint }),
-  });
+  const store = new S3ObjectStore(storage);
   return new ModelRuntime({
     registry: new Registry(store),
     store,

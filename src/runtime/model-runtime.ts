@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import { loadConfig, type RuntimeConfig } from '../config/index.ts';
+import { definedOnly, loadConfig, type RuntimeConfig } from '../config/index.ts';
 import { errorMessage } from '../errors/index.ts';
 import {
   type Aliases,
@@ -451,6 +451,3 @@ export class ModelRuntime implements ModelProvider {
     entry.session.release().catch(() => undefined);
   }
 }
-
-const definedOnly = <T extends object>(value: T): Partial<T> =>
-  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
