@@ -11,7 +11,6 @@ import {
   lookupModel,
   sampleRow,
   slowModel,
-  trafficRow,
 } from '../../local/guard/demo-models.ts';
 import type { AlarmTransition } from '../../local/guard/index.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
@@ -19,13 +18,7 @@ import { guardSettings } from '../../src/guard/index.ts';
 import { mulberry32 } from '../../src/onnx/index.ts';
 import { keys, Registry } from '../../src/registry/index.ts';
 import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
-import {
-  canaryBound,
-  type Served,
-  send,
-  steadyTraffic,
-  waitFor,
-} from '../integration/guard/traffic.ts';
+import { canaryBound, trafficUntilRollback, waitFor } from '../integration/guard/traffic.ts';
 
 /**
  * The control loop on `npm start`'s stack, end to end: uploads through the bucket, ingest on
@@ -145,38 +138,12 @@ async function episode(model: string, bad: Uint8Array) {
     production: 1,
     candidate: { version: 2, weight: WEIGHT },
   });
-  const random = mulberry32(7);
-  const traffic = steadyTraffic({
+  const { during, after } = await trafficUntilRollback({
     url: stack.urls.api,
     model,
-    clients: 3,
-    pauseMs: 30,
-    row: () => trafficRow(random),
+    registry,
+    random: mulberry32(7),
   });
-  try {
-    await waitFor(
-      `the guard to roll back ${model} v2`,
-      async () => (await registry.getAliases(model))?.aliases.rolledBack.includes(2) ?? false,
-      40_000,
-    );
-    // Every instance re-reads aliases.json once its alias TTL (200 ms) has passed since the
-    // rollback: after five TTLs, no instance can still route to v2.
-    const settled = Date.now() + 1_000;
-    await waitFor(
-      'answers from v1 only',
-      () =>
-        Date.now() > settled &&
-        traffic.served.length > 30 &&
-        traffic.served.slice(-30).every((s) => s.version === 1),
-      10_000,
-    );
-  } finally {
-    await traffic.stop();
-  }
-  const during: readonly Served[] = [...traffic.served];
-  const after = await Promise.all(
-    Array.from({ length: 40 }, () => send(stack.urls.api, model, trafficRow(random))),
-  );
   return { during, after, history: await maasHistory(model) };
 }
 

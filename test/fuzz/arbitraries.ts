@@ -2,6 +2,7 @@ import type { APIGatewayEventRequestContextV2, APIGatewayProxyEventV2 } from 'aw
 import fc from 'fast-check';
 import { DATATYPES, type Datatype, type TensorSpec } from '../../src/onnx/index.ts';
 import type { HttpRequest } from '../../src/protocol/index.ts';
+import { elementBytes } from '../../src/protocol/tensors.ts';
 import { FUZZ_MODELS, FUZZ_SIGNATURES, UNICODE_INPUT } from './models.ts';
 
 /**
@@ -458,21 +459,6 @@ const jsonInfer: fc.Arbitrary<FuzzRequest> = fc
 
 // ─── binary tensor data extension ───────────────────────────────────────────────────────────────
 
-const ELEMENT_BYTES: Record<Exclude<Datatype, 'BYTES'>, number> = {
-  BOOL: 1,
-  UINT8: 1,
-  INT8: 1,
-  UINT16: 2,
-  INT16: 2,
-  FP16: 2,
-  UINT32: 4,
-  INT32: 4,
-  FP32: 4,
-  UINT64: 8,
-  INT64: 8,
-  FP64: 8,
-};
-
 /** BYTES elements on the wire: a 4-byte little-endian length, then the bytes; lengths may lie. */
 const bytesElements = (count: number) =>
   fc
@@ -504,7 +490,7 @@ const bytesElements = (count: number) =>
 
 const binaryChunk = (datatype: Datatype, count: number): fc.Arbitrary<Uint8Array> => {
   if (datatype === 'BYTES') return bytesElements(count);
-  const size = ELEMENT_BYTES[datatype] * count;
+  const size = elementBytes(datatype) * count;
   if (datatype === 'BOOL') {
     return fc
       .uint8Array({ minLength: size, maxLength: size, max: 1 })

@@ -19,7 +19,7 @@ import { createPredictApp } from '../../src/protocol/index.ts';
 import { type Aliases, Registry } from '../../src/registry/index.ts';
 import { ModelRuntime, type RegistryReader } from '../../src/runtime/index.ts';
 import { startTestS3 } from '../support/local-s3.ts';
-import { registerVersion } from './models.ts';
+import { registerVersion } from '../support/registry.ts';
 
 export interface ChurnOptions {
   /** alias changes to make */

@@ -5,12 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalIngest, startLocalIngest } from '../../local/ingest/index.ts';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../../local/s3/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/protocol/index.ts';
 import { type HistoryRecord, keys, Registry, type UploadRef } from '../../src/registry/index.ts';
 import { ModelRuntime } from '../../src/runtime/index.ts';
 import { normalizeEtag } from '../../src/storage/index.ts';
-import { startTestS3, type TestS3 } from '../support/local-s3.ts';
+import { s3Env, startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { tinyModel } from '../support/models.ts';
 import { auditRegistry } from './audit.ts';
 import { hugeAllocationModel, lyingShapeModel, slowLoopModel } from './hostile-models.ts';
@@ -68,11 +67,7 @@ beforeAll(async () => {
   ingest = startLocalIngest({
     s3: s3.s3,
     env: {
-      MAAS_BUCKET: s3.s3.bucket,
-      AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-      AWS_REGION: LOCAL_S3_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      ...s3Env(s3.s3),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       POWERTOOLS_DEV: 'true',
       POWERTOOLS_LOG_LEVEL: 'SILENT',

@@ -8,9 +8,10 @@ import { ModelRuntime } from '../../src/runtime/index.ts';
 import { violations } from '../fuzz/oracle.ts';
 import { type Fault, keyMatch } from '../support/fault-proxy.ts';
 import { tinyModel } from '../support/models.ts';
+import { registerVersion, setAliases } from '../support/registry.ts';
 import { auditRegistry } from './audit.ts';
 import { type FaultyStorage, startFaultyStorage } from './faulty-storage.ts';
-import { registerVersion, setAliases, tinyRequestBody } from './models.ts';
+import { tinyRequestBody } from './models.ts';
 
 const ALIAS_TTL_MS = 50;
 const RETRY_AFTER = 2;

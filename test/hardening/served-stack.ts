@@ -8,7 +8,8 @@ import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../local
 import { ensureExampleModels } from '../../models/generate.ts';
 import { Registry } from '../../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
-import { registerVersion, setAliases } from './models.ts';
+import { s3Env } from '../support/local-s3.ts';
+import { registerVersion, setAliases } from '../support/registry.ts';
 
 /**
  * The local stack serving the example Iris model, in a child process so that a load generator
@@ -97,11 +98,7 @@ async function serve(options: ServedStackOptions): Promise<void> {
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.queueLimit === undefined ? {} : { queueLimit: options.queueLimit }),
     env: {
-      MAAS_BUCKET: s3.bucket,
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_REGION: LOCAL_S3_REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+      ...s3Env(s3),
       MAAS_TMP_CACHE_DIR: join(home, 'cache'),
       POWERTOOLS_METRICS_DISABLED: 'true',
       POWERTOOLS_LOG_LEVEL: 'ERROR',

@@ -8,11 +8,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Architecture } from '../../infra/settings.ts';
 import { toEvent } from '../../local/http/index.ts';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../../local/s3/index.ts';
-import { readSignature } from '../../src/onnx/index.ts';
 import { Registry } from '../../src/registry/index.ts';
-import { startTestS3, type TestS3 } from '../support/local-s3.ts';
+import { s3Env, startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { exampleModels, readJson, type V2Tensor } from '../support/models.ts';
+import { registerVersion } from '../support/registry.ts';
 import {
   ASSET_LIMIT_BYTES,
   type CliSynth,
@@ -90,22 +89,7 @@ interface InferResponse {
 
 /** Registers a model as version 1 in production, as ingest commits one. */
 const registerProduction = async (registry: Registry, name: string, bytes: Uint8Array) => {
-  const { version } = await registry.reserveVersion(name);
-  const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
-  const signature = readSignature(bytes);
-  await registry.commitManifest({
-    model: name,
-    version,
-    served: 'fp32',
-    variants: { fp32 },
-    source: { key: `incoming/${name}/${name}.onnx`, etag: 'bundle-test' },
-    irVersion: signature.irVersion,
-    opsetImports: signature.opsetImports,
-    producer: signature.producer,
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-    createdAt: new Date().toISOString(),
-  });
+  const { version } = await registerVersion(registry, name, bytes);
   await registry.updateAliases(name, () => ({
     model: name,
     production: version,
@@ -166,11 +150,7 @@ describe('the bundled predict handler, run from its asset folder', () => {
         maxBuffer: 16 * 1024 * 1024,
         env: {
           PATH: process.env.PATH,
-          MAAS_BUCKET: s3.s3.bucket,
-          AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-          AWS_REGION: LOCAL_S3_REGION,
-          AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+          ...s3Env(s3.s3),
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '2048',
           MAAS_TMP_CACHE_DIR: join(work, 'model-cache'),
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',

@@ -42,6 +42,15 @@ export async function startTestS3(options: { bucket?: string } = {}): Promise<Te
   };
 }
 
+/** The environment a handler or the CLI needs to reach `s3`: bucket, endpoint, region, credentials. */
+export const s3Env = (s3: LocalS3): Record<string, string> => ({
+  MAAS_BUCKET: s3.bucket,
+  AWS_ENDPOINT_URL_S3: s3.endpoint,
+  AWS_REGION: LOCAL_S3_REGION,
+  AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
+});
+
 /** Runs `body` against a fresh local S3 and always cleans up after it. */
 export async function withLocalS3<T>(body: (s3: TestS3) => Promise<T>): Promise<T> {
   const s3 = await startTestS3();

@@ -8,7 +8,8 @@ import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../../lo
 import { GENERATED_DIR } from '../../../models/generate.ts';
 import { Registry } from '../../../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../../../src/storage/index.ts';
-import { irisSamples, ROOT, registerVersion, runMaas, setProduction } from './predict-support.ts';
+import { registerVersion } from '../../support/registry.ts';
+import { irisSamples, ROOT, runMaas, setProduction } from './predict-support.ts';
 
 const BUCKET = 'maas-models';
 let home: string;
@@ -29,7 +30,8 @@ async function seedHome(directory: string): Promise<void> {
     const registry = new Registry(new S3ObjectStore({ bucket: BUCKET, client }));
     for (const model of ['iris', 'encoder']) {
       const bytes = new Uint8Array(await readFile(join(GENERATED_DIR, `${model}.onnx`)));
-      await setProduction(registry, model, await registerVersion(registry, model, bytes));
+      const { version } = await registerVersion(registry, model, bytes);
+      await setProduction(registry, model, version);
     }
   } finally {
     client.destroy();

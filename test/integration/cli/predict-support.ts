@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
 import { GENERATED_DIR, IRIS_EXPECTED_PATH, IRIS_SAMPLES_PATH } from '../../../models/generate.ts';
-import { readSignature } from '../../../src/onnx/index.ts';
-import { type Manifest, Registry } from '../../../src/registry/index.ts';
-import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { Registry } from '../../../src/registry/index.ts';
+import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { registerVersion } from '../../support/registry.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** tsx by absolute URL, so the CLI also starts from a directory outside the project */
@@ -36,32 +36,6 @@ export function runMaas(
     );
     child.stdin?.end(options.input ?? '');
   });
-}
-
-/** Registers `bytes` as the next version of `model` the way ingest commits one, without ingest. */
-export async function registerVersion(
-  registry: Registry,
-  model: string,
-  bytes: Uint8Array,
-): Promise<number> {
-  const signature = readSignature(bytes);
-  const { version } = await registry.reserveVersion(model);
-  const fp32 = await registry.putVariant(model, version, 'fp32', bytes);
-  const manifest: Manifest = {
-    model,
-    version,
-    served: 'fp32',
-    variants: { fp32 },
-    source: { key: `incoming/${model}/${model}.onnx`, etag: fp32.sha256.slice(0, 32) },
-    irVersion: signature.irVersion,
-    opsetImports: signature.opsetImports,
-    producer: signature.producer,
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-    createdAt: new Date().toISOString(),
-  };
-  await registry.commitManifest(manifest);
-  return version;
 }
 
 export async function setProduction(
@@ -116,11 +90,7 @@ export async function startPredictStack(): Promise<PredictStack> {
       port: 0,
       workers: 1,
       env: {
-        MAAS_BUCKET: s3.s3.bucket,
-        AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-        AWS_ACCESS_KEY_ID: 'S3RVER',
-        AWS_SECRET_ACCESS_KEY: 'S3RVER',
-        AWS_REGION: 'us-east-1',
+        ...s3Env(s3.s3),
         MAAS_TMP_CACHE_DIR: cache,
       },
       onOutput: (line) => logs.push(line),

@@ -1,4 +1,3 @@
-import { readSignature } from '../../../src/onnx/index.ts';
 import type { Aliases, CandidateAlias, Registry } from '../../../src/registry/index.ts';
 
 /** Commits a version the way ingest does (variant, then manifest); the bytes are a stand-in. */
@@ -69,29 +68,4 @@ export function expectConsistent(aliases: Aliases): string[] {
     if (rolledBack.includes(v)) problems.push(`known-good ${v} is rolled back`);
   if (new Set(rolledBack).size !== rolledBack.length) problems.push('rolledBack repeats a version');
   return problems;
-}
-
-/** Registers real ONNX bytes as the next version, fp32 served, the way ingest commits one. */
-export async function registerOnnx(
-  registry: Registry,
-  model: string,
-  bytes: Uint8Array,
-): Promise<number> {
-  const { version } = await registry.reserveVersion(model);
-  const fp32 = await registry.putVariant(model, version, 'fp32', bytes);
-  const signature = readSignature(bytes);
-  await registry.commitManifest({
-    model,
-    version,
-    served: 'fp32',
-    variants: { fp32 },
-    source: { key: `incoming/${model}/v${version}.onnx`, etag: `etag-${version}` },
-    irVersion: signature.irVersion,
-    opsetImports: signature.opsetImports,
-    producer: signature.producer,
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-    createdAt: new Date().toISOString(),
-  });
-  return version;
 }

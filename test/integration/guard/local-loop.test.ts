@@ -3,12 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  healthyModel,
-  lookupModel,
-  slowModel,
-  trafficRow,
-} from '../../../local/guard/demo-models.ts';
+import { healthyModel, lookupModel, slowModel } from '../../../local/guard/demo-models.ts';
 import {
   type AlarmTransition,
   type LocalGuard,
@@ -18,9 +13,10 @@ import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
 import { guardSettings } from '../../../src/guard/index.ts';
 import { mulberry32 } from '../../../src/onnx/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
-import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import { candidateOf, registerOnnx } from './fixtures.ts';
-import { canaryBound, type Served, send, steadyTraffic, waitFor } from './traffic.ts';
+import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { registerVersion } from '../../support/registry.ts';
+import { candidateOf } from './fixtures.ts';
+import { canaryBound, trafficUntilRollback } from './traffic.ts';
 
 /**
  * The local control loop without ingest: the real predict handler in worker threads over the
@@ -55,11 +51,7 @@ beforeAll(async () => {
     port: 0,
     workers: 2,
     env: {
-      MAAS_BUCKET: s3.s3.bucket,
-      AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_REGION: 'us-east-1',
+      ...s3Env(s3.s3),
       MAAS_TMP_CACHE_DIR: tmp,
       MAAS_ALIAS_TTL_MS: '200',
       POWERTOOLS_DEV: 'false',
@@ -82,8 +74,8 @@ afterAll(async () => {
  * candidate back and every answer comes from v1 again.
  */
 async function episode(model: string, bad: Uint8Array) {
-  await registerOnnx(registry, model, healthyModel());
-  await registerOnnx(registry, model, bad);
+  await registerVersion(registry, model, healthyModel());
+  await registerVersion(registry, model, bad);
   await registry.updateAliases(model, () => ({
     model,
     production: 1,
@@ -92,40 +84,12 @@ async function episode(model: string, bad: Uint8Array) {
     rolledBack: [],
     updatedAt: new Date().toISOString(),
   }));
-  const random = mulberry32(model.length);
-  const traffic = steadyTraffic({
+  return trafficUntilRollback({
     url: api.url,
     model,
-    clients: 3,
-    pauseMs: 30,
-    row: () => trafficRow(random),
+    registry,
+    random: mulberry32(model.length),
   });
-  try {
-    await waitFor(
-      `${model} v2 to be rolled back`,
-      async () => (await registry.getAliases(model))?.aliases.rolledBack.includes(2) ?? false,
-      40_000,
-    );
-    // warm instances trust aliases.json for the alias TTL (200 ms here), then see the rollback
-    // Every instance re-reads aliases.json once its alias TTL (200 ms) has passed since the
-    // rollback: after five TTLs, no instance can still route to v2.
-    const settled = Date.now() + 1_000;
-    await waitFor(
-      'answers from v1 only',
-      () =>
-        Date.now() > settled &&
-        traffic.served.length > 30 &&
-        traffic.served.slice(-30).every((s) => s.version === 1),
-      10_000,
-    );
-  } finally {
-    await traffic.stop();
-  }
-  const during: readonly Served[] = [...traffic.served];
-  const after = await Promise.all(
-    Array.from({ length: 40 }, () => send(api.url, model, trafficRow(random))),
-  );
-  return { during, after };
 }
 
 describe('the local guard', () => {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { inferBody } from '../../../local/guard/demo-models.ts';
+import { inferBody, trafficRow } from '../../../local/guard/demo-models.ts';
+import type { Registry } from '../../../src/registry/index.ts';
 
 /** One request of the steady traffic, as its client saw it. */
 export interface Served {
@@ -74,6 +75,52 @@ export async function waitFor(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/**
+ * Steady traffic on `model` (v1 production, v2 a candidate the guard should roll back) until v2
+ * is rolled back and every answer comes from v1 again, then 40 requests more: what the clients
+ * saw during the episode and after it.
+ */
+export async function trafficUntilRollback(options: {
+  url: string;
+  model: string;
+  registry: Pick<Registry, 'getAliases'>;
+  random: () => number;
+}): Promise<{ during: readonly Served[]; after: Served[] }> {
+  const { url, model, registry, random } = options;
+  const traffic = steadyTraffic({
+    url,
+    model,
+    clients: 3,
+    pauseMs: 30,
+    row: () => trafficRow(random),
+  });
+  try {
+    await waitFor(
+      `the guard to roll back ${model} v2`,
+      async () => (await registry.getAliases(model))?.aliases.rolledBack.includes(2) ?? false,
+      40_000,
+    );
+    // Every instance re-reads aliases.json once its alias TTL (200 ms) has passed since the
+    // rollback: after five TTLs, no instance can still route to v2.
+    const settled = Date.now() + 1_000;
+    await waitFor(
+      'answers from v1 only',
+      () =>
+        Date.now() > settled &&
+        traffic.served.length > 30 &&
+        traffic.served.slice(-30).every((s) => s.version === 1),
+      10_000,
+    );
+  } finally {
+    await traffic.stop();
+  }
+  const during: readonly Served[] = [...traffic.served];
+  const after = await Promise.all(
+    Array.from({ length: 40 }, () => send(url, model, trafficRow(random))),
+  );
+  return { during, after };
 }
 
 /**

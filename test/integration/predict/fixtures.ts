@@ -5,48 +5,7 @@ import type {
 } from 'aws-lambda';
 import { fromResult, toEvent } from '../../../local/http/index.ts';
 import { lambdaContext } from '../../../local/lambda-context.ts';
-import { readSignature } from '../../../src/onnx/index.ts';
 import type { HttpResponse } from '../../../src/protocol/index.ts';
-import type { Aliases, Registry } from '../../../src/registry/index.ts';
-
-/** Registers `bytes` as the next version of `name`, fp32 served, the way ingest commits one. */
-export async function registerModel(
-  registry: Registry,
-  name: string,
-  bytes: Uint8Array,
-): Promise<number> {
-  const { version } = await registry.reserveVersion(name);
-  const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
-  const signature = readSignature(bytes);
-  await registry.commitManifest({
-    model: name,
-    version,
-    served: 'fp32',
-    variants: { fp32 },
-    source: { key: `incoming/${name}/model.onnx`, etag: 'integration' },
-    irVersion: signature.irVersion,
-    opsetImports: signature.opsetImports,
-    producer: signature.producer,
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-    createdAt: new Date().toISOString(),
-  });
-  return version;
-}
-
-export async function setAliases(
-  registry: Registry,
-  name: string,
-  aliases: Pick<Aliases, 'production' | 'candidate'>,
-): Promise<void> {
-  await registry.updateAliases(name, (current) => ({
-    model: name,
-    knownGood: current?.knownGood ?? [],
-    rolledBack: current?.rolledBack ?? [],
-    updatedAt: new Date().toISOString(),
-    ...aliases,
-  }));
-}
 
 export interface Invocation {
   method: string;

@@ -16,7 +16,8 @@ import {
   singleInputModel,
   tensorName,
 } from '../../support/conformance-models.ts';
-import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { registerVersion, setAliases } from '../../support/registry.ts';
 import {
   binaryInferRequest,
   bodyText,
@@ -27,7 +28,7 @@ import {
   postJson,
   readInferResponse,
 } from '../../unit/protocol/client.ts';
-import { invoke, registerModel, setAliases } from './fixtures.ts';
+import { invoke } from './fixtures.ts';
 
 type Handler = typeof import('../../../functions/predict/handler.ts').handler;
 
@@ -63,28 +64,24 @@ beforeAll(async () => {
     arithmetic: arithmeticModel(),
   });
   for (const [name, bytes] of Object.entries(models)) {
-    await registerModel(registry, name, bytes);
+    await registerVersion(registry, name, bytes);
     await setAliases(registry, name, { production: 1 });
     sessions[name] = await ort.InferenceSession.create(bytes);
   }
   // a canary: version 2 of `single` takes every unpinned request
-  await registerModel(registry, 'single', models.single ?? new Uint8Array());
+  await registerVersion(registry, 'single', models.single ?? new Uint8Array());
   await setAliases(registry, 'single', {
     production: 1,
     candidate: { version: 2, weight: 1, bakeUntil: new Date(Date.now() + 3_600_000).toISOString() },
   });
   // registered but never requested before the storage tests at the end, with bytes of their own
   // (the runtime's disk cache is keyed by sha256: shared bytes would be served from it)
-  await registerModel(registry, 'cold', gatherModel());
+  await registerVersion(registry, 'cold', gatherModel());
   await setAliases(registry, 'cold', { production: 1 });
-  await registerModel(registry, 'tampered', identityModel(['FP32']));
+  await registerVersion(registry, 'tampered', identityModel(['FP32']));
   await setAliases(registry, 'tampered', { production: 1 });
 
-  vi.stubEnv('MAAS_BUCKET', s3.s3.bucket);
-  vi.stubEnv('AWS_ENDPOINT_URL_S3', s3.s3.endpoint);
-  vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
-  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
-  vi.stubEnv('AWS_REGION', 'us-east-1');
+  for (const [name, value] of Object.entries(s3Env(s3.s3))) vi.stubEnv(name, value);
   vi.stubEnv('MAAS_TMP_CACHE_DIR', tmp);
   vi.stubEnv('MAAS_INTRA_OP_THREADS', '1');
   // long enough that warm models never re-read aliases during the outage test

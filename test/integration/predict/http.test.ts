@@ -8,7 +8,8 @@ import { parseEmfLine } from '../../../src/metrics/index.ts';
 import type { HttpRequest, HttpResponse } from '../../../src/protocol/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
 import { sileroV5Path, singleInputModel } from '../../support/conformance-models.ts';
-import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { registerVersion, setAliases } from '../../support/registry.ts';
 import {
   binaryInferRequest,
   bodyText,
@@ -20,7 +21,6 @@ import {
   postJson,
   readInferResponse,
 } from '../../unit/protocol/client.ts';
-import { registerModel, setAliases } from './fixtures.ts';
 
 let s3: TestS3;
 let tmp: string;
@@ -34,19 +34,15 @@ beforeAll(async () => {
   const registry = new Registry(s3.store);
   const bytes = new Uint8Array(await readFile(sileroV5Path()));
   silero = await ort.InferenceSession.create(bytes);
-  await registerModel(registry, 'vad', bytes);
+  await registerVersion(registry, 'vad', bytes);
   await setAliases(registry, 'vad', { production: 1 });
-  await registerModel(registry, 'double', singleInputModel());
+  await registerVersion(registry, 'double', singleInputModel());
   await setAliases(registry, 'double', { production: 1 });
   api = await startLocalApi({
     port: 0,
     workers: 1,
     env: {
-      MAAS_BUCKET: s3.s3.bucket,
-      AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_REGION: 'us-east-1',
+      ...s3Env(s3.s3),
       MAAS_TMP_CACHE_DIR: tmp,
       POWERTOOLS_METRICS_DISABLED: 'false',
       POWERTOOLS_DEV: 'false',

@@ -7,12 +7,10 @@ import {
   graph,
   model,
   node,
-  readSignature,
   TensorProto_DataType,
   tensor,
   valueInfo,
 } from '../../../src/onnx/index.ts';
-import type { Aliases, Manifest, Registry } from '../../../src/registry/index.ts';
 import type {
   GetLargeOptions,
   GetOptions,
@@ -23,6 +21,9 @@ import type {
   StoredObject,
   StoredObjectHead,
 } from '../../../src/storage/index.ts';
+
+// bench/predict.ts registers its models through this module
+export { registerVersion, setAliases } from '../../support/registry.ts';
 
 const FLOAT = TensorProto_DataType.FLOAT;
 
@@ -46,46 +47,6 @@ export const addModel = (offset: number, padding = 0): Uint8Array =>
       producer: 'runtime-tests',
     }),
   );
-
-/** Registers the bytes as the next version of `name` (fp32 served), as ingest would. */
-export async function registerVersion(
-  registry: Registry,
-  name: string,
-  bytes: Uint8Array,
-): Promise<Manifest> {
-  const signature = readSignature(bytes);
-  const { version } = await registry.reserveVersion(name);
-  const fp32 = await registry.putVariant(name, version, 'fp32', bytes);
-  const manifest: Manifest = {
-    model: name,
-    version,
-    served: 'fp32',
-    variants: { fp32 },
-    source: { key: `incoming/${name}/v${version}.onnx`, etag: 'test' },
-    irVersion: signature.irVersion,
-    opsetImports: signature.opsetImports,
-    producer: signature.producer,
-    inputs: signature.inputs,
-    outputs: signature.outputs,
-    createdAt: new Date(0).toISOString(),
-  };
-  await registry.commitManifest(manifest);
-  return manifest;
-}
-
-export async function setAliases(
-  registry: Registry,
-  name: string,
-  aliases: Pick<Aliases, 'production' | 'candidate'>,
-): Promise<void> {
-  await registry.updateAliases(name, (current) => ({
-    model: name,
-    knownGood: current?.knownGood ?? [],
-    rolledBack: current?.rolledBack ?? [],
-    updatedAt: '',
-    ...aliases,
-  }));
-}
 
 /** one request's input and what the version with `offset` answers */
 export const input = (): ort.Tensor =>

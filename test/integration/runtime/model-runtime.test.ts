@@ -11,15 +11,8 @@ import {
   type SessionFactory,
 } from '../../../src/runtime/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import {
-  addModel,
-  expectedOutput,
-  outputOf,
-  RecordingStore,
-  registerVersion,
-  setAliases,
-  tempDir,
-} from './fixtures.ts';
+import { registerVersion, setAliases } from '../../support/registry.ts';
+import { addModel, expectedOutput, outputOf, RecordingStore, tempDir } from './fixtures.ts';
 
 let s3: TestS3;
 let registry: Registry;

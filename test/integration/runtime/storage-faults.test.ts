@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
-import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../../../local/s3/index.ts';
 import { ensureExampleModels } from '../../../models/generate.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
-import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import { registerVersion, setAliases } from './fixtures.ts';
+import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { registerVersion, setAliases } from '../../support/registry.ts';
 
 /**
  * Issue 3's storage-fault acceptance point, over HTTP through the local API and the real predict
@@ -36,11 +35,7 @@ describe('predict over HTTP when model storage fails', () => {
       workers: 1,
       onOutput: () => undefined,
       env: {
-        MAAS_BUCKET: s3.s3.bucket,
-        AWS_ENDPOINT_URL_S3: s3.s3.endpoint,
-        AWS_ACCESS_KEY_ID: LOCAL_S3_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
-        AWS_REGION: LOCAL_S3_REGION,
+        ...s3Env(s3.s3),
         // the versions share their bytes: with the disk cache (keyed by sha256) only v1 would read S3
         MAAS_TMP_CACHE_BYTES: '0',
         MAAS_ALIAS_TTL_MS: '0',

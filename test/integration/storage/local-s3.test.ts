@@ -38,6 +38,28 @@ async function statusOf(send: Promise<{ $metadata: { httpStatusCode?: number } }
 const put = (key: string, body: string, extra: { IfNoneMatch?: string; IfMatch?: string } = {}) =>
   t.client.send(new PutObjectCommand({ Bucket: t.s3.bucket, Key: key, Body: body, ...extra }));
 
+/** Starts a multipart upload of `key` with `body` as its only part: what completing it takes. */
+async function onePartUpload(key: string, body: string) {
+  const upload = await t.client.send(
+    new CreateMultipartUploadCommand({ Bucket: t.s3.bucket, Key: key }),
+  );
+  const part = await t.client.send(
+    new UploadPartCommand({
+      Bucket: t.s3.bucket,
+      Key: key,
+      UploadId: upload.UploadId,
+      PartNumber: 1,
+      Body: body,
+    }),
+  );
+  return {
+    Bucket: t.s3.bucket,
+    Key: key,
+    UploadId: upload.UploadId,
+    MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag ?? '' }] },
+  };
+}
+
 /** Collects ObjectCreated records until `count` arrived for keys starting with `prefix`. */
 function nextRecords(prefix: string, count: number): Promise<S3EventRecord[]> {
   return new Promise((resolve) => {
@@ -94,25 +116,10 @@ describe('local S3 conditional writes', () => {
   it('applies If-None-Match: * to CompleteMultipartUpload', async () => {
     const key = 'cond/multipart';
     await put(key, 'already here');
-    const upload = await t.client.send(
-      new CreateMultipartUploadCommand({ Bucket: t.s3.bucket, Key: key }),
-    );
-    const part = await t.client.send(
-      new UploadPartCommand({
-        Bucket: t.s3.bucket,
-        Key: key,
-        UploadId: upload.UploadId,
-        PartNumber: 1,
-        Body: 'part one',
-      }),
-    );
     const complete = t.client.send(
       new CompleteMultipartUploadCommand({
-        Bucket: t.s3.bucket,
-        Key: key,
-        UploadId: upload.UploadId,
+        ...(await onePartUpload(key, 'part one')),
         IfNoneMatch: '*',
-        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag ?? '' }] },
       }),
     );
     expect(await statusOf(complete)).toBe(412);
@@ -140,25 +147,8 @@ describe('local S3 notifications', () => {
   it('names a completed multipart upload CompleteMultipartUpload', async () => {
     const key = 'incoming/multi/model.onnx';
     const arrived = nextRecords('incoming/multi/', 1);
-    const upload = await t.client.send(
-      new CreateMultipartUploadCommand({ Bucket: t.s3.bucket, Key: key }),
-    );
-    const part = await t.client.send(
-      new UploadPartCommand({
-        Bucket: t.s3.bucket,
-        Key: key,
-        UploadId: upload.UploadId,
-        PartNumber: 1,
-        Body: 'only part',
-      }),
-    );
     const done = await t.client.send(
-      new CompleteMultipartUploadCommand({
-        Bucket: t.s3.bucket,
-        Key: key,
-        UploadId: upload.UploadId,
-        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag ?? '' }] },
-      }),
+      new CompleteMultipartUploadCommand(await onePartUpload(key, 'only part')),
     );
     const [record] = await arrived;
     expect(record?.eventName).toBe('ObjectCreated:CompleteMultipartUpload');
