@@ -52,7 +52,7 @@ import {
 import { Registry } from '../src/registry/index.ts';
 import { readHashed } from '../src/runtime/verified-read.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
-import { registerVersion, setAliases } from '../test/integration/runtime/fixtures.ts';
+import { registerVersion, setAliases } from '../test/support/registry.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 const QUICK = process.argv.includes('--quick');

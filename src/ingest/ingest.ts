@@ -343,14 +343,12 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions, signature.outputs);
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
+  /** what every outcome carries; `served` and the quantization report are the decision */
+  const evaluated = { bytes, signature, options, warmup, samples: samples.source };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
     return {
-      bytes,
-      signature,
-      options,
-      warmup,
-      samples: samples.source,
+      ...evaluated,
       served: 'fp32',
       quantization: {
         scheme: 'none',
@@ -376,11 +374,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   });
   if (quantized.bytes === undefined) {
     return {
-      bytes,
-      signature,
-      options,
-      warmup,
-      samples: samples.source,
+      ...evaluated,
       served: 'fp32',
       quantization: { ...report, decision: `fp32 served: ${report.reason ?? 'not quantized'}` },
     };
@@ -407,11 +401,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   const verdict: GateResult =
     refusal === undefined ? gate : { ...gate, accept: false, decision: `fp32 served: ${refusal}` };
   return {
-    bytes,
-    signature,
-    options,
-    warmup,
-    samples: samples.source,
+    ...evaluated,
     served: accepted ? 'int8' : 'fp32',
     ...(accepted ? { int8: quantized.bytes } : {}),
     quantization: gatedReport(report, verdict),

@@ -23,7 +23,6 @@ import type {
 } from '../../../src/storage/index.ts';
 
 // bench/predict.ts registers its models through this module
-export { registerVersion, setAliases } from '../../support/registry.ts';
 
 const FLOAT = TensorProto_DataType.FLOAT;
 
