@@ -21,4 +21,4 @@ export {
   type IngestSettings,
   ingestSettingsFromEnv,
 } from './settings.ts';
-export { type WarmupReport, warmUp } from './trial.ts';
+export { evaluateVariants, type VariantsInput, type WarmupReport, warmUp } from './trial.ts';

@@ -6,12 +6,7 @@ import {
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
-import {
-  evaluateVariants,
-  type GateResult,
-  type QuantizeOptions,
-  quantizeModel,
-} from '../quantize/index.ts';
+import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
 import {
   type HistoryRecord,
   isValidModelName,
@@ -25,6 +20,7 @@ import {
   type UploadRef,
   uploadDetails,
 } from '../registry/index.ts';
+import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
 import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
@@ -32,7 +28,7 @@ import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
 import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
 import type { IngestSettings } from './settings.ts';
-import { type WarmupReport, warmUp } from './trial.ts';
+import { evaluateVariants, type WarmupReport, warmUp } from './trial.ts';
 
 /** The progress log ingest writes; Powertools' Logger fits it as it is. */
 export interface IngestLogger {
@@ -334,13 +330,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   });
 
   const samples = await loadSamples(store, key, signature, settings);
-  const sessionOptions = {
-    graphOptimizationLevel: 'all' as const,
-    intraOpNumThreads: settings.intraOpThreads,
-    // onnxruntime's own warnings (unused initializers...) are noise here; failures are reported
-    logSeverityLevel: 3 as const,
-  };
-  const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions, signature.outputs);
+  const session = { intraOpThreads: settings.intraOpThreads };
+  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs);
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
@@ -383,7 +374,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     fp32Bytes: bytes,
     int8Bytes: quantized.bytes,
     samples: samples.feeds,
-    options: { minCosine: settings.minCosine, objective: settings.objective, sessionOptions },
+    options: { minCosine: settings.minCosine, objective: settings.objective },
+    session,
   });
   log.info('ingest: gate', {
     key,
@@ -394,7 +386,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     latencyRatio: gate.latencyRatio,
   });
   const refusal = gate.accept
-    ? await int8Refusal(quantized.bytes, samples.feeds, settings, sessionOptions, signature)
+    ? await int8Refusal(quantized.bytes, samples.feeds, settings, session, signature)
     : undefined;
   const accepted = gate.accept && refusal === undefined;
   if (refusal !== undefined) log.warn('ingest: int8 variant refused', { key, reason: refusal });
@@ -418,11 +410,11 @@ async function int8Refusal(
   int8: Uint8Array,
   feeds: SampleSet['feeds'],
   settings: IngestSettings,
-  sessionOptions: Parameters<typeof warmUp>[3],
+  session: SessionSettings,
   signature: ModelSignature,
 ): Promise<string | undefined> {
   try {
-    await warmUp(int8, feeds, settings, sessionOptions, signature.outputs);
+    await warmUp(int8, feeds, settings, session, signature.outputs);
     return undefined;
   } catch (err) {
     if (!(err instanceof UploadRejectedError)) throw err;

@@ -1,11 +1,15 @@
 export { InvalidGateInputError } from './errors.ts';
 export {
+  Agreement,
   DEFAULT_MIN_COSINE,
-  evaluateVariants,
-  type GateInput,
   type GateObjective,
   type GateOptions,
   type GateResult,
+  gateSettings,
+  judgeVariants,
+  median,
+  type OutputTensor,
+  type VariantMeasurement,
 } from './gate.ts';
 export {
   DEFAULT_MIN_ELEMENTS,
