@@ -124,3 +124,6 @@ export class StorageUnavailableError extends MaasError {
     super('StorageUnavailable', message, options);
   }
 }
+
+/** An ETag without quotes or the weak prefix: S3 and s3rver quote them, comparisons must not. */
+export const normalizeEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');

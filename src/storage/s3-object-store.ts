@@ -14,6 +14,7 @@ import {
   type GetLargeOptions,
   type GetOptions,
   type ListOptions,
+  normalizeEtag,
   ObjectNotFoundError,
   type ObjectStore,
   PreconditionFailedError,
@@ -77,7 +78,6 @@ export interface S3ObjectStoreOptions extends S3ClientOptions {
 }
 
 /** `"abc"` → `abc`: S3 returns quoted ETags, event records carry bare ones. */
-export const normalizeEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');
 const quoteEtag = (etag: string): string => (etag === '*' ? etag : `"${normalizeEtag(etag)}"`);
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
