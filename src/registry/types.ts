@@ -47,13 +47,7 @@ export interface Aliases {
   updatedAt: string;
 }
 
-export type HistoryEvent =
-  | 'registered'
-  | 'rejected'
-  | 'promoted'
-  | 'candidate'
-  | 'rolled-back'
-  | 'candidate-dropped';
+export type HistoryEvent = 'registered' | 'rejected' | 'promoted' | 'candidate' | 'rolled-back';
 
 export interface HistoryRecord {
   model: string;
