@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { type RunningConsole, startConsole } from '../cli/console/index.ts';
 import { INGEST_DEFAULTS } from '../src/ingest/index.ts';
 import { parseEmfLine } from '../src/metrics/index.ts';
 import { Registry } from '../src/registry/index.ts';
@@ -33,10 +34,12 @@ export interface LocalStackOptions {
   onApiOutput?: OutputListener;
   /** the alarm evaluator and promote timer; settings default to the functions' environment */
   guard?: Omit<LocalGuardOptions, 'registry'>;
+  /** the console's port (0 picks a free one); unset: no console */
+  consolePort?: number;
 }
 
 export interface LocalStack {
-  urls: { api: string; s3: string };
+  urls: { api: string; s3: string; console?: string };
   bucket: string;
   /** what any process needs to reach this stack's storage, as the functions get it */
   env: Record<string, string>;
@@ -121,8 +124,31 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     stops.push(() => api.close());
 
+    // The console reads the guard's own store: the figures its rules judge, not a copy.
+    let consoleServer: RunningConsole | undefined;
+    if (options.consolePort !== undefined) {
+      consoleServer = await startConsole({
+        target: {
+          kind: 'local',
+          s3Endpoint: s3.endpoint,
+          bucket: s3.bucket,
+          region: LOCAL_S3_REGION,
+          apiUrl: api.url,
+        },
+        port: options.consolePort,
+        definitions: guard.settings.definitions,
+        localStore: guard.metrics,
+      });
+      const running = consoleServer;
+      stops.push(() => running.close());
+    }
+
     return {
-      urls: { api: api.url, s3: s3.endpoint },
+      urls: {
+        api: api.url,
+        s3: s3.endpoint,
+        ...(consoleServer === undefined ? {} : { console: consoleServer.url }),
+      },
       bucket: s3.bucket,
       env,
       s3,
