@@ -136,7 +136,7 @@ export class LocalFigures {
       });
       if (bucket !== undefined) this.sample(bucket, latency);
     }
-    this.prune(series, at);
+    this.prune(series, series.lastAt);
   }
 
   /** Versions of `model` with figures retained. */
@@ -260,24 +260,21 @@ export class LocalFigures {
       series.buckets.push(bucket);
       return bucket;
     }
-    // a late document (handlers print concurrently): find its bucket, if still retained
-    for (let i = series.buckets.length - 1; i >= 0; i--) {
-      const bucket = series.buckets[i] as Bucket;
-      if (bucket.start === start) return bucket;
-      if (bucket.start < start) {
-        const inserted: Bucket = {
-          start,
-          requests: 0,
-          modelErrors: 0,
-          clientErrors: 0,
-          latencyCount: 0,
-          latencies: [],
-        };
-        series.buckets.splice(i + 1, 0, inserted);
-        return inserted;
-      }
-    }
-    return undefined;
+    // a late document (handlers print concurrently): its bucket, made where it belongs in order
+    let index = series.buckets.length - 1;
+    while (index >= 0 && (series.buckets[index] as Bucket).start > start) index--;
+    const found = series.buckets[index];
+    if (found !== undefined && found.start === start) return found;
+    const inserted: Bucket = {
+      start,
+      requests: 0,
+      modelErrors: 0,
+      clientErrors: 0,
+      latencyCount: 0,
+      latencies: [],
+    };
+    series.buckets.splice(index + 1, 0, inserted);
+    return inserted;
   }
 
   /** Reservoir sampling (algorithm R): every latency of the bucket equally likely to be kept. */
