@@ -343,6 +343,84 @@ describe('console server, local stack', () => {
   });
 });
 
+describe('maas console beside a running stack', () => {
+  it('reads the figures from the stack console over HTTP', async () => {
+    const beside = await startConsole({
+      target: {
+        kind: 'local',
+        s3Endpoint: s3.s3.endpoint,
+        bucket: s3.s3.bucket,
+        region: 'us-east-1',
+        apiUrl: 'http://127.0.0.1:9',
+      },
+      port: 0,
+      definitions,
+      metricsFrom: local.url,
+      bundle,
+    });
+    try {
+      const remote = await get<MetricsResponse>('/api/models/failing/metrics', beside.url);
+      const direct = await get<MetricsResponse>('/api/models/failing/metrics');
+      expect(remote.body.error).toBeUndefined();
+      expect(remote.body.versions.map((v) => v.version)).toEqual([1, 2]);
+      expect(remote.body.versions[1]?.requests.reduce((a, b) => a + b, 0)).toBe(
+        direct.body.versions[1]?.requests.reduce((a, b) => a + b, 0),
+      );
+      expect((await get<ModelsResponse>('/api/models', beside.url)).body.target.metrics).toBe(
+        'remote',
+      );
+      // the figures are the stack's to serve: this console has none of its own
+      expect((await fetch(`${beside.url}/metrics`)).status).toBe(404);
+    } finally {
+      await beside.close();
+    }
+  });
+
+  it('says where the figures were expected when the stack console does not answer', async () => {
+    const alone = await startConsole({
+      target: {
+        kind: 'local',
+        s3Endpoint: s3.s3.endpoint,
+        bucket: s3.s3.bucket,
+        region: 'us-east-1',
+        apiUrl: 'http://127.0.0.1:9',
+      },
+      port: 0,
+      definitions,
+      metricsFrom: 'http://127.0.0.1:9',
+      bundle,
+    });
+    try {
+      const models = await get<ModelsResponse>('/api/models', alone.url);
+      expect(models.status).toBe(200);
+      expect(models.body.metricsError).toContain('http://127.0.0.1:9/api/models/');
+      expect(models.body.metricsError).toContain('--metrics-from');
+      expect(models.body.models.find((m) => m.name === 'canary')?.status).toBe('canary baking');
+    } finally {
+      await alone.close();
+    }
+  });
+
+  it('refuses a port in use, naming the console that may already be there', async () => {
+    await expect(
+      startConsole({
+        target: {
+          kind: 'local',
+          s3Endpoint: s3.s3.endpoint,
+          bucket: s3.s3.bucket,
+          region: 'us-east-1',
+          apiUrl: 'http://127.0.0.1:9',
+        },
+        port: local.port,
+        definitions,
+        bundle,
+      }),
+    ).rejects.toThrow(
+      /port \d+ on 127.0.0.1 is in use: the local stack's own console may already be at/,
+    );
+  });
+});
+
 describe('console server, unreachable stack', () => {
   it('answers 503 naming the endpoint and how to start it', async () => {
     const stopped = await startConsole({
