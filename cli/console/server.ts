@@ -364,6 +364,9 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     server.listen(options.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+  // The first listing opens the S3 connections and warms the code paths, so the first person to
+  // open the page does not wait for that; its errors are the page's to show, not this start's.
+  void options.backend.models().catch(() => undefined);
   return {
     url: `http://${host}:${port}`,
     port,

@@ -228,6 +228,17 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('console in a browser, against npm sta
       'healthy',
     );
     expect(await page.locator('tr[data-model="encoder"] td').nth(2).textContent()).toBe('v1');
+    // a narrow window: the page reflows, wide tables scroll inside their own box
+    await page.setViewportSize({ width: 400, height: 800 });
+    const overflow = await page.evaluate(
+      () =>
+        (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } })
+          .document.documentElement.scrollWidth,
+    );
+    expect(overflow).toBeLessThanOrEqual(400);
+    expect(await page.locator('tr[data-model="iris"] a').isVisible()).toBe(true);
+    if (SHOTS) await shot(page, 'models-narrow.png');
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('uploads a model through the page and sees its version appear', async () => {

@@ -42,19 +42,16 @@ function describeRecord(entry: HistoryEntry): (Node | string)[] {
   const details = r.details ?? {};
   const parts: (Node | string)[] = [];
   if (r.reason !== undefined) parts.push(r.reason);
-  const alarm = details.alarm;
-  if (typeof alarm === 'object' && alarm !== null) {
-    const a = alarm as Record<string, unknown>;
-    if (typeof a.name === 'string')
-      parts.push(
-        h(
-          'div',
-          { class: 'detail' },
-          `alarm ${a.name}${typeof a.reason === 'string' ? `: ${a.reason}` : ''}`,
-        ),
-      );
+  const alarm =
+    typeof details.alarm === 'object' && details.alarm !== null
+      ? (details.alarm as Record<string, unknown>)
+      : undefined;
+  if (typeof alarm?.name === 'string') {
+    const rule = typeof alarm.rule === 'string' ? ` (rule ${alarm.rule})` : '';
+    parts.push(h('div', { class: 'detail' }, `alarm ${alarm.name}${rule}`));
   }
-  const metrics = details.metrics;
+  // the figures the guard judged, as rollback recorded them
+  const metrics = alarm?.metrics ?? details.metrics;
   if (typeof metrics === 'object' && metrics !== null) {
     const m = metrics as Record<string, unknown>;
     const points = Array.isArray(m.datapoints)
@@ -178,7 +175,10 @@ export function modelPage(name: string): Page {
     if (!confirm(question)) return;
     try {
       const result = await post<ActionResponse>(`${base}/${path}`, body);
-      replace(actionResult, h('p', { class: 'ok', 'data-action': path }, result.message));
+      const shown = h('p', { class: 'ok', 'data-action': path }, result.message);
+      replace(actionResult, shown);
+      // a confirmation, not a status: it goes once read, so it never sits beside a newer state
+      later('action', () => shown.remove(), 20_000);
     } catch (err) {
       replace(actionResult, errorBox(err));
     }
