@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from '../../../src/registry/index.ts';
+import { runMaas } from '../../integration/cli/predict-support.ts';
 import { modelWith } from '../../integration/guard/fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
@@ -61,6 +62,39 @@ describe('maas console', () => {
     expect(models.models).toEqual([expect.objectContaining({ name: 'iris', status: 'healthy' })]);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+  });
+
+  it('maas canary changes the weight and records it, as the console does', async () => {
+    const registry = new Registry(s3.store);
+    await modelWith(registry, 'weighed', 2, {
+      production: 1,
+      candidate: {
+        version: 2,
+        weight: 0.1,
+        bakeUntil: new Date(Date.now() + 60_000).toISOString(),
+      },
+    });
+    const run = await runMaas([
+      '--endpoint',
+      s3.s3.endpoint,
+      'canary',
+      'weighed',
+      '--weight',
+      '0.4',
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('weighed: candidate v2 takes 0.4 of the traffic (was 0.1)');
+    const [record] = await registry.history('weighed');
+    expect(record).toMatchObject({
+      event: 'candidate',
+      version: 2,
+      actor: 'cli',
+      reason: 'canary weight changed from 0.1 to 0.4',
+      details: { manual: true, weight: 0.4, previousWeight: 0.1 },
+    });
+    const bad = await runMaas(['--endpoint', s3.s3.endpoint, 'canary', 'weighed', '--weight', '7']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('canary weight must be a number from 0 to 1');
   });
 
   it('refuses a bad --port with the reason', async () => {
