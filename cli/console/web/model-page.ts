@@ -178,7 +178,7 @@ export function modelPage(name: string): Page {
       const shown = h('p', { class: 'ok', 'data-action': path }, result.message);
       replace(actionResult, shown);
       // a confirmation, not a status: it goes once read, so it never sits beside a newer state
-      later('action', () => shown.remove(), 20_000);
+      later('action', () => shown.remove(), 8000);
     } catch (err) {
       replace(actionResult, errorBox(err));
     }
