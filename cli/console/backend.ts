@@ -305,10 +305,6 @@ export class ConsoleBackend {
       throw err;
     });
     const since = this.clock() - 30_000;
-    let bytes = 0;
-    body.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
     await new Upload({
       client: this.client,
       params: {
@@ -322,12 +318,13 @@ export class ConsoleBackend {
       queueSize: 4,
       leavePartsOnError: false,
     }).done();
-    const etag = normalizeEtag((await this.registry.store.head(key)).etag);
+    // the stored object says what arrived: counting on the stream would race the upload's reader
+    const head = await this.registry.store.head(key);
     return {
       model: name,
       key,
-      etag,
-      bytes,
+      etag: normalizeEtag(head.etag),
+      bytes: head.size,
       ...(latest === undefined ? { sinceMs: since } : { afterKey: latest }),
     };
   }

@@ -275,6 +275,44 @@ describe('console server, local stack', () => {
     expect(nothing.body.error).toContain('has no candidate version to weigh');
   });
 
+  it('uploads samples, then the model (multipart when large) with the per-upload options', async () => {
+    const samples = await fetch(`${local.url}/api/models/big/samples?file=big.onnx`, {
+      method: 'PUT',
+      headers: { 'x-maas-console': '1' },
+      body: '[{"inputs": []}]',
+    });
+    expect(samples.status).toBe(200);
+    const bytes = new Uint8Array(9 * 1024 * 1024 + 123).map((_, i) => (i * 7) % 251);
+    const response = await fetch(
+      `${local.url}/api/models/big/upload?file=big.onnx&quantize=off&promote=canary&weight=0.25`,
+      { method: 'PUT', headers: { 'x-maas-console': '1' }, body: bytes },
+    );
+    const uploaded = (await response.json()) as {
+      key: string;
+      etag: string;
+      bytes: number;
+      sinceMs?: number;
+    };
+    expect(response.status).toBe(200);
+    expect(uploaded).toMatchObject({ key: 'incoming/big/big.onnx', bytes: bytes.length });
+    expect(uploaded.sinceMs).toBeTypeOf('number');
+    const stored = await s3.store.get('incoming/big/big.onnx');
+    expect(Buffer.from(stored?.body ?? []).equals(Buffer.from(bytes))).toBe(true);
+    expect(stored?.metadata).toMatchObject({
+      'maas-quantize': 'off',
+      'maas-promote': 'canary',
+      'maas-canary-weight': '0.25',
+    });
+    expect(
+      new TextDecoder().decode((await s3.store.get('incoming/big/big.samples.json'))?.body),
+    ).toBe('[{"inputs": []}]');
+    // ingest is not running here: the page is told nothing has been decided yet
+    const outcome = await get<{ outcome?: unknown }>(
+      `/api/models/big/outcome?key=${uploaded.key}&etag=${uploaded.etag}&sinceMs=${uploaded.sinceMs}`,
+    );
+    expect(outcome).toEqual({ status: 200, body: {} });
+  });
+
   it('refuses bad input with a 4xx saying what to send instead', async () => {
     const cases: [string, unknown, number, RegExp][] = [
       ['/api/models/steer/canary', { weight: 2 }, 400, /weight must be a number from 0 to 1/],
