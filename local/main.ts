@@ -177,6 +177,8 @@ async function main(): Promise<void> {
     print(
       `  console   ${stack.urls.console}  (models, canaries, live charts; Prometheus at /metrics)`,
     );
+  } else if (stack.consoleProblem !== undefined) {
+    print(`  console   not started: ${stack.consoleProblem}`);
   }
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
