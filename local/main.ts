@@ -109,6 +109,7 @@ async function main(): Promise<void> {
     s3Port: config.local.s3Port,
     bucket: config.storage.bucket,
     httpPort: config.local.apiPort,
+    consolePort: config.local.consolePort,
     workers: config.local.workers,
     ingest: {
       onOutput: (line) => ingestLog.write(`${line}\n`),
@@ -173,6 +174,13 @@ async function main(): Promise<void> {
   print();
   print('onnx-maas is running');
   print(`  HTTP API  ${api}  (Open Inference Protocol V2: ${api}/v2/models)`);
+  if (stack.urls.console !== undefined) {
+    print(
+      `  console   ${stack.urls.console}  (models, canaries, live charts; Prometheus at /metrics)`,
+    );
+  } else if (stack.consoleProblem !== undefined) {
+    print(`  console   not started: ${stack.consoleProblem}`);
+  }
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
   );
