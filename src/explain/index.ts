@@ -1,0 +1,15 @@
+export {
+  ExplainDisabledError,
+  ExplainParameterError,
+  ExplanationTooCostlyError,
+} from './errors.ts';
+export { explain, plan } from './explain.ts';
+export { autoPlayers, elementPlayers, resolveWindow, windowPlayers } from './players.ts';
+export { exactShapley, kernelCoalitions, kernelRegression } from './shapley.ts';
+export type {
+  Evaluate,
+  ExplainInput,
+  ExplainMethod,
+  ExplainOptions,
+  Explanation,
+} from './types.ts';
