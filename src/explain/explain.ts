@@ -129,6 +129,12 @@ export const plan = (inputs: readonly ExplainInput[], options: ExplainOptions): 
   return autoGroups();
 };
 
+/** The most evaluations a plan spends, the prediction run included. */
+const plannedEvaluations = (chosen: Plan, budget: number): number => {
+  if (chosen.method === 'occlusion') return chosen.windows.length + 2;
+  return chosen.mode === 'exact' ? 2 ** chosen.players.count : budget;
+};
+
 /**
  * Explains f at x against the baseline: attributions shaped like the inputs, and f(baseline).
  * `fx` is f(x), known from the prediction run that also chose the output element explained.
@@ -146,6 +152,7 @@ export const explain = async (
   }
   const chosen = plan(inputs, options);
   const batchSize = options.batchSize;
+  options.onPlan?.(plannedEvaluations(chosen, options.budget), chosen.method);
   if (chosen.method === 'occlusion') {
     const baselineItem = inputs.map((input) => input.baseline);
     const outputs = await inBatches(

@@ -27,6 +27,11 @@ export interface ExplainOptions {
   seed: number;
   /** items per call to `evaluate` (1 for a model without a dynamic batch dimension) */
   batchSize: number;
+  /**
+   * Told, before any evaluation, how many the chosen plan spends at most (the prediction
+   * included); it may throw to refuse a plan that cannot finish in time.
+   */
+  onPlan?: (evaluations: number, method: 'kernel-shap' | 'occlusion') => void;
 }
 
 export interface Explanation {
