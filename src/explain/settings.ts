@@ -17,14 +17,15 @@ export interface ExplainSettings {
 }
 
 /**
- * 512 evaluations explain a MiniLM-sized encoder in a few seconds on a 2 GB function (bench/explain.ts
- * measures it) and enumerate every coalition of up to 9 features; the cap leaves room for finer
- * groups when the caller accepts the wait.
+ * 128 evaluations enumerate every coalition of up to 7 features (Iris takes 16) and keep a
+ * MiniLM-sized encoder within a few seconds on a 2 GB function (bench/explain.ts measures the cost
+ * of a run); the cap leaves room for finer groups when the caller accepts the wait, always within
+ * the invocation's remaining time.
  */
 export const EXPLAIN_DEFAULTS: Readonly<ExplainSettings> = {
   enabled: true,
-  defaultBudget: 512,
-  maxBudget: 4096,
+  defaultBudget: 128,
+  maxBudget: 2048,
   maxMs: 10_000,
   marginMs: 1_000,
   maxBatch: 64,

@@ -446,8 +446,14 @@ const summary = (e: Explained, params: ExplainParameters) => ({
   budget: params.budget,
 });
 
-const timing = (deps: ExplainDeps, started: number, explained: readonly Explained[]) => ({
+const timing = (
+  deps: ExplainDeps,
+  ex: Exchange,
+  started: number,
+  explained: readonly Explained[],
+) => ({
   total_ms: round(deps.now() - started),
+  ...(ex.loaded?.load === undefined ? {} : { model_load_ms: round(ex.loaded.load.totalMs) }),
   prediction_ms: round(explained.reduce((s, e) => s + e.predictionMs, 0)),
   evaluation_ms: round(explained.reduce((s, e) => s + e.evaluationMs, 0)),
 });
@@ -505,7 +511,7 @@ export const explainV2 = async (
     ...(decoded.id === undefined ? {} : { id: decoded.id }),
     ...summary(explained, params),
     attributions,
-    timing: timing(deps, started, [explained]),
+    timing: timing(deps, ex, started, [explained]),
   });
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
@@ -557,7 +563,7 @@ export const explainV1 = async (
     })),
     model_name: loaded.model,
     model_version: String(loaded.version),
-    timing: timing(deps, started, explained),
+    timing: timing(deps, ex, started, explained),
   });
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type Evaluate,
+  EXPLAIN_DEFAULTS,
   type ExplainInput,
   type ExplainOptions,
   ExplainParameterError,
@@ -9,7 +10,7 @@ import {
 } from '../../src/explain/index.ts';
 import { mulberry32 } from '../../src/onnx/index.ts';
 
-const DEFAULT_BUDGET = 512;
+const DEFAULT_BUDGET = EXPLAIN_DEFAULTS.defaultBudget;
 
 const options = (over: Partial<ExplainOptions> = {}): ExplainOptions => ({
   method: 'kernel-shap',
