@@ -25,6 +25,8 @@ export interface ExplainParameters {
 const METHODS: readonly ExplainMethod[] = ['kernel-shap', 'occlusion', 'auto'];
 
 const show = (value: unknown): string => {
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object' && value !== null) return 'an object';
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };

@@ -367,6 +367,7 @@ const explainExample = async (
 
   let evaluated = 0;
   let evaluationMs = 0;
+  let perItem = false;
   const affordable = (perEvalMs: number) =>
     Math.max(2, Math.floor(allowedMs / Math.max(perEvalMs, 1e-3)));
   const tooSlow = (needed: number, perEvalMs: number) =>
@@ -386,13 +387,25 @@ const explainExample = async (
         throw tooSlow(params.budget, perEval);
       }
       const runStarted = deps.now();
-      const out = await runOutput(feedsOf(batch), 'a perturbed input');
+      let values: Float64Array;
+      if (batchable && !perItem) {
+        const out = await runOutput(feedsOf(batch), 'a perturbed input');
+        values = numbersOf(out.data);
+        // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
+        // batching cannot be read back, so this explanation runs one example at a time
+        if (out.shape[0] !== batch.length || values.length !== batch.length * perExample) {
+          perItem = true;
+        }
+      }
+      if (!batchable || perItem) {
+        values = new Float64Array(batch.length * perExample);
+        for (let b = 0; b < batch.length; b++) {
+          const out = await runOutput(feedsOf([batch[b] ?? []]), 'a perturbed input');
+          values.set(numbersOf(out.data).subarray(0, perExample), b * perExample);
+        }
+      }
       evaluationMs += deps.now() - runStarted;
       evaluated += batch.length;
-      const values = numbersOf(out.data);
-      if (batchable && out.shape[0] !== batch.length) {
-        throw new MaasError('BatchMismatch', `output ${outputName} lost the batch dimension`);
-      }
       return batch.map((_, b) => values[b * perExample + target] ?? Number.NaN);
     },
     {
