@@ -8,16 +8,23 @@ import {
   valueInfo,
 } from '../../src/onnx/index.ts';
 
-/** `y = x·w + b` over FP32 [batch, n] → [batch, 1]: KernelSHAP's answer is w_i (x_i − baseline_i). */
-export const linearModel = (w: readonly number[], b: number): Uint8Array =>
+/**
+ * `y = x·w + b` over FP32 [batch, n] → [batch, 1]: KernelSHAP's answer is w_i (x_i − baseline_i).
+ * `batch: 1` fixes the first dim, so evaluations cannot be batched and run one after another.
+ */
+export const linearModel = (
+  w: readonly number[],
+  b: number,
+  batch: 'batch' | 1 = 'batch',
+): Uint8Array =>
   encodeModel(
     model({
       graph: graph({
         name: 'linear',
         nodes: [node('MatMul', ['x', 'w'], ['xw']), node('Add', ['xw', 'b'], ['y'])],
         initializers: [tensor('w', T.FLOAT, [w.length, 1], w), tensor('b', T.FLOAT, [1], [b])],
-        inputs: [valueInfo('x', T.FLOAT, ['batch', w.length])],
-        outputs: [valueInfo('y', T.FLOAT, ['batch', 1])],
+        inputs: [valueInfo('x', T.FLOAT, [batch, w.length])],
+        outputs: [valueInfo('y', T.FLOAT, [batch, 1])],
       }),
       opset: 17,
       producer: 'explain-tests',
