@@ -1,4 +1,4 @@
-import { mulberry32 } from '../onnx/index.ts';
+import { mulberry32 } from '../util/index.ts';
 import { ExplainParameterError, ExplanationTooCostlyError } from './errors.ts';
 import {
   autoPlayers,

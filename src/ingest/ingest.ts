@@ -1,19 +1,26 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
-  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
-import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
 import {
+  type GateResult,
+  type QuantizationReport,
+  type QuantizeOptions,
+  quantizeModel,
+} from '../quantize/index.ts';
+import {
+  type AliasOutcome,
+  type AliasPolicy,
+  aliasOutcome,
   type HistoryRecord,
   isValidModelName,
   keys,
   type Manifest,
   parseIncomingKey,
-  type QuantizationReport,
+  placeVersion,
   type Registry,
   type ServedVariant,
   sha256Hex,
@@ -22,7 +29,7 @@ import {
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
-import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+import { fmtBytes } from '../util/index.ts';
 import { sampleMeans } from './baseline.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
@@ -537,7 +544,7 @@ function gatedReport(report: QuantizationReport, gate: GateResult): Quantization
   const { reason: _quantizerReason, ...rest } = report;
   return {
     ...rest,
-    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // Only an accepted variant is written (docs/design.md: model.int8.onnx "when accepted"); the
     // figures of a refused one stay here, so the refusal can be checked.
     status: gate.accept ? 'applied' : 'not-applied',
     ...(gate.accept ? {} : { reason: gate.decision }),

@@ -8,7 +8,7 @@ import {
   ExplanationTooCostlyError,
   explain,
 } from '../../src/explain/index.ts';
-import { mulberry32 } from '../../src/onnx/index.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 
 const DEFAULT_BUDGET = EXPLAIN_DEFAULTS.defaultBudget;
 
