@@ -482,13 +482,15 @@ const record = (ex: Exchange, explained: readonly Explained[]): void => {
   };
 };
 
-/** The `parameters` of a JSON document already checked by the protocol's decoder. */
+/** The `parameters` of a V1 body the protocol's decoder has already checked is JSON. */
 const parametersOf = (json: Uint8Array): unknown => {
-  const parsed: unknown = JSON.parse(new TextDecoder().decode(json));
+  const parsed: unknown = JSON.parse(utf8.decode(json));
   return typeof parsed === 'object' && parsed !== null && 'parameters' in parsed
     ? parsed.parameters
     : undefined;
 };
+
+const utf8 = new TextDecoder();
 
 /** `POST /v2/models/{m}[/versions/{v}]/explain`: a V2 infer request plus explain parameters. */
 export const explainV2 = async (
@@ -506,10 +508,7 @@ export const explainV2 = async (
   const loaded = await deps.provider.acquire(model, version);
   ex.loaded = loaded;
   const decoded = decodeInferRequest(body, headerLength, loaded, deps.limits);
-  const params = parseExplainParameters(
-    parametersOf(headerLength === undefined ? body : body.subarray(0, headerLength)),
-    deps.explain,
-  );
+  const params = parseExplainParameters(decoded.parameters, deps.explain);
   const explained = await explainExample(deps, request, loaded, decoded, params);
   record(ex, [explained]);
   const attributions = explained.explanation.attributions.map((values, k) => ({
