@@ -17,10 +17,10 @@ export interface ExplainSettings {
 }
 
 /**
- * 128 evaluations enumerate every coalition of up to 7 features (Iris takes 16) and keep a
- * MiniLM-sized encoder within a few seconds on a 2 GB function (bench/explain.ts measures the cost
- * of a run); the cap leaves room for finer groups when the caller accepts the wait, always within
- * the invocation's remaining time.
+ * 128 evaluations enumerate every coalition of up to 7 features (Iris takes 16) and give a
+ * MiniLM-sized encoder three batched runs (bench/explain.ts measures what they cost); the cap
+ * leaves room for finer groups when the caller accepts the wait, always within the invocation's
+ * remaining time.
  */
 export const EXPLAIN_DEFAULTS: Readonly<ExplainSettings> = {
   enabled: true,
