@@ -8,15 +8,29 @@ export type RouteName =
   | 'model.metadata'
   | 'model.ready'
   | 'model.infer'
-  | 'model.predict';
+  | 'model.predict'
+  | 'model.explain'
+  | 'model.explain-v1';
 
 /** the routes that run a model and count toward its request metrics */
 export const INFERENCE_ROUTES: ReadonlySet<RouteName> = new Set(['model.infer', 'model.predict']);
 
+/** the routes that explain a prediction: their own metrics, never the inference ones */
+export const EXPLAIN_ROUTES: ReadonlySet<RouteName> = new Set([
+  'model.explain',
+  'model.explain-v1',
+]);
+
 export type Route =
   | { name: 'health.live' | 'health.ready' | 'server.metadata' | 'models.list'; method: 'GET' }
   | {
-      name: 'model.metadata' | 'model.ready' | 'model.infer' | 'model.predict';
+      name:
+        | 'model.metadata'
+        | 'model.ready'
+        | 'model.infer'
+        | 'model.predict'
+        | 'model.explain'
+        | 'model.explain-v1';
       method: 'GET' | 'POST';
       model: string;
       version?: number;
@@ -55,11 +69,14 @@ export const matchRoute = (path: string): Route | undefined => {
   const [root, api, a, b, c, d, e, ...rest] = segments;
   if (root !== '' || rest.length > 0) return undefined;
   if (api === 'v1') {
-    const name =
-      a === 'models' && c === undefined && b?.endsWith(':predict') ? b.slice(0, -8) : undefined;
-    return name === undefined
-      ? undefined
-      : { name: 'model.predict', method: 'POST', model: modelName(name) };
+    if (a !== 'models' || c !== undefined || b === undefined) return undefined;
+    if (b.endsWith(':predict')) {
+      return { name: 'model.predict', method: 'POST', model: modelName(b.slice(0, -8)) };
+    }
+    if (b.endsWith(':explain')) {
+      return { name: 'model.explain-v1', method: 'POST', model: modelName(b.slice(0, -8)) };
+    }
+    return undefined;
   }
   if (api !== 'v2') return undefined;
   if (a === undefined) return { name: 'server.metadata', method: 'GET' };
@@ -82,5 +99,6 @@ export const matchRoute = (path: string): Route | undefined => {
   if (action === undefined) return { name: 'model.metadata', method: 'GET', ...at };
   if (action === 'ready') return { name: 'model.ready', method: 'GET', ...at };
   if (action === 'infer') return { name: 'model.infer', method: 'POST', ...at };
+  if (action === 'explain') return { name: 'model.explain', method: 'POST', ...at };
   return undefined;
 };
