@@ -11,7 +11,12 @@ import {
   toHttpResponse,
 } from '../../src/protocol/index.ts';
 import { createRuntimeFromEnv, type ModelProvider } from '../../src/runtime/index.ts';
-import { createPredictApp, type RequestRecord } from '../../src/serve/index.ts';
+import {
+  createPredictApp,
+  type RequestRecord,
+  type ShadowSettings,
+  shadowFromEnv,
+} from '../../src/serve/index.ts';
 
 /** API Gateway HTTP API (payload 2.0) event → the protocol's request. */
 export const toHttpRequest = (event: APIGatewayProxyEventV2): HttpRequest => ({
@@ -47,6 +52,8 @@ export interface PredictHandlerOptions {
   metrics?: MetricsSink;
   /** default: DEFAULT_LIMITS overridden by MAAS_MAX_* variables */
   limits?: Partial<ProtocolLimits>;
+  /** default: `MAAS_SHADOW_SHARE` and the guard's watch window from the environment */
+  shadow?: ShadowSettings;
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -66,6 +73,7 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
+    shadow: options.shadow ?? shadowFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()

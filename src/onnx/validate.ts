@@ -13,6 +13,7 @@ import {
 } from 'onnx-buf';
 import { elemTypeByteSize, elemTypeName } from './datatypes.ts';
 import { ModelRejectedError } from './errors.ts';
+import { checkNames } from './names.ts';
 import { opKey, readSignature } from './signature.ts';
 import type { ModelSignature } from './types.ts';
 import { subgraphsOf } from './walk.ts';
@@ -394,6 +395,7 @@ export const validateModel = (
         : 'The model has no graph, so there is nothing to run. Send an .onnx file exported with its graph.',
     );
   }
+  checkNames(model);
   new Validator(lim, model).checkModel(model, graph);
   return { model, signature: readSignature(model) };
 };

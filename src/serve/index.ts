@@ -9,3 +9,10 @@ export {
 export { type Exchange, type InferDeps, inferV2, predictV1 } from './infer.ts';
 export { dimensionsOf, inferenceMetrics } from './metrics.ts';
 export { INFERENCE_ROUTES, matchRoute, type Route, type RouteName } from './routes.ts';
+export {
+  DEFAULT_SHADOW_SHARE,
+  ShadowBudget,
+  type ShadowSettings,
+  shadowFromEnv,
+  shadowTarget,
+} from './shadow.ts';
