@@ -292,8 +292,11 @@ export type Baseline =
   | { kind: 'none' }
   /** a candidate: production's routed figures over the same periods */
   | { kind: 'production'; version: number; periods: readonly PeriodFigures[] }
-  /** production in its watch window: its failures re-run on the previous known-good version */
-  | { kind: 'shadow'; version: number };
+  /**
+   * production in its watch window: its failures re-run on the previous known-good version; only
+   * periods from `since` (its promotion) on are its own as production
+   */
+  | { kind: 'shadow'; version: number; since?: number };
 
 /** A period as a rule saw it, for the history record and `maas show`. */
 export interface JudgedPeriod {
@@ -328,12 +331,12 @@ interface Counted {
 /**
  * The requests of a period: started ones once the period has settled (an unfinished one will not
  * answer any more), else only answered ones. Failures of production in its watch window count
- * only in the share its previous version answered (`ShadowRegressions / ShadowChecks`).
+ * only in the share its previous version answered (`regressionShare`: `ShadowRegressions /
+ * ShadowChecks` over the window, since the shadow's budget may skip a period).
  */
-const counted = (p: PeriodFigures, settled: boolean, shadow: boolean): Counted => {
+const counted = (p: PeriodFigures, settled: boolean, regressionShare?: number): Counted => {
   const unfinished = settled ? Math.max(0, p.started - p.completed) : 0;
-  const errors =
-    shadow && p.shadowChecks > 0 ? (p.errors * p.shadowRegressions) / p.shadowChecks : p.errors;
+  const errors = regressionShare === undefined ? p.errors : p.errors * regressionShare;
   return {
     requests: p.completed + unfinished,
     unfinished,
@@ -359,10 +362,10 @@ const judgePeriod = (
   own: PeriodFigures,
   base: PeriodFigures | undefined,
   settled: boolean,
-  shadow: boolean,
+  regressionShare: number | undefined,
 ): JudgedPeriod => {
-  const c = counted(own, settled, shadow);
-  const b = base === undefined ? undefined : counted(base, settled, false);
+  const c = counted(own, settled, regressionShare);
+  const b = base === undefined ? undefined : counted(base, settled);
   const out = (value: number | undefined, baseline: number | undefined, breaching: boolean) => ({
     start: own.start,
     requests: c.requests,
@@ -427,22 +430,30 @@ export function judge(
   window: { end: number; settledBefore: number },
 ): Evaluation {
   const length = periodMs(def);
-  const first = window.end - def.evaluationPeriods * length;
+  const since = baseline.kind === 'shadow' ? (baseline.since ?? 0) : 0;
+  const first = Math.max(window.end - def.evaluationPeriods * length, since);
   const baseAt = new Map(
     baseline.kind === 'production' ? baseline.periods.map((p) => [p.start, p] as const) : [],
   );
-  const judged = periods
+  const inWindow = periods
     .filter((p) => p.start >= first && p.start + length <= window.end)
-    .sort((a, b) => a.start - b.start)
-    .map((p) =>
-      judgePeriod(
-        def,
-        p,
-        baseAt.get(p.start),
-        p.start + length <= window.settledBefore,
-        baseline.kind === 'shadow',
-      ),
-    );
+    .sort((a, b) => a.start - b.start);
+  // Without a single re-run in the window (no budget, or the previous version would not load)
+  // every failure counts, as without a baseline.
+  const checks = inWindow.reduce((sum, p) => sum + p.shadowChecks, 0);
+  const regressionShare =
+    baseline.kind === 'shadow' && checks > 0
+      ? inWindow.reduce((sum, p) => sum + p.shadowRegressions, 0) / checks
+      : undefined;
+  const judged = inWindow.map((p) =>
+    judgePeriod(
+      def,
+      p,
+      baseAt.get(p.start),
+      p.start + length <= window.settledBefore,
+      regressionShare,
+    ),
+  );
   const breaching = judged.filter((p) => p.breaching);
   const state = breaching.length >= def.datapointsToAlarm ? 'ALARM' : 'OK';
   const against =

@@ -22,7 +22,7 @@ export interface MetricsReader {
 export type BaselineRef =
   | { kind: 'none' }
   | { kind: 'production'; version: number }
-  | { kind: 'shadow'; version: number };
+  | { kind: 'shadow'; version: number; since?: number };
 
 export interface HealthReport {
   model: string;

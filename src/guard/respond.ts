@@ -51,9 +51,15 @@ export const baselineFor = (
   }
   const watched = watchedProduction(current, now, watchWindowMs);
   if (watched?.version !== version) return undefined;
+  // judged as production only on the periods since its promotion (before, it was a candidate)
+  const since = Date.parse(current.promotedAt ?? '');
   return watched.previous === undefined
     ? { kind: 'none' }
-    : { kind: 'shadow', version: watched.previous };
+    : {
+        kind: 'shadow',
+        version: watched.previous,
+        ...(Number.isNaN(since) ? {} : { since }),
+      };
 };
 
 const judgeVersion = (

@@ -63,9 +63,15 @@ const shadowRun = async (
 ): Promise<void> => {
   if (version === undefined || deps.shadow === undefined || !deps.shadow.budget.take()) return;
   const started = deps.now();
+  let previous: LoadedModel;
+  try {
+    previous = await deps.provider.acquire(loaded.model, version);
+  } catch {
+    // the previous version cannot serve: no evidence either way, so no check is recorded
+    return;
+  }
   let answered = false;
   try {
-    const previous = await deps.provider.acquire(loaded.model, version);
     await previous.run(feeds, outputNames);
     answered = true;
   } catch {

@@ -201,6 +201,26 @@ describe('judge: errors', () => {
   });
 });
 
+describe('judge: production in its watch window', () => {
+  it('judges only the periods since its promotion (before, it was a candidate)', () => {
+    // failing half its requests as a candidate, with no shadow then: not production's record
+    const asCandidate = periods({ started: 40, completed: 40, errors: 20 });
+    const since = END - 2 * MINUTE;
+    const result = judge(errors, asCandidate, { kind: 'shadow', version: 1, since }, SETTLED);
+    expect(result.periods.map((p) => p.start)).toEqual([END - 2 * MINUTE, END - MINUTE]);
+    expect(result.state).toBe('OK');
+  });
+
+  it('applies the window’s regression share to periods the shadow budget skipped', () => {
+    const figures = periods({ started: 40, completed: 40, errors: 20 });
+    const [first] = figures;
+    if (first !== undefined) Object.assign(first, { shadowChecks: 5, shadowRegressions: 0 });
+    expect(judge(errors, figures, { kind: 'shadow', version: 1 }, SETTLED).state).toBe('OK');
+    if (first !== undefined) first.shadowRegressions = 5;
+    expect(judge(errors, figures, { kind: 'shadow', version: 1 }, SETTLED).state).toBe('ALARM');
+  });
+});
+
 describe('judge: latency and slowness', () => {
   it('rolls back on p99 above 2 s only when also twice production', () => {
     const own = periods({ started: 30, completed: 30, p50: 900, p99: 2600 });
