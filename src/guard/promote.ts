@@ -27,7 +27,7 @@ export type PromoteDueOutcome =
       model: string;
       version: number;
       result: 'waiting';
-      code: 'no-traffic' | 'too-little-traffic';
+      code: 'no-traffic' | 'too-little-traffic' | 'breaching';
       reason: string;
       health: HealthReport;
     };
@@ -80,6 +80,14 @@ async function promoteModelIfDue(
   if (version === undefined || !isDue(seen, now)) return undefined;
   const report = await health(model, version);
   if (report.state === 'ALARM') return { model, version, result: 'held', health: report };
+  const breaching = report.evaluations.filter((e) => e.breaching > 0);
+  if (breaching.length > 0) {
+    // below ALARM, yet not healthy: promotion waits for a window without a breaching period
+    const reason =
+      `baked until ${seen.candidate?.bakeUntil}, but ${breaching.map((e) => `${e.rule} breached in ${e.breaching} of its last periods`).join(', ')}; ` +
+      'it is promoted only after a window without a breaching period';
+    return { model, version, result: 'waiting', code: 'breaching', reason, health: report };
+  }
   const needed = options.minEvidence ?? 0;
   if (report.started < needed) {
     const code = report.started === 0 ? 'no-traffic' : 'too-little-traffic';

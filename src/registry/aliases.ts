@@ -166,7 +166,7 @@ export const watchedProduction = (
 export const heldCandidate = (
   current: Aliases,
   version: number,
-  held: { code: 'no-traffic' | 'too-little-traffic'; reason: string },
+  held: { code: 'no-traffic' | 'too-little-traffic' | 'breaching'; reason: string },
   now: Date,
 ): Aliases | undefined => {
   const candidate = current.candidate;

@@ -60,7 +60,7 @@ export interface CandidateAlias {
    * Why the schedule did not promote it once baked (too little routed traffic to judge it): set
    * by the guard, shown by `maas show` and `maas models`; `code` changes only when the reason does
    */
-  held?: { code: 'no-traffic' | 'too-little-traffic'; reason: string; since: string };
+  held?: { code: 'no-traffic' | 'too-little-traffic' | 'breaching'; reason: string; since: string };
 }
 
 export interface Aliases {

@@ -26,8 +26,8 @@ import { emfNamedModel } from '../support/forged-models.ts';
 /**
  * The guard's integrity on `npm start`'s stack, attacked as a client would attack it: uploads
  * through the bucket and ingest, predict in handler instances, the guard reading their EMF lines
- * on 1-second periods (CloudWatch's minutes, 60 times faster), its alarm triggers and its promote
- * schedule (every second) acting through the real rollback and promote handlers.
+ * on 2-second periods (CloudWatch's minutes, 30 times faster), its alarm triggers and its promote
+ * schedule (every 2 s) acting through the real rollback and promote handlers.
  *
  * Time-outs: terminating a handler instance in the middle of an onnxruntime run aborts the whole
  * process today (worker threads; the local API is moving to child processes). So the "hanging"
@@ -38,7 +38,7 @@ import { emfNamedModel } from '../support/forged-models.ts';
  */
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SCALE = 1 / 60;
+const SCALE = 1 / 30;
 
 let home: string;
 let stack: LocalStack;
@@ -55,7 +55,7 @@ beforeAll(async () => {
     workers: 4,
     env: {
       MAAS_ALIAS_TTL_MS: '200',
-      // 20 s of bake; the watch window is 60 minutes × SCALE = 1 minute
+      // 20 s of bake; the watch window is 60 minutes × SCALE = 2 minutes
       MAAS_BAKE_MINUTES: String(20 / 60),
       MAAS_GUARD_TIME_SCALE: String(SCALE),
       MAAS_INVOKE_TIMEOUT_MS: '60000',
@@ -399,6 +399,17 @@ describe('the guard cannot be forged, starved or steered', () => {
     });
     try {
       await waitFor('the guard to drop the hanging candidate', rolledBack('hang', 2), 90_000, 200);
+    } catch (err) {
+      const range = { start: Date.now() - 8000, end: Date.now() };
+      console.info(
+        JSON.stringify({
+          v1: await stack.guard.metrics.periods('hang', 1, range, 1),
+          v2: await stack.guard.metrics.periods('hang', 2, range, 1),
+          aliases: await aliasesOf('hang'),
+          answers: traffic.answers.slice(-20),
+        }),
+      );
+      throw err;
     } finally {
       await traffic.stop();
     }
@@ -425,8 +436,11 @@ describe('the guard cannot be forged, starved or steered', () => {
     expect(after).toEqual(after.map(() => '200 v1'));
   });
 
-  it('rolls back a candidate uniformly 10 times slower than production', async () => {
-    await versions('sloth', healthyModel(), uniformlySlowModel(), {
+  it('rolls back a candidate uniformly 10 times slower than production', {
+    timeout: 120_000,
+  }, async () => {
+    // 60,000 trips, about half a second: 2 shared cores also slow production while it runs
+    await versions('sloth', healthyModel(), uniformlySlowModel(60_000), {
       promote: 'canary',
       weight: 0.3,
     });
@@ -438,7 +452,7 @@ describe('the guard cannot be forged, starved or steered', () => {
       next: () => ({ route: 'infer', row: answerable(random) }),
     });
     try {
-      await waitFor('the guard to drop the slow candidate', rolledBack('sloth', 2), 60_000, 200);
+      await waitFor('the guard to drop the slow candidate', rolledBack('sloth', 2), 90_000, 200);
     } finally {
       await traffic.stop();
     }
