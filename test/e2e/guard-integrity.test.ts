@@ -123,7 +123,7 @@ async function upload(
       outcome = await registry.findUploadOutcome(model, ref);
       return outcome !== undefined;
     },
-    60_000,
+    180_000,
     200,
   );
   if (outcome === undefined) throw new Error(`no outcome for ${key}`);
@@ -223,7 +223,9 @@ const maas = (...args: string[]): Promise<string> =>
   });
 
 describe('the guard cannot be forged, starved or steered', () => {
-  it('starts the long scenarios: an attacked twin candidate, an attacked twin production, an idle candidate', async () => {
+  it('starts the long scenarios: an attacked twin candidate, an attacked twin production, an idle candidate', {
+    timeout: 240_000,
+  }, async () => {
     await Promise.all([
       versions('twin', lookupModel(), lookupModel(), { promote: 'canary', weight: 0.5 }),
       versions('twin-prod', lookupModel(), lookupModel(), { promote: 'now' }),
@@ -262,14 +264,18 @@ describe('the guard cannot be forged, starved or steered', () => {
     expect((await aliasesOf('twin-prod'))?.production).toBe(2);
   });
 
-  it('refuses at upload a model whose node name carries an EMF document', async () => {
+  it('refuses at upload a model whose node name carries an EMF document', {
+    timeout: 240_000,
+  }, async () => {
     const outcome = await upload('forged', 'v1.onnx', emfNamedModel('victim'));
     expect(outcome).toMatchObject({ event: 'rejected' });
     expect(outcome.reason).toMatch(/control character/);
     expect(outcome.details).toMatchObject({ code: 'ControlCharacterInName' });
   });
 
-  it('rolls back a production version promoted at once that fails where the previous one answers', async () => {
+  it('rolls back a production version promoted at once that fails where the previous one answers', {
+    timeout: 240_000,
+  }, async () => {
     await versions('regress', healthyModel(), lookupModel(), { promote: 'now' });
     const random = mulberry32(3);
     const traffic = drive({
@@ -279,7 +285,7 @@ describe('the guard cannot be forged, starved or steered', () => {
       next: () => ({ route: 'infer', row: trafficRow(random) }),
     });
     try {
-      await waitFor('the guard to revert regress to v1', rolledBack('regress', 2), 60_000, 200);
+      await waitFor('the guard to revert regress to v1', rolledBack('regress', 2), 120_000, 200);
     } finally {
       await traffic.stop();
     }
@@ -289,7 +295,9 @@ describe('the guard cannot be forged, starved or steered', () => {
     expect(record?.reason).toMatch(/counting only failures v1 answers/);
   });
 
-  it('rolls back a bad candidate however many good requests are pinned to it', async () => {
+  it('rolls back a bad candidate however many good requests are pinned to it', {
+    timeout: 240_000,
+  }, async () => {
     await versions('dilute', healthyModel(), lookupModel(), { promote: 'canary', weight: 0.5 });
     const random = mulberry32(4);
     const routed = drive({
@@ -305,7 +313,12 @@ describe('the guard cannot be forged, starved or steered', () => {
       next: () => ({ route: 'versions/2/infer', row: answerable(random) }),
     });
     try {
-      await waitFor('the guard to drop the dilute candidate', rolledBack('dilute', 2), 60_000, 200);
+      await waitFor(
+        'the guard to drop the dilute candidate',
+        rolledBack('dilute', 2),
+        120_000,
+        200,
+      );
     } finally {
       await Promise.all([routed.stop(), pinned.stop()]);
     }
@@ -325,7 +338,7 @@ describe('the guard cannot be forged, starved or steered', () => {
       await waitFor(
         'the twin candidate to be promoted',
         async () => (await aliasesOf('twin'))?.production === 2,
-        60_000,
+        120_000,
         250,
       );
     } catch (err) {
@@ -363,11 +376,13 @@ describe('the guard cannot be forged, starved or steered', () => {
     expect(regressions).toBe(0);
   });
 
-  it('keeps a baked candidate that got no traffic a candidate, and says why', async () => {
+  it('keeps a baked candidate that got no traffic a candidate, and says why', {
+    timeout: 150_000,
+  }, async () => {
     await waitFor(
       'the idle candidate to be held',
       async () => (await aliasesOf('idle'))?.candidate?.held !== undefined,
-      60_000,
+      120_000,
       250,
     );
     expect(await aliasesOf('idle')).toMatchObject({
@@ -398,7 +413,7 @@ describe('the guard cannot be forged, starved or steered', () => {
       next: () => ({ route: 'infer', row: rows(random, 5, 6) }),
     });
     try {
-      await waitFor('the guard to drop the hanging candidate', rolledBack('hang', 2), 90_000, 200);
+      await waitFor('the guard to drop the hanging candidate', rolledBack('hang', 2), 120_000, 200);
     } catch (err) {
       const range = { start: Date.now() - 8000, end: Date.now() };
       console.info(
@@ -452,7 +467,7 @@ describe('the guard cannot be forged, starved or steered', () => {
       next: () => ({ route: 'infer', row: answerable(random) }),
     });
     try {
-      await waitFor('the guard to drop the slow candidate', rolledBack('sloth', 2), 90_000, 200);
+      await waitFor('the guard to drop the slow candidate', rolledBack('sloth', 2), 120_000, 200);
     } finally {
       await traffic.stop();
     }
