@@ -95,7 +95,9 @@ async function episode(model: string, bad: Uint8Array) {
 }
 
 describe('the local guard', () => {
-  it('rolls back a candidate that fails on real traffic, with no human step', async () => {
+  it('rolls back a candidate that fails on real traffic, with no human step', {
+    timeout: 180_000,
+  }, async () => {
     const { during, after } = await episode('errs', lookupModel());
 
     const failed = during.filter((s) => s.status !== 200).length;
@@ -120,7 +122,7 @@ describe('the local guard', () => {
     ).toBe(true);
   });
 
-  it('rolls back a candidate that is slow on real traffic', async () => {
+  it('rolls back a candidate that is slow on real traffic', { timeout: 180_000 }, async () => {
     const { during, after } = await episode('slow', slowModel());
 
     const fromCandidate = during.filter((s) => s.version === 2).length;
