@@ -92,7 +92,9 @@ export async function trafficUntilRollback(options: {
   const traffic = steadyTraffic({
     url,
     model,
-    clients: 3,
+    // enough routed requests for a 10 % canary to reach the rules' minimum per period even when
+    // the shared machine slows every request down
+    clients: 6,
     pauseMs: 30,
     row: () => trafficRow(random),
   });
