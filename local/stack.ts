@@ -83,6 +83,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       AWS_SECRET_ACCESS_KEY: LOCAL_S3_CREDENTIALS.secretAccessKey,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       MAAS_TMP_CACHE_DIR: join(home, 'cache'),
+      // predict's shadow watches a promotion as long as the guard does, on the same clock
+      MAAS_GUARD_TIME_SCALE: process.env.MAAS_GUARD_TIME_SCALE ?? String(LOCAL_TIME_SCALE),
       // The guard's minutes run as seconds here: a candidate bakes on the same scale (30 s, not 30 min).
       MAAS_BAKE_MINUTES:
         process.env.MAAS_BAKE_MINUTES ??
@@ -141,6 +143,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           },
           port: options.consolePort,
           definitions: guard.settings.definitions,
+          judge: {
+            settleMs: guard.settings.settleMs,
+            watchWindowMs: guard.settings.watchWindowMs,
+          },
           localStore: guard.metrics,
         });
         const running = consoleServer;

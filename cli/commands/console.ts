@@ -39,6 +39,7 @@ async function runConsole(options: ConsoleOptions, command: Command): Promise<vo
     target,
     port: options.port ?? config.local.consolePort,
     definitions: settings.definitions,
+    judge: { settleMs: settings.settleMs, watchWindowMs: settings.watchWindowMs },
     ...(options.metricsFrom === undefined ? {} : { metricsFrom: options.metricsFrom }),
   });
   printLine(`maas console: ${running.url}`);

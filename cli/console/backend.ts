@@ -128,7 +128,7 @@ export class ConsoleBackend {
         const aliases = snapshot?.aliases;
         const last = await this.lastRecord(name);
         const versions = watchedVersions(aliases, []);
-        const figures = await this.metrics.modelMetrics(name, versions, now);
+        const figures = await this.metrics.modelMetrics(name, versions, now, aliases);
         if (figures.error !== undefined) metricsError = figures.error;
         const { status, detail } = statusOf(aliases, last, figures);
         return {
@@ -183,6 +183,7 @@ export class ConsoleBackend {
       name,
       watchedVersions(aliases, numbers),
       this.clock(),
+      aliases,
     );
     const { status, detail } = statusOf(aliases, last, figures);
     return {
@@ -231,7 +232,12 @@ export class ConsoleBackend {
     validateModelName(name);
     const aliases = (await this.registry.getAliases(name).catch(() => undefined))?.aliases;
     const versions = await this.registry.listVersions(name).catch(() => [] as number[]);
-    return this.metrics.modelMetrics(name, watchedVersions(aliases, versions), this.clock());
+    return this.metrics.modelMetrics(
+      name,
+      watchedVersions(aliases, versions),
+      this.clock(),
+      aliases,
+    );
   }
 
   async promote(name: string, version: number): Promise<ActionResponse> {

@@ -9,6 +9,7 @@ import { ConsoleBackend } from './backend.ts';
 import type { Bundle } from './bundle.ts';
 import {
   CloudWatchMetrics,
+  type JudgeOptions,
   LocalStoreMetrics,
   type MetricsSource,
   RemoteConsoleMetrics,
@@ -33,6 +34,8 @@ export interface StartConsoleOptions {
   port: number;
   /** the rules whose thresholds the charts draw and whose health the statuses show */
   definitions: readonly AlarmDefinition[];
+  /** how the guard judges (settle time, watch window), for the statuses. @default no settle, 1 h window */
+  judge?: JudgeOptions;
   /**
    * Where the figures come from. Default: for a deployed stack CloudWatch; for the local stack
    * `localStore` when this process runs it, else the stack's own console at `metricsFrom`.
@@ -66,9 +69,9 @@ export async function startConsole(options: StartConsoleOptions): Promise<Runnin
   let metrics: MetricsSource;
   if (target.kind === 'stack') {
     cloudWatch = options.cloudWatch ?? new CloudWatchClient({ region: target.region });
-    metrics = new CloudWatchMetrics(cloudWatch, options.definitions);
+    metrics = new CloudWatchMetrics(cloudWatch, options.definitions, options.judge);
   } else if (options.localStore !== undefined) {
-    metrics = new LocalStoreMetrics(options.localStore, options.definitions);
+    metrics = new LocalStoreMetrics(options.localStore, options.definitions, options.judge);
   } else {
     metrics = new RemoteConsoleMetrics(
       options.metricsFrom ?? defaultStackConsole(),

@@ -6,15 +6,27 @@ import {
 import type { LocalMetricsStore } from '../../local/guard/metrics-store.ts';
 import { errorMessage } from '../../src/errors/index.ts';
 import { CloudWatchMetricsReader } from '../../src/guard/aws.ts';
-import { type AlarmDefinition, checkHealth, type MetricsReader } from '../../src/guard/index.ts';
+import {
+  type AlarmDefinition,
+  baselineFor,
+  checkHealth,
+  DEFAULT_WATCH_WINDOW_MS,
+  type MetricsReader,
+} from '../../src/guard/index.ts';
 import { METRICS_NAMESPACE } from '../../src/metrics/index.ts';
+import type { Aliases } from '../../src/registry/index.ts';
 import type { MetricsResponse, RuleLine, Summary, VersionHealth, VersionSeries } from './types.ts';
 
 /** Where the console's charts and statuses come from. */
 export interface MetricsSource {
   readonly kind: 'local' | 'remote' | 'cloudwatch';
   /** per version of `model`: chart data over the last minutes, a summary, and the rules' health */
-  modelMetrics(model: string, versions: readonly number[], now: number): Promise<MetricsResponse>;
+  modelMetrics(
+    model: string,
+    versions: readonly number[],
+    now: number,
+    aliases?: Aliases,
+  ): Promise<MetricsResponse>;
   /** Prometheus text of the local figures, where this console holds them */
   prometheus?(): string;
 }
@@ -22,7 +34,7 @@ export interface MetricsSource {
 export const ruleLines = (definitions: readonly AlarmDefinition[]): RuleLine[] =>
   definitions.map((def) => ({
     rule: def.name,
-    series: def.metricName === 'ModelErrors' ? 'errorRate' : 'p99',
+    series: def.kind === 'errors' ? 'errorRate' : def.kind === 'slow' ? 'p50' : 'p99',
     threshold: def.threshold,
     description: def.description,
   }));
@@ -51,16 +63,37 @@ export function summarize(
   };
 }
 
+/** How the guard judges: its rules, how long a request may stay unanswered, the watch window. */
+export interface JudgeOptions {
+  settleMs: number;
+  watchWindowMs: number;
+}
+
+const DEFAULT_JUDGE: JudgeOptions = { settleMs: 0, watchWindowMs: DEFAULT_WATCH_WINDOW_MS };
+
+/** Each version judged as the guard judges it: against production, its shadow, or nothing. */
 async function healthOf(
   reader: MetricsReader,
   definitions: readonly AlarmDefinition[],
+  judge: JudgeOptions,
   model: string,
   versions: readonly number[],
   now: number,
+  aliases: Aliases | undefined,
 ): Promise<VersionHealth[]> {
   return Promise.all(
     versions.map(async (version) => {
-      const report = await checkHealth(reader, definitions, model, version, now);
+      const baseline = baselineFor(aliases, version, new Date(now), judge.watchWindowMs) ?? {
+        kind: 'none' as const,
+      };
+      const report = await checkHealth(
+        reader,
+        { definitions, settleMs: judge.settleMs },
+        model,
+        version,
+        baseline,
+        now,
+      );
       return {
         version,
         state: report.state,
@@ -89,6 +122,7 @@ export class LocalStoreMetrics implements MetricsSource {
   constructor(
     private readonly store: LocalMetricsStore,
     private readonly definitions: readonly AlarmDefinition[],
+    private readonly judge: JudgeOptions = DEFAULT_JUDGE,
     /** the charts' window, in steps of the store's bucket. @default 120 */
     private readonly steps = 120,
   ) {}
@@ -97,6 +131,7 @@ export class LocalStoreMetrics implements MetricsSource {
     model: string,
     versions: readonly number[],
     now: number,
+    aliases?: Aliases,
   ): Promise<MetricsResponse> {
     const stepMs = this.store.figures.bucketMs;
     const end = Math.floor(now / stepMs) * stepMs + stepMs;
@@ -119,7 +154,7 @@ export class LocalStoreMetrics implements MetricsSource {
         stepMs,
       ),
       rules: ruleLines(this.definitions),
-      health: await healthOf(this.store, this.definitions, model, wanted, now),
+      health: await healthOf(this.store, this.definitions, this.judge, model, wanted, now, aliases),
     };
   }
 
@@ -193,6 +228,7 @@ export class CloudWatchMetrics implements MetricsSource {
   constructor(
     private readonly client: CloudWatchClient,
     private readonly definitions: readonly AlarmDefinition[],
+    private readonly judge: JudgeOptions = DEFAULT_JUDGE,
     private readonly stepMs = 60_000,
     private readonly steps = 30,
   ) {
@@ -203,6 +239,7 @@ export class CloudWatchMetrics implements MetricsSource {
     model: string,
     versions: readonly number[],
     now: number,
+    aliases?: Aliases,
   ): Promise<MetricsResponse> {
     const stepMs = this.stepMs;
     const end = Math.floor(now / stepMs) * stepMs;
@@ -276,7 +313,15 @@ export class CloudWatchMetrics implements MetricsSource {
       versions: series,
       summary: summarize(series, 5, stepMs),
       rules: ruleLines(this.definitions),
-      health: await healthOf(this.reader, this.definitions, model, versions, now),
+      health: await healthOf(
+        this.reader,
+        this.definitions,
+        this.judge,
+        model,
+        versions,
+        now,
+        aliases,
+      ),
     };
   }
 }

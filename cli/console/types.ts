@@ -90,7 +90,7 @@ export interface HistoryPage {
 export interface RuleLine {
   rule: string;
   /** the series the threshold is drawn on */
-  series: 'errorRate' | 'p99';
+  series: 'errorRate' | 'p99' | 'p50';
   threshold: number;
   description: string;
 }

@@ -12,7 +12,12 @@ import {
   toHttpResponse,
 } from '../../src/protocol/index.ts';
 import { createRuntimeFromEnv, type ModelProvider } from '../../src/runtime/index.ts';
-import { createPredictApp, type RequestRecord } from '../../src/serve/index.ts';
+import {
+  createPredictApp,
+  type RequestRecord,
+  type ShadowSettings,
+  shadowFromEnv,
+} from '../../src/serve/index.ts';
 
 /** API Gateway HTTP API (payload 2.0) event → the protocol's request. */
 export const toHttpRequest = (event: APIGatewayProxyEventV2): HttpRequest => ({
@@ -50,6 +55,8 @@ export interface PredictHandlerOptions {
   limits?: Partial<ProtocolLimits>;
   /** default: EXPLAIN_DEFAULTS overridden by MAAS_EXPLAIN* variables */
   explain?: ExplainSettings;
+  /** default: `MAAS_SHADOW_SHARE` and the guard's watch window from the environment */
+  shadow?: ShadowSettings;
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -70,6 +77,7 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
     explain: options.explain ?? explainSettingsFromEnv(),
+    shadow: options.shadow ?? shadowFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()

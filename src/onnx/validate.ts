@@ -14,6 +14,7 @@ import {
 import { fmtBytes } from '../util/index.ts';
 import { elemTypeByteSize, elemTypeName } from './datatypes.ts';
 import { ModelRejectedError } from './errors.ts';
+import { checkNames } from './names.ts';
 import { opKey, readSignature } from './signature.ts';
 import type { ModelSignature } from './types.ts';
 import { subgraphsOf } from './walk.ts';
@@ -387,6 +388,7 @@ export const validateModel = (
         : 'The model has no graph, so there is nothing to run. Send an .onnx file exported with its graph.',
     );
   }
+  checkNames(model);
   new Validator(lim, model).checkModel(model, graph);
   return { model, signature: readSignature(model) };
 };

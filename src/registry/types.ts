@@ -49,6 +49,11 @@ export interface CandidateAlias {
   weight: number;
   /** ISO time after which the scheduled promote may make it production */
   bakeUntil: string;
+  /**
+   * Why the schedule did not promote it once baked (too little routed traffic to judge it): set
+   * by the guard, shown by `maas show` and `maas models`; `code` changes only when the reason does
+   */
+  held?: { code: 'no-traffic' | 'too-little-traffic' | 'breaching'; reason: string; since: string };
 }
 
 export interface Aliases {

@@ -6,6 +6,7 @@ import {
   type Aliases,
   type Manifest,
   ModelNotFoundError,
+  previousKnownGood,
   type ServedVariant,
   sha256Hex,
   type VariantInfo,
@@ -161,7 +162,11 @@ export class ModelRuntime implements ModelProvider {
     if (production === undefined) {
       throw new NoProductionVersionError(model, await this.versions(model));
     }
-    return this.serve(model, production, 'production');
+    const served = await this.serve(model, production, 'production');
+    const previous = aliases === undefined ? undefined : previousKnownGood(aliases);
+    return aliases?.promotedAt === undefined || previous === undefined
+      ? served
+      : { ...served, promotion: { at: aliases.promotedAt, previous } };
   }
 
   /** `model@version` of every live session, least recently used first */

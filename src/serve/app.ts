@@ -1,7 +1,7 @@
 import pkg from '../../package.json' with { type: 'json' };
 import { MaasError } from '../errors/index.ts';
 import { EXPLAIN_DEFAULTS, type ExplainSettings } from '../explain/index.ts';
-import type { MetricsSink, MetricValues } from '../metrics/index.ts';
+import { isRouted, type MetricsSink, type MetricValues } from '../metrics/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import {
   checkBodySize,
@@ -25,6 +25,7 @@ import {
   type Route,
   type RouteName,
 } from './routes.ts';
+import { ShadowBudget, type ShadowSettings } from './shadow.ts';
 
 /** What the app tells its host about each request, for logs. */
 export interface RequestRecord {
@@ -58,6 +59,8 @@ export interface PredictAppDeps {
   onRequest?: (record: RequestRecord) => void;
   /** a monotonic clock in ms */
   now?: () => number;
+  /** the guard's shadow of production in its watch window; without it, no re-runs */
+  shadow?: ShadowSettings;
 }
 
 export type PredictApp = (request: HttpRequest) => Promise<HttpResponse>;
@@ -144,6 +147,9 @@ const recordOf = (
   };
 };
 
+const stamp = (ex: Exchange): { timestamp?: number } =>
+  ex.startedAt === undefined ? {} : { timestamp: ex.startedAt };
+
 /**
  * Builds the predict API: every route of the HTTP contract over a `ModelProvider`. Every failure
  * becomes a JSON error through `toHttpResponse`; only a bug in the platform gives a 500.
@@ -155,12 +161,29 @@ export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
     limits: { ...DEFAULT_LIMITS, ...deps.limits },
     now: deps.now ?? (() => performance.now()),
     explain: deps.explain ?? EXPLAIN_DEFAULTS,
+    ...(deps.shadow === undefined
+      ? {}
+      : { shadow: { settings: deps.shadow, budget: new ShadowBudget(deps.shadow) } }),
+    // The guard's `Started` record, written before the model runs so a request that never
+    // answers (time-out, crash, out of memory) still counts; stamped, like the answer's record,
+    // with the request's start so both land in the same period. The pause lets the line leave
+    // the process before a run that may block it for good.
+    ...(metrics === undefined
+      ? {}
+      : {
+          beforeRun: async (ex: Exchange, loaded) => {
+            const { model, version, variant } = loaded;
+            if (!isRouted({ model, version, variant })) return;
+            metrics.emit({ Started: 1 }, { model, version, variant }, stamp(ex));
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          },
+        }),
   };
   let coldStart = true;
 
   return async (request) => {
     const started = infer.now();
-    const ex: Exchange = {};
+    const ex: Exchange = { startedAt: Date.now() };
     let route: Route | undefined;
     let response: HttpResponse;
     let failure: unknown;
@@ -192,7 +215,7 @@ export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
       if (isExplain) Object.assign(values, explainMetrics(ex, latencyMs));
       const routed = route && 'model' in route ? route.model : undefined;
       const perModel = isInference || isExplain;
-      metrics.emit(values, perModel ? dimensionsOf(ex, routed, failure) : undefined);
+      metrics.emit(values, perModel ? dimensionsOf(ex, routed, failure) : undefined, stamp(ex));
     }
     coldStart = false;
     onRequest?.(recordOf(request, route, ex, response, latencyMs, failure));

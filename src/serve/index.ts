@@ -23,3 +23,10 @@ export {
   type Route,
   type RouteName,
 } from './routes.ts';
+export {
+  DEFAULT_SHADOW_SHARE,
+  ShadowBudget,
+  type ShadowSettings,
+  shadowFromEnv,
+  shadowTarget,
+} from './shadow.ts';

@@ -422,6 +422,7 @@ describe('guard', () => {
     expect(alarms.map((a) => a.AlarmName).sort()).toEqual([
       'OnnxMaas-guard-latency',
       'OnnxMaas-guard-model-errors',
+      'OnnxMaas-guard-slow',
     ]);
     for (const alarm of alarms) {
       const [query] = alarm.Metrics as { Expression: string; Period: number }[];
@@ -433,6 +434,9 @@ describe('guard', () => {
     }
     const errors = alarms.find((a) => a.AlarmName === 'OnnxMaas-guard-model-errors');
     expect(errors).toMatchObject({ Threshold: 0.05, EvaluationPeriods: 5, DatapointsToAlarm: 3 });
+    // the slow rule's alarm is a trigger: it fires at its floor, rollback judges the rest
+    const slow = alarms.find((a) => a.AlarmName === 'OnnxMaas-guard-slow');
+    expect(slow).toMatchObject({ Threshold: 50 });
     base.template.resourcePropertiesCountIs(
       'AWS::Lambda::Permission',
       {

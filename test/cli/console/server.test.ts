@@ -218,6 +218,7 @@ describe('console server, local stack', () => {
     expect(body.rules).toEqual([
       expect.objectContaining({ rule: 'model-errors', series: 'errorRate', threshold: 0.05 }),
       expect.objectContaining({ rule: 'latency', series: 'p99', threshold: 2000 }),
+      expect.objectContaining({ rule: 'slow', series: 'p50', threshold: 2000 }),
     ]);
     expect(body.health.map((h) => h.version)).toEqual([1, 2]);
   });
