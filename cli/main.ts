@@ -28,6 +28,11 @@ export function createProgram(): Command {
       'S3 endpoint of the stack (default: the local stack)',
       defaults.endpoint,
     )
+    .option(
+      '--api-url <url>',
+      'HTTP API of the stack, for predict (default: the local stack)',
+      defaults.apiUrl,
+    )
     .option('--bucket <name>', "model bucket (with --stack: the stack's)", defaults.bucket)
     .option('--region <region>', "AWS region (with --stack: the stack's)", defaults.region)
     .option('--json', 'print JSON instead of tables')
@@ -49,11 +54,18 @@ interface ProgramOptions {
   stack?: string | true;
 }
 
+const staleNote = (): string => {
+  const { stale } = localDefaults();
+  return stale === undefined
+    ? ''
+    : `\n(${stale.home}/stack.json names a stack that is no longer running: pid ${stale.pid}, S3 ${stale.s3})`;
+};
+
 function explain(err: unknown, options: ProgramOptions): string {
   const message = err instanceof MaasError ? err.message : errorMessage(err);
   if (err instanceof StorageUnavailableError) {
     return options.stack === undefined
-      ? `${message}\nis the stack running at ${options.endpoint ?? 'the endpoint'}? Start the local one with \`npm start\`, or pass --endpoint`
+      ? `${message}\nis the stack running at ${options.endpoint ?? 'the endpoint'}? Start the local one with \`npm start\` (a second terminal finds it through $MAAS_HOME/stack.json), or pass --endpoint${staleNote()}`
       : `${message}\nis the stack in ${options.stack === true ? DEFAULT_OUTPUTS_FILE : options.stack} deployed, and do your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...) reach its bucket?`;
   }
   return message;

@@ -17,6 +17,7 @@ import {
 import { createS3Client, normalizeEtag, S3ObjectStore } from '../src/storage/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
+import { removeStackInfo, type StackInfo, uploadCommands, writeStackInfo } from './stack-info.ts';
 
 /**
  * `npm start`: the local stack with the example models, configured by the variables of DESIGN.md
@@ -124,6 +125,16 @@ async function main(): Promise<void> {
     credentials: LOCAL_S3_CREDENTIALS,
   });
   const registry = new Registry(new S3ObjectStore({ bucket: stack.bucket, client }));
+  const info: StackInfo = {
+    pid: process.pid,
+    home,
+    api: stack.urls.api,
+    s3: stack.urls.s3,
+    bucket: stack.bucket,
+    region: LOCAL_S3_REGION,
+    credentials: { ...LOCAL_S3_CREDENTIALS },
+  };
+  const infoFile = await writeStackInfo(info);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -133,6 +144,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     print(`onnx-maas: ${signal}, stopping (an ingest under way may take a moment)...`);
+    await removeStackInfo(home);
     await stack.close({ graceMs: STOP_GRACE_MS });
     client.destroy();
     ingestLog.end();
@@ -175,20 +187,13 @@ async function main(): Promise<void> {
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
   );
-  print(`  data      ${home}  (logs in ${logs})`);
+  print(`  data      ${home}  (logs in ${logs}; other terminals find the stack in ${infoFile})`);
   print();
   print('Predict with the Iris model:');
   print(curlFor(api, 'iris', irisSample));
   print();
-  print('Upload a model:');
-  const endpoint =
-    new URL(stack.urls.s3).port === String(config.local.s3Port)
-      ? ''
-      : ` --endpoint ${stack.urls.s3}`;
-  print(`  npx maas${endpoint} push model.onnx --model mymodel`);
-  print(
-    `  aws s3 cp model.onnx s3://${stack.bucket}/incoming/mymodel/ --endpoint-url ${stack.urls.s3}`,
-  );
+  print('Upload a model (from this directory):');
+  for (const command of uploadCommands(info)) print(`  ${command}`);
   print();
   print('Ctrl-C stops everything.');
 }
