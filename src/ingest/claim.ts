@@ -37,6 +37,7 @@ import type { AliasPolicy } from './aliases.ts';
 export interface Claim {
   sourceKey: string;
   etag: string;
+  inputs?: string;
   state: 'running' | 'released' | 'done';
   attempt: number;
   startedAt: string;
@@ -52,8 +53,11 @@ export interface Claim {
   outcome?: { event: 'registered' | 'rejected'; version?: number; code?: string };
 }
 
-export const claimKey = (model: string, upload: UploadRef): string =>
-  `${keys.modelPrefix(model)}uploads/${createHash('sha256').update(`${upload.sourceKey}\n${upload.etag}`).digest('hex')}.json`;
+/** One claim per upload: key, bytes and what else decides the outcome (`UploadRef.inputs`). */
+export const claimKey = (model: string, upload: UploadRef): string => {
+  const identity = `${upload.sourceKey}\n${upload.etag}${upload.inputs === undefined ? '' : `\n${upload.inputs}`}`;
+  return `${keys.modelPrefix(model)}uploads/${createHash('sha256').update(identity).digest('hex')}.json`;
+};
 
 /** Another invocation took the claim over: this one must stop writing. */
 export class ClaimLostError extends MaasError {
@@ -179,6 +183,7 @@ export const acquireClaim = async (
   const fresh = (attempt: number, previous?: Claim): Claim => ({
     sourceKey: upload.sourceKey,
     etag: upload.etag,
+    ...(upload.inputs === undefined ? {} : { inputs: upload.inputs }),
     state: 'running',
     attempt,
     startedAt: now.toISOString(),

@@ -7,6 +7,7 @@ export {
   UploadRejectedError,
 } from './errors.ts';
 export { createIngestDepsFromEnv } from './from-env.ts';
+export { describeUpload, uploadInputs } from './identity.ts';
 export {
   type IngestDeps,
   type IngestLogger,

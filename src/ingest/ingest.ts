@@ -24,6 +24,7 @@ import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
 import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
+import { describeUpload } from './identity.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
 import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
@@ -126,17 +127,21 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
     log.error('ingest: ignored', { key, reason });
     return { status: 'ignored', key, reason };
   }
-  let etag = event.etag === undefined ? undefined : normalizeEtag(event.etag);
-  if (etag === undefined) {
-    try {
-      etag = normalizeEtag((await store.head(key)).etag);
-    } catch (err) {
-      if (!(err instanceof ObjectNotFoundError)) throw err;
+  let current: UploadRef;
+  try {
+    current = await describeUpload(store, key);
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError)) throw err;
+    if (event.etag === undefined) {
       log.warn('ingest: ignored', { key, reason: 'the object is gone' });
       return { status: 'ignored', key, reason: 'the object is gone' };
     }
+    current = { sourceKey: key, etag: normalizeEtag(event.etag) };
   }
-  const upload: UploadRef = { sourceKey: key, etag };
+  const etag = event.etag === undefined ? current.etag : normalizeEtag(event.etag);
+  // The samples and options are those stored with these bytes; an upload already replaced keeps
+  // only its key and ETag, and is rejected as superseded below.
+  const upload: UploadRef = current.etag === etag ? current : { sourceKey: key, etag };
   const now = clock();
   const deadline = event.deadline ?? new Date(now.getTime() + DEFAULT_DEADLINE_MS);
   const claimed = await acquireClaim(store, model, upload, now, deadline, deps.instanceId);
@@ -634,6 +639,9 @@ async function finish(
       ...uploadDetails(upload),
       served: manifest.served,
       alias,
+      ...(alias === 'candidate' && update.aliases?.candidate?.version === version
+        ? { weight: update.aliases.candidate.weight }
+        : {}),
       promote: policy.promote,
       sha256: manifest.variants.fp32.sha256,
       ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),

@@ -27,6 +27,7 @@ export {
   type AliasesUpdater,
   type HistoryQuery,
   isOutcomeOf,
+  isSameUpload,
   type LargeReadOptions,
   type ModelSummary,
   Registry,
