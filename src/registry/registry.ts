@@ -131,7 +131,10 @@ export const uploadDetails = (
 });
 
 /** Whether recorded upload details (`uploadDetails`) name `upload`: same key, bytes and inputs. */
-export function isSameUpload(details: Readonly<Record<string, unknown>>, upload: UploadRef): boolean {
+export function isSameUpload(
+  details: Readonly<Record<string, unknown>>,
+  upload: UploadRef,
+): boolean {
   return (
     details.sourceKey === upload.sourceKey &&
     typeof details.etag === 'string' &&
