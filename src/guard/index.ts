@@ -47,13 +47,9 @@ export {
   type AlarmFacts,
   DEFAULT_WATCH_WINDOW_MS,
   type GuardNotification,
-  type NoRollbackReason,
   type Notifier,
-  planRollback,
-  type RollbackAction,
   type RollbackOptions,
   type RollbackOutcome,
-  type RollbackPlan,
   type RollbackRequest,
   rollback,
 } from './rollback.ts';

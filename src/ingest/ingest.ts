@@ -8,11 +8,15 @@ import {
 } from '../onnx/index.ts';
 import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
 import {
+  type AliasOutcome,
+  type AliasPolicy,
+  aliasOutcome,
   type HistoryRecord,
   isValidModelName,
   keys,
   type Manifest,
   parseIncomingKey,
+  placeVersion,
   type QuantizationReport,
   type Registry,
   type ServedVariant,
@@ -22,7 +26,6 @@ import {
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
-import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';

@@ -47,7 +47,15 @@ export {
   tensorSpec,
   tensorToFloat32,
 } from './signature.ts';
-export type { Datatype, ModelSignature, OpsetImport, TensorSpec } from './types.ts';
+export type {
+  Datatype,
+  ModelSignature,
+  NumericData,
+  OpsetImport,
+  TensorData,
+  TensorSpec,
+  TensorValue,
+} from './types.ts';
 export { DATATYPES } from './types.ts';
 export {
   ALLOWED_DOMAINS,

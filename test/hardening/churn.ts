@@ -15,9 +15,9 @@ import {
   tensor,
   valueInfo,
 } from '../../src/onnx/index.ts';
-import { createPredictApp } from '../../src/protocol/index.ts';
 import { type Aliases, Registry } from '../../src/registry/index.ts';
 import { ModelRuntime, type RegistryReader } from '../../src/runtime/index.ts';
+import { createPredictApp } from '../../src/serve/index.ts';
 import { startTestS3 } from '../support/local-s3.ts';
 import { registerVersion } from '../support/registry.ts';
 

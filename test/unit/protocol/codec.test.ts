@@ -3,9 +3,9 @@ import {
   DEFAULT_LIMITS,
   halfToNumber,
   limitsFromEnv,
-  matchRoute,
   toHttpResponse,
 } from '../../../src/protocol/index.ts';
+import { matchRoute } from '../../../src/serve/index.ts';
 
 describe('halfToNumber', () => {
   it('decodes normals, subnormals, zeros, infinities and NaN exactly', () => {
