@@ -7,6 +7,7 @@ import { ensureExampleModels } from '../models/generate.ts';
 import { loadConfig } from '../src/config/index.ts';
 import { errorMessage } from '../src/errors/index.ts';
 import type { IngestResult } from '../src/ingest/index.ts';
+import { fmtBytes } from '../src/onnx/index.ts';
 import {
   type HistoryRecord,
   keys,
@@ -17,7 +18,13 @@ import {
 import { createS3Client, normalizeEtag, S3ObjectStore } from '../src/storage/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
-import { removeStackInfo, type StackInfo, uploadCommands, writeStackInfo } from './stack-info.ts';
+import {
+  readStackInfo,
+  removeStackInfo,
+  type StackInfo,
+  uploadCommands,
+  writeStackInfo,
+} from './stack-info.ts';
 
 /**
  * `npm start`: the local stack with the example models, configured by the variables of DESIGN.md
@@ -101,6 +108,12 @@ async function main(): Promise<void> {
     openLog(logs, 'ingest.log'),
     openLog(logs, 'api.log'),
   ]);
+  const running = readStackInfo(home);
+  if (running?.live === true && running.info.pid !== process.pid) {
+    throw new Error(
+      `a stack already runs on ${home} (pid ${running.info.pid}, HTTP API ${running.info.api}): use it, stop it, or start this one with another MAAS_HOME`,
+    );
+  }
   print('onnx-maas: preparing the example models...');
   const examples = await ensureExampleModels();
 
@@ -118,6 +131,16 @@ async function main(): Promise<void> {
     },
     onApiOutput: (line) => apiLog.write(`${line}\n`),
   });
+
+  const { reaped, redelivered } = stack.recovered;
+  if (reaped.uploads > 0) {
+    print(
+      `onnx-maas: removed ${reaped.uploads} unfinished multipart upload(s) of a previous run (${fmtBytes(reaped.bytes)})`,
+    );
+  }
+  for (const upload of redelivered) {
+    print(`onnx-maas: ${upload.key} has no outcome yet: delivered to ingest again`);
+  }
 
   const client = createS3Client({
     endpoint: stack.urls.s3,

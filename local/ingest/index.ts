@@ -26,6 +26,8 @@ export interface LocalIngestOptions {
 }
 
 export interface LocalIngest {
+  /** an event delivered again, as Lambda's retries would (the stack's recovery at start) */
+  deliver(record: S3EventRecord): void;
   /** resolves once every event delivered so far has been handled, retries included */
   idle(): Promise<void>;
   /** stops taking events; an invocation still running gets `graceMs` to finish, then is stopped */
@@ -196,13 +198,15 @@ export function startLocalIngest(options: LocalIngestOptions): LocalIngest {
     void pump();
   };
 
-  const unsubscribe = options.s3.onObjectCreated((record) => {
+  const deliver = (record: S3EventRecord): void => {
     if (closed || !matchesTrigger(record)) return;
     queue.push({ record, attempt: 1 });
     void pump();
-  });
+  };
+  const unsubscribe = options.s3.onObjectCreated(deliver);
 
   return {
+    deliver,
     idle: () =>
       isIdle() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
     async close({ graceMs = 0 } = {}) {

@@ -239,3 +239,40 @@ export const acquireClaim = async (
       : { kind: 'abandoned', handle, previous: claim, returned };
   }
 };
+
+/**
+ * Ends the lease of an upload's `running` claim now, for a caller that knows its holder is dead
+ * (the local stack at start: the process that held it is gone). The next delivery takes over at
+ * once, as it would once the lease lapsed; a `done`, `released` or lapsed claim is left as it is.
+ * Returns whether a lease was ended.
+ */
+export const endLease = async (
+  store: ObjectStore,
+  model: string,
+  upload: UploadRef,
+  now: Date,
+): Promise<boolean> => {
+  const key = claimKey(model, upload);
+  let stored: { claim: Claim; etag: string } | undefined;
+  try {
+    const object = await store.get(key);
+    if (object !== undefined) stored = { claim: parse(object.body), etag: object.etag };
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+  if (stored === undefined || stored.claim.state !== 'running') return false;
+  const leaseUntil = stored.claim.leaseUntil ?? stored.claim.expiresAt;
+  if (Date.parse(leaseUntil) <= now.getTime()) return false;
+  try {
+    await store.put(key, JSON.stringify({ ...stored.claim, leaseUntil: now.toISOString() }), {
+      ifMatch: stored.etag,
+      contentType: 'application/json',
+    });
+    return true;
+  } catch (err) {
+    // Changed meanwhile: someone is acting on it, which is all this wanted.
+    if (err instanceof PreconditionFailedError) return false;
+    throw err;
+  }
+};

@@ -7,26 +7,20 @@ import { parseUploadOptions } from './options.ts';
  * What an upload's outcome depends on besides the model bytes (key + ETag): the samples sidecar
  * beside it and the options in its metadata. Pushing the same file again with samples, or with
  * `--no-quantize`, is a new upload to evaluate; pushing it again unchanged is the same upload,
- * whose outcome is already recorded. `undefined` for an upload with no samples and the default
- * options, so records written before this existed still answer such uploads.
+ * whose outcome is already recorded.
  */
 export function uploadInputs(
   metadata: Readonly<Record<string, string>>,
   samplesEtag: string | undefined,
-): string | undefined {
+): string {
   let options: string;
   try {
     const parsed = parseUploadOptions(metadata);
-    const isDefault =
-      parsed.quantize && parsed.promote === 'canary' && parsed.canaryWeight === undefined;
-    options = isDefault
-      ? ''
-      : `quantize=${parsed.quantize ? 'on' : 'off'};promote=${parsed.promote};weight=${parsed.canaryWeight ?? ''}`;
+    options = `quantize=${parsed.quantize ? 'on' : 'off'};promote=${parsed.promote};weight=${parsed.canaryWeight ?? ''}`;
   } catch {
     // Invalid options end in a rejection; the raw values still tell one such upload from another.
     options = `invalid:${JSON.stringify(Object.entries(metadata).sort())}`;
   }
-  if (options === '' && samplesEtag === undefined) return undefined;
   return createHash('sha256')
     .update(`samples=${samplesEtag ?? ''}\n${options}`)
     .digest('hex')
@@ -45,10 +39,9 @@ export async function describeUpload(store: ObjectStore, sourceKey: string): Pro
   } catch (err) {
     if (!(err instanceof ObjectNotFoundError)) throw err;
   }
-  const inputs = uploadInputs(head.metadata, samplesEtag);
   return {
     sourceKey,
     etag: normalizeEtag(head.etag),
-    ...(inputs === undefined ? {} : { inputs }),
+    inputs: uploadInputs(head.metadata, samplesEtag),
   };
 }

@@ -1,4 +1,4 @@
-export { type Claim, ClaimLostError, claimKey } from './claim.ts';
+export { type Claim, ClaimLostError, claimKey, endLease } from './claim.ts';
 export {
   INGEST_REJECTION_CODES,
   IngestInProgressError,

@@ -100,7 +100,7 @@ export interface UploadRef {
   etag: string;
   /**
    * what else the outcome depends on: a digest of the samples sidecar's ETag and the upload's
-   * options (`describeUpload` in src/ingest); absent for no samples and default options
+   * options (`describeUpload` in src/ingest); unset: not known to the caller
    */
   inputs?: string;
 }
@@ -130,7 +130,10 @@ export const uploadDetails = (
   ...(upload.inputs === undefined ? {} : { inputs: upload.inputs }),
 });
 
-/** Whether recorded upload details (`uploadDetails`) name `upload`: same key, bytes and inputs. */
+/**
+ * Whether recorded upload details (`uploadDetails`) name `upload`: same key, bytes and inputs. A
+ * caller that does not know the inputs (one that uploaded once and waits) matches on key and bytes.
+ */
 export function isSameUpload(
   details: Readonly<Record<string, unknown>>,
   upload: UploadRef,
@@ -139,7 +142,7 @@ export function isSameUpload(
     details.sourceKey === upload.sourceKey &&
     typeof details.etag === 'string' &&
     normalizeEtag(details.etag) === normalizeEtag(upload.etag) &&
-    details.inputs === upload.inputs
+    (upload.inputs === undefined || details.inputs === upload.inputs)
   );
 }
 
