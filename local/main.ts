@@ -7,7 +7,6 @@ import { ensureExampleModels } from '../models/generate.ts';
 import { loadConfig } from '../src/config/index.ts';
 import { errorMessage } from '../src/errors/index.ts';
 import type { IngestResult } from '../src/ingest/index.ts';
-import { fmtBytes } from '../src/onnx/index.ts';
 import {
   type HistoryRecord,
   keys,
@@ -15,7 +14,9 @@ import {
   Registry,
   type UploadRef,
 } from '../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../src/storage/index.ts';
+import { normalizeEtag } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
+import { fmtBytes } from '../src/util/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 import {
@@ -27,7 +28,7 @@ import {
 } from './stack-info.ts';
 
 /**
- * `npm start`: the local stack with the example models, configured by the variables of DESIGN.md
+ * `npm start`: the local stack with the example models, configured by the variables of docs/design.md
  * (`MAAS_S3_PORT`, `MAAS_BUCKET`, `MAAS_HOME`, `PORT`). The examples go in through the upload path
  * users take, once: a restart finds them registered and keeps everything else too.
  */
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
     s3Port: config.local.s3Port,
     bucket: config.storage.bucket,
     httpPort: config.local.apiPort,
+    consolePort: config.local.consolePort,
     workers: config.local.workers,
     ingest: {
       onOutput: (line) => ingestLog.write(`${line}\n`),
@@ -156,6 +158,7 @@ async function main(): Promise<void> {
     bucket: stack.bucket,
     region: LOCAL_S3_REGION,
     credentials: { ...LOCAL_S3_CREDENTIALS },
+    ...(stack.urls.console === undefined ? {} : { console: stack.urls.console }),
   };
   const infoFile = await writeStackInfo(info);
 
@@ -207,6 +210,13 @@ async function main(): Promise<void> {
   print();
   print('onnx-maas is running');
   print(`  HTTP API  ${api}  (Open Inference Protocol V2: ${api}/v2/models)`);
+  if (stack.urls.console !== undefined) {
+    print(
+      `  console   ${stack.urls.console}  (models, canaries, live charts; Prometheus at /metrics)`,
+    );
+  } else if (stack.consoleProblem !== undefined) {
+    print(`  console   not started: ${stack.consoleProblem}`);
+  }
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
   );

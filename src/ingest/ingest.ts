@@ -1,12 +1,16 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
-  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
-import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
+import {
+  type GateResult,
+  type QuantizationReport,
+  type QuantizeOptions,
+  quantizeModel,
+} from '../quantize/index.ts';
 import {
   type AliasOutcome,
   type AliasPolicy,
@@ -17,7 +21,6 @@ import {
   type Manifest,
   parseIncomingKey,
   placeVersion,
-  type QuantizationReport,
   type Registry,
   type ServedVariant,
   sha256Hex,
@@ -26,6 +29,7 @@ import {
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
+import { fmtBytes } from '../util/index.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
@@ -533,7 +537,7 @@ function gatedReport(report: QuantizationReport, gate: GateResult): Quantization
   const { reason: _quantizerReason, ...rest } = report;
   return {
     ...rest,
-    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // Only an accepted variant is written (docs/design.md: model.int8.onnx "when accepted"); the
     // figures of a refused one stay here, so the refusal can be checked.
     status: gate.accept ? 'applied' : 'not-applied',
     ...(gate.accept ? {} : { reason: gate.decision }),

@@ -39,7 +39,6 @@ export {
   REJECTION_CODES,
   type RejectionCode,
 } from './errors.ts';
-export { gaussian, mulberry32 } from './random.ts';
 export {
   opKey,
   readSignature,
@@ -61,7 +60,6 @@ export {
   ALLOWED_DOMAINS,
   ALLOWED_MICROSOFT_OPS,
   DEFAULT_VALIDATION_LIMITS,
-  fmtBytes,
   type ValidationLimits,
   validateModel,
 } from './validate.ts';

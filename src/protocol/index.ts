@@ -20,7 +20,6 @@ export {
 } from './http.ts';
 export {
   DEFAULT_LIMITS,
-  InvalidConfigError,
   LIMIT_ENV,
   limitsFromEnv,
   type ProtocolLimits,

@@ -8,7 +8,7 @@ import { readStackInfo } from '../../local/stack-info.ts';
 import { ensureExampleModels } from '../../models/generate.ts';
 import type { Claim } from '../../src/ingest/index.ts';
 import { keys, Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READY = 'Ctrl-C stops everything.';
@@ -22,7 +22,14 @@ interface Started {
 const start = async (home: string): Promise<Started> => {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), 'local/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MAAS_S3_PORT: '0', MAAS_HOME: home, MAAS_WORKERS: '1' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      MAAS_S3_PORT: '0',
+      MAAS_CONSOLE_PORT: '0',
+      MAAS_HOME: home,
+      MAAS_WORKERS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';

@@ -21,7 +21,14 @@ interface Started {
 const start = async (home: string): Promise<Started> => {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), 'local/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MAAS_S3_PORT: '0', MAAS_HOME: home, MAAS_WORKERS: '1' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      MAAS_S3_PORT: '0',
+      MAAS_CONSOLE_PORT: '0',
+      MAAS_HOME: home,
+      MAAS_WORKERS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
@@ -159,12 +166,13 @@ describe('npm start', () => {
       credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     });
     expect(found?.info.s3).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(found?.info.console).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it('lets the CLI of a second terminal find the stack on its ports with no flags', async () => {
     // Only MAAS_HOME, as the banner prints it: no PORT, no MAAS_S3_PORT, no --endpoint.
     const result = await shell(`MAAS_HOME=${home} npx maas --json models`, ROOT);
-    expect(result.stderr).toBe('');
+    expect(result.stderr).not.toMatch(/maas:/);
     expect(result.code).toBe(0);
     const models = JSON.parse(result.stdout) as { name: string }[];
     expect(models.map((m) => m.name)).toEqual(expect.arrayContaining(['iris', 'encoder']));

@@ -37,7 +37,7 @@ describe('limitsFromEnv', () => {
 
   it('names the variable that is not a positive integer', () => {
     expect(() => limitsFromEnv({ MAAS_MAX_ELEMENTS: '1e3x' })).toThrow(
-      'MAAS_MAX_ELEMENTS must be a positive integer, got "1e3x"',
+      'MAAS_MAX_ELEMENTS="1e3x" is not valid: set it to an integer from 1',
     );
     expect(() => limitsFromEnv({ MAAS_MAX_RESPONSE_BYTES: '0' })).toThrow(
       'MAAS_MAX_RESPONSE_BYTES',
