@@ -1,4 +1,5 @@
 import '../local/sdk-warning.ts';
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
 import { StorageUnavailableError } from '../src/storage/index.ts';
@@ -6,6 +7,7 @@ import { registerCanary } from './commands/canary.ts';
 import { registerConsole } from './commands/console.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerHistory } from './commands/history.ts';
+import { registerInspect } from './commands/inspect.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
 import { registerPromote } from './commands/promote.ts';
@@ -15,11 +17,16 @@ import { registerShow } from './commands/show.ts';
 import { registerVersions } from './commands/versions.ts';
 import { DEFAULT_OUTPUTS_FILE, localDefaults, normalizeStackArgv } from './target.ts';
 
+const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 /** The `maas` program; each command lives in its own file under `commands/`. */
 export function createProgram(): Command {
   const defaults = localDefaults();
   const program = new Command('maas')
     .description('Manage and serve ONNX models: upload, list, inspect, audit, predict')
+    .version(PACKAGE.version, '-V, --version', "print the CLI's version")
     .option(
       '--stack [outputs.json]',
       `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain (predict signs with SigV4, or sends MAAS_TOKEN as a bearer token when it is set)`,
@@ -44,6 +51,7 @@ export function createProgram(): Command {
   registerVersions(program);
   registerShow(program);
   registerHistory(program);
+  registerInspect(program);
   registerPredict(program);
   registerPromote(program);
   registerRollback(program);
