@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { checkCanaryWeight, setCanaryWeight } from '../../src/guard/canary.ts';
+import { checkCanaryWeight, setCanaryWeight } from '../../src/guard/index.ts';
 import { CliUsageError } from '../errors.ts';
 import { printJson, printLine } from '../output.ts';
 import { withContext } from '../run.ts';

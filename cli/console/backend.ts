@@ -2,8 +2,12 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { MaasError } from '../../src/errors/index.ts';
-import { setCanaryWeight } from '../../src/guard/canary.ts';
-import { promoteVersion, rollbackLatest, rollbackTo } from '../../src/guard/index.ts';
+import {
+  promoteVersion,
+  rollbackLatest,
+  rollbackTo,
+  setCanaryWeight,
+} from '../../src/guard/index.ts';
 import {
   type Aliases,
   type HistoryRecord,
@@ -508,7 +512,7 @@ export function statusOf(
       };
     }
   }
-  if (last?.event === 'rolled-back' || last?.event === 'candidate-dropped') {
+  if (last?.event === 'rolled-back') {
     return {
       status: 'rolled back',
       detail: `v${last.version ?? '?'}: ${last.reason ?? 'rolled back'}`,

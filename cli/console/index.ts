@@ -3,7 +3,7 @@ import type { LocalMetricsStore } from '../../local/guard/metrics-store.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import type { AlarmDefinition } from '../../src/guard/index.ts';
 import { Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import type { Target } from '../target.ts';
 import { ConsoleBackend } from './backend.ts';
 import type { Bundle } from './bundle.ts';

@@ -5,12 +5,8 @@ import {
 } from '@aws-sdk/client-cloudwatch';
 import type { LocalMetricsStore } from '../../local/guard/metrics-store.ts';
 import { errorMessage } from '../../src/errors/index.ts';
-import {
-  type AlarmDefinition,
-  CloudWatchMetricsReader,
-  checkHealth,
-  type MetricsReader,
-} from '../../src/guard/index.ts';
+import { CloudWatchMetricsReader } from '../../src/guard/aws.ts';
+import { type AlarmDefinition, checkHealth, type MetricsReader } from '../../src/guard/index.ts';
 import { METRICS_NAMESPACE } from '../../src/metrics/index.ts';
 import type { MetricsResponse, RuleLine, Summary, VersionHealth, VersionSeries } from './types.ts';
 

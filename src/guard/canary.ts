@@ -1,6 +1,10 @@
 import { MaasError } from '../errors/index.ts';
-import { type Registry, validateModelName } from '../registry/index.ts';
-import { normalizeAliases } from './aliases.ts';
+import {
+  normalizeAliases,
+  type Registry,
+  reweighted,
+  validateModelName,
+} from '../registry/index.ts';
 import type { PromoteOptions } from './promote.ts';
 
 /** The weight asked for is not a share of traffic, or the model has no candidate to weigh. */
@@ -50,7 +54,7 @@ export async function setCanaryWeight(
     decided.version = candidate.version;
     decided.previous = candidate.weight;
     if (candidate.weight === weight) return undefined;
-    return { ...current, candidate: { ...candidate, weight } };
+    return reweighted(current, weight);
   });
   if (decided.version === undefined || decided.previous === undefined) {
     throw new CanaryWeightError(

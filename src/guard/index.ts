@@ -20,6 +20,12 @@ export {
   periodMs,
   statisticOf,
 } from './alarms.ts';
+export {
+  CanaryWeightError,
+  type CanaryWeightOutcome,
+  checkCanaryWeight,
+  setCanaryWeight,
+} from './canary.ts';
 export type { GuardDeps } from './deps.ts';
 export { InvalidAlarmOptionsError, NothingToRollBackError } from './errors.ts';
 export {

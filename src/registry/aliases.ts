@@ -150,6 +150,12 @@ export const restored = (current: Aliases, version: number): Aliases => {
   });
 };
 
+/** The candidate's share of routed traffic changes; its bake time does not. */
+export const reweighted = (current: Aliases, weight: number): Aliases =>
+  current.candidate === undefined
+    ? current
+    : { ...current, candidate: { ...current.candidate, weight } };
+
 export type RollbackAction = 'dropped-candidate' | 'reverted-production';
 
 export type NoRollbackReason =

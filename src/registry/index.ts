@@ -14,6 +14,7 @@ export {
   type RollbackPlan,
   removeVersion,
   restored,
+  reweighted,
   withoutPromotedAt,
 } from './aliases.ts';
 export {

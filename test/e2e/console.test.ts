@@ -15,9 +15,10 @@ import {
 } from '../../local/guard/demo-models.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../local/s3/index.ts';
 import { GENERATED_DIR } from '../../models/generate.ts';
-import { mulberry32 } from '../../src/onnx/index.ts';
 import { keys, Registry } from '../../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
+import { normalizeEtag } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 import { registerVersion, setAliases } from '../support/registry.ts';
 
 /**
