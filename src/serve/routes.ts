@@ -8,15 +8,20 @@ export type RouteName =
   | 'model.metadata'
   | 'model.ready'
   | 'model.infer'
-  | 'model.predict';
+  | 'model.predict'
+  | 'model.config'
+  | 'repository.index'
+  | 'repository.control';
 
 /** the routes that run a model and count toward its request metrics */
 export const INFERENCE_ROUTES: ReadonlySet<RouteName> = new Set(['model.infer', 'model.predict']);
 
 export type Route =
   | { name: 'health.live' | 'health.ready' | 'server.metadata' | 'models.list'; method: 'GET' }
+  | { name: 'repository.index'; method: 'POST' }
+  | { name: 'repository.control'; method: 'POST'; model: string; action: 'load' | 'unload' }
   | {
-      name: 'model.metadata' | 'model.ready' | 'model.infer' | 'model.predict';
+      name: 'model.metadata' | 'model.ready' | 'model.infer' | 'model.predict' | 'model.config';
       method: 'GET' | 'POST';
       model: string;
       version?: number;
@@ -68,6 +73,13 @@ export const matchRoute = (path: string): Route | undefined => {
     if (b === 'ready') return { name: 'health.ready', method: 'GET' };
     return undefined;
   }
+  if (a === 'repository') {
+    if (b === 'index' && c === undefined) return { name: 'repository.index', method: 'POST' };
+    if (b === 'models' && c !== undefined && (d === 'load' || d === 'unload') && e === undefined) {
+      return { name: 'repository.control', method: 'POST', model: modelName(c), action: d };
+    }
+    return undefined;
+  }
   if (a !== 'models') return undefined;
   if (b === undefined) return { name: 'models.list', method: 'GET' };
   const model = modelName(b);
@@ -82,5 +94,6 @@ export const matchRoute = (path: string): Route | undefined => {
   if (action === undefined) return { name: 'model.metadata', method: 'GET', ...at };
   if (action === 'ready') return { name: 'model.ready', method: 'GET', ...at };
   if (action === 'infer') return { name: 'model.infer', method: 'POST', ...at };
+  if (action === 'config') return { name: 'model.config', method: 'GET', ...at };
   return undefined;
 };
