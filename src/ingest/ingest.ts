@@ -2,6 +2,7 @@ import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
   ModelRejectedError,
   type ModelSignature,
+  type TensorSpec,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
@@ -343,7 +344,11 @@ async function evaluate(ctx: Context): Promise<Candidate> {
 
   const samples = await loadSamples(store, key, signature, settings);
   const session = { intraOpThreads: settings.intraOpThreads };
-  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs);
+  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs).catch(
+    (err: unknown) => {
+      throw samples.source === 'synthesized' ? onSynthesizedInputs(err, key, signature) : err;
+    },
+  );
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
@@ -454,6 +459,29 @@ async function headUpload(store: ObjectStore, upload: UploadRef) {
       `${upload.sourceKey} was deleted before ingest could read it; upload it again.`,
     );
   }
+}
+
+const specText = (spec: TensorSpec): string =>
+  `${spec.name} ${spec.datatype} [${spec.shape.map((d, i) => (d < 0 ? (spec.dimNames?.[i] ?? '?') : d)).join(', ')}]`;
+
+/**
+ * A warm-up failure on inputs ingest made up itself: "sample #1" would point at a file the user
+ * never sent. Say the inputs were synthesized, show the signature they were made from, and how to
+ * send real ones.
+ */
+function onSynthesizedInputs(err: unknown, key: string, signature: ModelSignature): unknown {
+  if (!(err instanceof UploadRejectedError)) return err;
+  const file = key.split('/').at(-1) ?? 'model.onnx';
+  const message = err.message.replace(
+    /on sample #(\d+)/,
+    'on inputs synthesized from its signature (no samples were uploaded: dynamic dims 1, floats in [-1, 1), integers 1)',
+  );
+  return new UploadRejectedError(
+    err.code,
+    `${message} The model's inputs: ${signature.inputs.map(specText).join('; ')}. ` +
+      `Push real inputs with --samples (\`maas inspect ${file} --template ${file.replace(/\.onnx$/, '.samples.json')}\` writes a template to fill in).`,
+    { cause: err.cause, details: { ...err.details, samples: 'synthesized' } },
+  );
 }
 
 async function loadSamples(
