@@ -29,7 +29,7 @@ describe("onnxruntime-node's install script", () => {
     // npm >= 11.16 does not run it at all
     expect(pkg.allowScripts['onnxruntime-node']).toBe(false);
     // npm 10 runs it, with the project's .npmrc in its environment
-    const env = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.ONNXRUNTIME_NODE_INSTALL;
     delete env.npm_config_onnxruntime_node_install;
     const config = await run('npm', ['config', 'get', 'onnxruntime-node-install'], env);
@@ -37,7 +37,7 @@ describe("onnxruntime-node's install script", () => {
   }, 60_000);
 
   it('exits at once, fetching nothing, with the setting npm hands it', async () => {
-    const env = { ...process.env, npm_config_onnxruntime_node_install: 'skip' };
+    const env: NodeJS.ProcessEnv = { ...process.env, npm_config_onnxruntime_node_install: 'skip' };
     delete env.ONNXRUNTIME_NODE_INSTALL;
     // no proxy or DNS can answer these: a download attempt would fail the script
     env.HTTPS_PROXY = 'http://127.0.0.1:9';
