@@ -6,6 +6,7 @@ import { StorageUnavailableError } from '../src/storage/index.ts';
 import { registerCanary } from './commands/canary.ts';
 import { registerConsole } from './commands/console.ts';
 import { registerDev } from './commands/dev.ts';
+import { registerExplain } from './commands/explain.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerModels } from './commands/models.ts';
@@ -25,7 +26,7 @@ const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.u
 export function createProgram(): Command {
   const defaults = localDefaults();
   const program = new Command('maas')
-    .description('Manage and serve ONNX models: upload, list, inspect, audit, predict')
+    .description('Manage and serve ONNX models: upload, list, inspect, audit, predict, explain')
     .version(PACKAGE.version, '-V, --version', "print the CLI's version")
     .option(
       '--stack [outputs.json]',
@@ -53,6 +54,7 @@ export function createProgram(): Command {
   registerHistory(program);
   registerInspect(program);
   registerPredict(program);
+  registerExplain(program);
   registerPromote(program);
   registerRollback(program);
   registerCanary(program);

@@ -379,9 +379,23 @@ export class ConsoleBackend {
   }
 
   /** A V2 request through the HTTP API (SigV4-signed for a deployed stack), timed here. */
-  async infer(name: string, version: number | undefined, body: string): Promise<InferResponse> {
+  infer(name: string, version: number | undefined, body: string): Promise<InferResponse> {
+    return this.send(name, version, body, 'infer');
+  }
+
+  /** The same request to the version's `/explain` route: attributions instead of outputs. */
+  explain(name: string, version: number | undefined, body: string): Promise<InferResponse> {
+    return this.send(name, version, body, 'explain');
+  }
+
+  private async send(
+    name: string,
+    version: number | undefined,
+    body: string,
+    action: 'infer' | 'explain',
+  ): Promise<InferResponse> {
     validateModelName(name);
-    const path = `/v2/models/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}/infer`;
+    const path = `/v2/models/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}/${action}`;
     const started = performance.now();
     const response = await callApi(this.target, {
       method: 'POST',

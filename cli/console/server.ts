@@ -300,18 +300,18 @@ async function route(
       sendJson(req, res, 200, await backend.putModel(model, q.get('file') ?? '', req, metadata));
       return;
     }
-    case 'POST infer': {
+    case 'POST infer':
+    case 'POST explain': {
       const version = q.get('version');
       const body = await readBody(req, MAX_INFER_BYTES);
+      const pinned = version === null || version === '' ? undefined : versionOf(version, 'version');
       sendJson(
         req,
         res,
         200,
-        await backend.infer(
-          model,
-          version === null || version === '' ? undefined : versionOf(version, 'version'),
-          body,
-        ),
+        action === 'explain'
+          ? await backend.explain(model, pinned, body)
+          : await backend.infer(model, pinned, body),
       );
       return;
     }

@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { type ExplainSettings, explainSettingsFromEnv } from '../../src/explain/index.ts';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
   type HttpRequest,
@@ -47,6 +48,8 @@ export interface PredictHandlerOptions {
   metrics?: MetricsSink;
   /** default: DEFAULT_LIMITS overridden by MAAS_MAX_* variables */
   limits?: Partial<ProtocolLimits>;
+  /** default: EXPLAIN_DEFAULTS overridden by MAAS_EXPLAIN* variables */
+  explain?: ExplainSettings;
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -66,12 +69,18 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
+    explain: options.explain ?? explainSettingsFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .handler(async (event) => {
-      const request = toHttpRequest(event);
+    .handler(async (event, context) => {
+      // The app bounds long work (explanations) by the invocation's remaining time, so they
+      // answer before Lambda stops the function.
+      const request = {
+        ...toHttpRequest(event),
+        deadline: Date.now() + context.getRemainingTimeInMillis(),
+      };
       try {
         return toApiGatewayResult(await app(request));
       } catch (err) {

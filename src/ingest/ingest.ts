@@ -31,6 +31,7 @@ import {
 import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
+import { sampleMeans } from './baseline.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
@@ -102,6 +103,8 @@ interface Candidate {
   options: UploadOptions;
   warmup: WarmupReport;
   samples: SampleSet['source'];
+  /** recorded only for the uploader's own samples: synthesized ones mean nothing */
+  sampleMeans?: Manifest['sampleMeans'];
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
@@ -352,7 +355,16 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
-  const evaluated = { bytes, signature, options, warmup, samples: samples.source };
+  const evaluated = {
+    bytes,
+    signature,
+    options,
+    warmup,
+    samples: samples.source,
+    ...(samples.source === 'sidecar'
+      ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
+      : {}),
+  };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
     return {
@@ -617,6 +629,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     },
     quantization: candidate.quantization,
     warmup: candidate.warmup,
+    ...(candidate.sampleMeans === undefined ? {} : { sampleMeans: candidate.sampleMeans }),
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);

@@ -21,6 +21,12 @@ export const METRICS = {
   ColdStart: 'Count',
   /** NaN and ±Infinity elements in the outputs returned */
   NonFiniteOutputs: 'Count',
+  /** explain requests that reached a model route; never counted as Requests or ModelErrors */
+  ExplainRequests: 'Count',
+  /** end to end of an explain request */
+  ExplainLatency: 'Milliseconds',
+  /** model runs on one example an explanation spent, the prediction included */
+  ExplainEvaluations: 'Count',
 } as const satisfies Record<string, 'Count' | 'Milliseconds'>;
 
 export type MetricName = keyof typeof METRICS;

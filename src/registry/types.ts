@@ -10,6 +10,21 @@ export interface VariantInfo {
   bytes: number;
 }
 
+/**
+ * The mean of one input over the upload's sample requests, recorded by ingest: the `samples-mean`
+ * baseline of explanations.
+ */
+export interface InputMean {
+  /** sample requests averaged */
+  samples: number;
+  /** mean of every element of every sample */
+  mean: number;
+  /** dims of one example (the batch dim left out), when every sample had them */
+  shape?: number[];
+  /** mean per element of one example, row-major; only for inputs small enough to record */
+  elements?: number[];
+}
+
 export interface Manifest {
   model: string;
   version: number;
@@ -24,6 +39,8 @@ export interface Manifest {
   signature?: Pick<ModelSignature, 'opHistogram' | 'nodeCount' | 'parameterCount'>;
   quantization?: QuantizationReport;
   warmup?: { samples: number; p50Ms: number; loadMs: number };
+  /** per input name; only when the upload came with sample requests */
+  sampleMeans?: Record<string, InputMean>;
   createdAt: string;
 }
 

@@ -1,5 +1,6 @@
 import pkg from '../../package.json' with { type: 'json' };
 import { MaasError } from '../errors/index.ts';
+import { EXPLAIN_DEFAULTS, type ExplainSettings } from '../explain/index.ts';
 import type { MetricsSink, MetricValues } from '../metrics/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import {
@@ -19,9 +20,16 @@ import {
   toHttpResponse,
 } from '../protocol/index.ts';
 import type { ModelProvider, RouteVariant } from '../runtime/index.ts';
-import { type Exchange, type InferDeps, inferV2, predictV1 } from './infer.ts';
+import { type ExplainDeps, explainMetrics, explainV1, explainV2 } from './explain.ts';
+import { type Exchange, inferV2, predictV1 } from './infer.ts';
 import { dimensionsOf, inferenceMetrics } from './metrics.ts';
-import { INFERENCE_ROUTES, matchRoute, type Route, type RouteName } from './routes.ts';
+import {
+  EXPLAIN_ROUTES,
+  INFERENCE_ROUTES,
+  matchRoute,
+  type Route,
+  type RouteName,
+} from './routes.ts';
 
 /** What the app tells its host about each request, for logs. */
 export interface RequestRecord {
@@ -37,6 +45,8 @@ export interface RequestRecord {
   served?: 'int8' | 'fp32';
   inferenceMs?: number;
   nonFiniteOutputs?: number;
+  /** model runs an explanation spent */
+  explainEvaluations?: number;
   /** `MaasError.code` of a refused request */
   errorCode?: string;
   /** the error behind a 5xx, for the operator's log only */
@@ -47,6 +57,8 @@ export interface PredictAppDeps {
   provider: ModelProvider;
   metrics?: MetricsSink;
   limits?: Partial<ProtocolLimits>;
+  /** the switch and caps of explanations; default: on, with `EXPLAIN_DEFAULTS` */
+  explain?: ExplainSettings;
   /** called after every request with what happened, e.g. to log it */
   onRequest?: (record: RequestRecord) => void;
   /** a monotonic clock in ms */
@@ -62,7 +74,7 @@ const tensorMetadata = ({ name, datatype, shape }: TensorSpec) => ({ name, datat
 
 /** Routes a request to its handler; every failure is thrown, for the app to map once. */
 const dispatch = async (
-  deps: InferDeps,
+  deps: ExplainDeps,
   request: HttpRequest,
   ex: Exchange,
   route: Route,
@@ -115,6 +127,10 @@ const dispatch = async (
       return jsonResponse(200, await repositoryIndex(provider, request));
     case 'repository.control':
       throw new RepositoryReadOnlyError(route.action, route.model);
+    case 'model.explain':
+      return explainV2(deps, request, ex, route.model, route.version);
+    case 'model.explain-v1':
+      return explainV1(deps, request, ex, route.model);
   }
 };
 
@@ -166,6 +182,7 @@ const recordOf = (
     ...(loaded ? { version: loaded.version, variant: loaded.variant, served: loaded.served } : {}),
     ...(ex.inferenceMs === undefined ? {} : { inferenceMs: ex.inferenceMs }),
     ...(ex.nonFiniteOutputs === undefined ? {} : { nonFiniteOutputs: ex.nonFiniteOutputs }),
+    ...(ex.explain === undefined ? {} : { explainEvaluations: ex.explain.evaluations }),
     ...(failure instanceof MaasError ? { errorCode: failure.code } : {}),
     ...(response.status >= 500 ? { error: failure } : {}),
   };
@@ -177,10 +194,11 @@ const recordOf = (
  */
 export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
   const { metrics, onRequest } = deps;
-  const infer: InferDeps = {
+  const infer: ExplainDeps = {
     provider: deps.provider,
     limits: { ...DEFAULT_LIMITS, ...deps.limits },
     now: deps.now ?? (() => performance.now()),
+    explain: deps.explain ?? EXPLAIN_DEFAULTS,
   };
   let coldStart = true;
 
@@ -208,12 +226,17 @@ export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
       response.headers['x-maas-variant'] = ex.loaded.variant;
     }
     const isInference = route !== undefined && INFERENCE_ROUTES.has(route.name);
-    if (metrics && (isInference || coldStart)) {
+    // An explanation runs the model many times and may be slow by design: it has its own
+    // metrics, so it can never move a version's Requests, Latency or ModelErrors (or its rollback).
+    const isExplain = route !== undefined && EXPLAIN_ROUTES.has(route.name);
+    if (metrics && (isInference || isExplain || coldStart)) {
       const values: MetricValues = coldStart ? { ColdStart: 1 } : {};
       if (isInference)
         Object.assign(values, inferenceMetrics(ex, response.status, latencyMs, failure));
+      if (isExplain) Object.assign(values, explainMetrics(ex, latencyMs));
       const routed = route && 'model' in route ? route.model : undefined;
-      metrics.emit(values, isInference ? dimensionsOf(ex, routed, failure) : undefined);
+      const perModel = isInference || isExplain;
+      metrics.emit(values, perModel ? dimensionsOf(ex, routed, failure) : undefined);
     }
     coldStart = false;
     onRequest?.(recordOf(request, route, ex, response, latencyMs, failure));

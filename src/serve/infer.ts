@@ -31,6 +31,8 @@ export interface Exchange {
   loaded?: LoadedModel;
   inferenceMs?: number;
   nonFiniteOutputs?: number;
+  /** set by an explain request that produced an explanation */
+  explain?: { evaluations: number; method: string };
 }
 
 export interface InferDeps {

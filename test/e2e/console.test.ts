@@ -287,6 +287,18 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('console in a browser, against npm sta
     expect(await page.locator('#try-result').textContent()).toContain('answered by v1');
   });
 
+  it('explains the example and shows its attributions as bars', async () => {
+    await page.click('#try-explain');
+    await eventually(() =>
+      page.locator('#try-result [data-status]').getAttribute('data-status'),
+    ).toBe('200');
+    expect(await page.locator('#try-attributions [data-kind="bars"] tr').count()).toBeGreaterThan(
+      0,
+    );
+    expect(await page.locator('#try-attributions').textContent()).toContain('kernel-shap');
+    if (SHOTS) await page.screenshot({ path: join(shots, 'explain.png'), fullPage: true });
+  });
+
   it('promotes and rolls back through the page, each in the history', async () => {
     const v2 = await uploadDirect('second.onnx', healthyModel(), { 'maas-promote': 'manual' });
     await page.waitForSelector(`button.promote[data-version="${v2}"]:not([disabled])`);

@@ -1,5 +1,6 @@
 import type { ExampleResponse, InferResponse } from '../types.ts';
 import { api } from './api.ts';
+import { attributionView } from './attributions.ts';
 import { errorBox, fmtMs, h, replace } from './dom.ts';
 
 /**
@@ -17,6 +18,7 @@ export function tryItCard(name: string): {
   const source = h('p', { class: 'muted', id: 'try-source' });
   const result = h('div', { id: 'try-result', 'aria-live': 'polite' });
   const send = h('button', { type: 'submit', id: 'try-send' }, 'Send');
+  const explain = h('button', { type: 'button', id: 'try-explain' }, 'Explain');
   let known = '';
 
   const load = async (version: string) => {
@@ -37,13 +39,14 @@ export function tryItCard(name: string): {
   };
   select.addEventListener('change', () => void load(select.value));
 
-  const submit = async (event: Event) => {
+  const submit = async (event: Event, action: 'infer' | 'explain' = 'infer') => {
     event.preventDefault();
     send.disabled = true;
-    replace(result, 'sending…');
+    explain.disabled = true;
+    replace(result, action === 'explain' ? 'explaining…' : 'sending…');
     try {
       const query = select.value === '' ? '' : `?version=${select.value}`;
-      const answer = await api<InferResponse>(`${base}/infer${query}`, {
+      const answer = await api<InferResponse>(`${base}/${action}${query}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: body.value,
@@ -58,14 +61,17 @@ export function tryItCard(name: string): {
           answer.version === undefined ? '' : ` · answered by v${answer.version}`,
           answer.variant === undefined ? '' : ` (${answer.variant})`,
         ),
+        ok && action === 'explain' ? attributionView(answer.body) : '',
         h('pre', { class: 'output' }, JSON.stringify(answer.body, null, 2)),
       );
     } catch (err) {
       replace(result, errorBox(err));
     } finally {
       send.disabled = false;
+      explain.disabled = false;
     }
   };
+  explain.addEventListener('click', (event) => void submit(event, 'explain'));
 
   const element = h(
     'form',
@@ -74,7 +80,7 @@ export function tryItCard(name: string): {
     h('label', {}, 'Version ', select),
     source,
     h('label', { class: 'block' }, 'Request body (Open Inference Protocol V2)', body),
-    h('div', { class: 'row' }, send),
+    h('div', { class: 'row' }, send, explain),
     result,
   );
 

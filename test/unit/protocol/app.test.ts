@@ -117,7 +117,7 @@ describe('routes of the HTTP contract', () => {
     for (const path of [
       '/',
       '/v3',
-      '/v2/models/single/explain',
+      '/v2/models/single/explainer',
       '/v2/models/single/versions',
       '/v1/models/single',
       '/v2/models/a/b/c/d/e/f',
