@@ -13,7 +13,12 @@ import {
 } from './guard/index.ts';
 import { type LocalApi, type OutputListener, startLocalApi } from './http/index.ts';
 import { type LocalIngest, type LocalIngestOptions, startLocalIngest } from './ingest/index.ts';
+import { type RecoveredUpload, redeliverPending } from './ingest/recover.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, type LocalS3, startLocalS3 } from './s3/index.ts';
+import { type ReapedUploads, reapMultipartUploads } from './s3/reap-uploads.ts';
+
+/** a multipart upload that received nothing for this long is abandoned (AWS: a lifecycle rule) */
+const UPLOAD_IDLE_MS = 60 * 60_000;
 
 export interface LocalStackOptions {
   /** data directory: the bucket's objects and the model cache live under it, across restarts */
@@ -48,6 +53,8 @@ export interface LocalStack {
   s3: LocalS3;
   ingest: LocalIngest;
   guard: LocalGuard;
+  /** what a previous run left: multipart parts removed, uploads with no outcome delivered again */
+  recovered: { reaped: ReapedUploads; redelivered: RecoveredUpload[] };
   /** stops everything, the S3 last; `graceMs` lets an ingest in progress finish */
   close(options?: { graceMs?: number }): Promise<void>;
 }
@@ -68,6 +75,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
+    // Before the S3 listens, no client can be in the middle of a multipart upload: every one
+    // there was cut off with a previous run. Later, those idle for an hour go.
+    const s3Directory = join(home, 's3');
+    const reaped = await reapMultipartUploads(s3Directory, options.bucket, { idleMs: 0 });
+    const reaper = setInterval(() => {
+      reapMultipartUploads(s3Directory, options.bucket, { idleMs: UPLOAD_IDLE_MS }).catch(
+        () => undefined,
+      );
+    }, UPLOAD_IDLE_MS / 6);
+    reaper.unref();
+    stops.push(async () => clearInterval(reaper));
     const s3 = await startLocalS3({
       port: options.s3Port,
       host,
@@ -158,6 +176,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }
     }
 
+    const redelivered = await redeliverPending(
+      new Registry(new S3ObjectStore({ bucket: s3.bucket, client: guardClient })),
+      ingest.deliver,
+    );
+
     return {
       urls: {
         api: api.url,
@@ -170,6 +193,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       s3,
       ingest,
       guard,
+      recovered: { reaped, redelivered },
       async close(closeOptions = {}) {
         graceMs = closeOptions.graceMs ?? 0;
         await stopAll();

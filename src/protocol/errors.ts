@@ -59,6 +59,20 @@ export class MethodNotAllowedError extends MaasError {
   }
 }
 
+/** Load and unload of the model repository extension: models are managed through S3 here. */
+export class RepositoryReadOnlyError extends MaasError {
+  constructor(action: 'load' | 'unload', model: string) {
+    super(
+      'RepositoryReadOnly',
+      `the model repository is read-only over HTTP, so ${model} cannot be ${action}ed here: ` +
+        (action === 'load'
+          ? `upload the model to S3 instead (\`maas push model.onnx --model ${model}\`, or aws s3 cp to incoming/${model}/), and it is registered and served`
+          : `take it out of service through S3 instead (\`maas rollback ${model}\`, or \`maas promote\` another version)`),
+      { details: { action, model } },
+    );
+  }
+}
+
 export class RouteNotFoundError extends MaasError {
   constructor(
     readonly method: string,
@@ -122,6 +136,7 @@ const RULES: Readonly<Partial<Record<string, ErrorRule>>> = {
   VersionNotFound: { status: 404 },
   RouteNotFound: { status: 404 },
   MethodNotAllowed: { status: 405 },
+  RepositoryReadOnly: { status: 405 },
   PayloadTooLarge: { status: 413 },
   UnsupportedMediaType: { status: 415 },
   Overloaded: { status: 429, retryAfter: RETRY_AFTER_SECONDS.overloaded },

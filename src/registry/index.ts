@@ -49,6 +49,7 @@ export {
   type AliasesUpdater,
   type HistoryQuery,
   isOutcomeOf,
+  isSameUpload,
   type LargeReadOptions,
   type ModelSummary,
   Registry,

@@ -6,11 +6,16 @@ import type { TensorSpec } from '../onnx/index.ts';
 import {
   checkBodySize,
   DEFAULT_LIMITS,
+  decodeContentEncoding,
+  decodeRepositoryIndexRequest,
+  encodeModelConfig,
   type HttpRequest,
   type HttpResponse,
   jsonResponse,
   MethodNotAllowedError,
   type ProtocolLimits,
+  type RepositoryIndexEntry,
+  RepositoryReadOnlyError,
   RouteNotFoundError,
   toHttpResponse,
 } from '../protocol/index.ts';
@@ -114,12 +119,51 @@ const dispatch = async (
       return inferV2(deps, request, ex, route.model, route.version);
     case 'model.predict':
       return predictV1(deps, request, ex, route.model);
+    case 'model.config': {
+      const described = await provider.describe(route.model, route.version);
+      return jsonResponse(
+        200,
+        encodeModelConfig(described.name, described.versions, described.manifest),
+      );
+    }
+    case 'repository.index':
+      return jsonResponse(200, await repositoryIndex(provider, request));
+    case 'repository.control':
+      throw new RepositoryReadOnlyError(route.action, route.model);
     case 'model.explain':
       return explainV2(deps, request, ex, route.model, route.version);
     case 'model.explain-v1':
       return explainV1(deps, request, ex, route.model);
   }
 };
+
+/**
+ * Every registered version, as Triton and KServe list a repository. Any committed version serves
+ * when pinned (`/versions/N/infer`), so each is READY; the reason says which one unpinned requests
+ * reach.
+ */
+async function repositoryIndex(
+  provider: ModelProvider,
+  request: HttpRequest,
+): Promise<RepositoryIndexEntry[]> {
+  decodeRepositoryIndexRequest(request.body);
+  const listings = await provider.listModels();
+  const entries = await Promise.all(
+    listings.map(async (listing) => {
+      const { versions } = await provider.describe(listing.name);
+      return versions.map((version): RepositoryIndexEntry => {
+        const reason =
+          listing.production === version
+            ? 'production'
+            : listing.candidate?.version === version
+              ? `candidate, ${Math.round(listing.candidate.weight * 1000) / 10} % of unpinned requests`
+              : 'served when pinned';
+        return { name: listing.name, version: String(version), state: 'READY', reason };
+      });
+    }),
+  );
+  return entries.flat();
+}
 
 const recordOf = (
   request: HttpRequest,
@@ -194,7 +238,7 @@ export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
         throw new MethodNotAllowedError(request.method, request.path, [route.method]);
       }
       checkBodySize(request, infer.limits);
-      response = await dispatch(infer, request, ex, route);
+      response = await dispatch(infer, decodeContentEncoding(request, infer.limits), ex, route);
     } catch (err) {
       failure = err;
       response = toHttpResponse(err, request.requestId);

@@ -9,6 +9,9 @@ export type RouteName =
   | 'model.ready'
   | 'model.infer'
   | 'model.predict'
+  | 'model.config'
+  | 'repository.index'
+  | 'repository.control'
   | 'model.explain'
   | 'model.explain-v1';
 
@@ -23,12 +26,15 @@ export const EXPLAIN_ROUTES: ReadonlySet<RouteName> = new Set([
 
 export type Route =
   | { name: 'health.live' | 'health.ready' | 'server.metadata' | 'models.list'; method: 'GET' }
+  | { name: 'repository.index'; method: 'POST' }
+  | { name: 'repository.control'; method: 'POST'; model: string; action: 'load' | 'unload' }
   | {
       name:
         | 'model.metadata'
         | 'model.ready'
         | 'model.infer'
         | 'model.predict'
+        | 'model.config'
         | 'model.explain'
         | 'model.explain-v1';
       method: 'GET' | 'POST';
@@ -85,6 +91,13 @@ export const matchRoute = (path: string): Route | undefined => {
     if (b === 'ready') return { name: 'health.ready', method: 'GET' };
     return undefined;
   }
+  if (a === 'repository') {
+    if (b === 'index' && c === undefined) return { name: 'repository.index', method: 'POST' };
+    if (b === 'models' && c !== undefined && (d === 'load' || d === 'unload') && e === undefined) {
+      return { name: 'repository.control', method: 'POST', model: modelName(c), action: d };
+    }
+    return undefined;
+  }
   if (a !== 'models') return undefined;
   if (b === undefined) return { name: 'models.list', method: 'GET' };
   const model = modelName(b);
@@ -99,6 +112,7 @@ export const matchRoute = (path: string): Route | undefined => {
   if (action === undefined) return { name: 'model.metadata', method: 'GET', ...at };
   if (action === 'ready') return { name: 'model.ready', method: 'GET', ...at };
   if (action === 'infer') return { name: 'model.infer', method: 'POST', ...at };
+  if (action === 'config') return { name: 'model.config', method: 'GET', ...at };
   if (action === 'explain') return { name: 'model.explain', method: 'POST', ...at };
   return undefined;
 };
