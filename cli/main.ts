@@ -27,7 +27,9 @@ export function createProgram(): Command {
   const defaults = localDefaults();
   const program = new Command('maas')
     .description('Manage and serve ONNX models: upload, list, inspect, audit, predict, explain')
-    .version(PACKAGE.version, '-V, --version', "print the CLI's version")
+    // `maas --version` is answered in main(): commander's version flag would also catch the
+    // `--version V` of predict and explain, wherever it stands on the command line
+    .addHelpText('after', "\n  -V, --version (alone)  print the CLI's version")
     .option(
       '--stack [outputs.json]',
       `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain (predict signs with SigV4, or sends MAAS_TOKEN as a bearer token when it is set)`,
@@ -86,6 +88,11 @@ function explain(err: unknown, options: ProgramOptions): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const [flag, ...rest] = argv.slice(2);
+  if ((flag === '--version' || flag === '-V') && rest.length === 0) {
+    process.stdout.write(`${PACKAGE.version}\n`);
+    return 0;
+  }
   let program: Command;
   try {
     program = createProgram();
