@@ -1,4 +1,13 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  CfnResource,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
+import { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { alarmDefinitions } from '../src/guard/index.ts';
 import { MaasDashboard } from './dashboard.ts';
@@ -44,6 +53,7 @@ export class MaasStack extends Stack {
     this.modelBucket = new ModelBucket(this, 'Models', {
       removalMode: settings.removalPolicy,
       accessLogDays: settings.logRetentionDays,
+      incomingExpirationDays: settings.incomingExpirationDays,
     });
     // The names `src/config` reads; AWS_REGION is set by Lambda itself.
     const storage = { MAAS_BUCKET: this.modelBucket.bucket.bucketName };
@@ -68,6 +78,10 @@ export class MaasStack extends Stack {
       alarms,
       environment: storage,
     });
+    this.modelBucket.lockRegistry(
+      [this.ingest.handler.role, this.guard.rollback.role, this.guard.promote.role],
+      settings.operatorRoleArns,
+    );
     this.dashboard = new MaasDashboard(this, 'Dashboard', {
       dashboardName: this.stackName,
       alarms: this.guard.alarms,
@@ -79,6 +93,9 @@ export class MaasStack extends Stack {
       },
       failureQueues: { ingest: this.ingest.failures.queue, guard: this.guard.failures.queue },
     });
+
+    keepLogsOfEveryFunction(this, settings);
+    warnAboutReservedConcurrency(this, settings);
 
     new CfnOutput(this, OUTPUTS.apiUrl, {
       value: this.predict.url,
@@ -99,3 +116,48 @@ export class MaasStack extends Stack {
     });
   }
 }
+
+/**
+ * CDK's own deployment-time functions (the bucket-notifications handler, the auto-delete
+ * provider) log to a group Lambda creates on first run, kept forever: give each one of ours,
+ * with the configured retention, as our functions have.
+ */
+const keepLogsOfEveryFunction = (stack: Stack, settings: MaasSettings): void => {
+  const unmanaged = stack.node
+    .findAll()
+    .filter(
+      (c): c is CfnResource =>
+        c instanceof CfnResource &&
+        c.cfnResourceType === 'AWS::Lambda::Function' &&
+        !(c instanceof CfnFunction && c.loggingConfig !== undefined),
+    );
+  for (const fn of unmanaged) {
+    const logGroup = new LogGroup(stack, `${fn.node.scope?.node.id ?? fn.node.id}Logs`, {
+      retention: settings.logRetentionDays,
+      removalPolicy:
+        settings.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    fn.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName });
+  }
+};
+
+/** Lambda keeps 100 instances of an account unreserved; every reservation comes out of the rest. */
+export const UNRESERVED_MINIMUM = 100;
+
+/**
+ * Reserved concurrency is taken from the account's quota, and a deploy fails when what is left
+ * unreserved would drop below 100: on new accounts (quota 10 to 1000) that is the default.
+ */
+const warnAboutReservedConcurrency = (stack: Stack, settings: MaasSettings): void => {
+  const predict = settings.predict.reservedConcurrency ?? 0;
+  const rollback = settings.rollbackReservedConcurrency;
+  const reserved = predict + rollback;
+  Annotations.of(stack).addWarningV2(
+    'maas:reservedConcurrency',
+    `this stack reserves ${reserved} concurrent executions (predict ${predict}, rollback ${rollback}) ` +
+      `out of the account's Lambda concurrency quota; the deploy fails unless the quota is at least ` +
+      `${reserved + UNRESERVED_MINIMUM} (Lambda keeps ${UNRESERVED_MINIMUM} unreserved). Check ` +
+      '`aws lambda get-account-settings` (AccountLimit.ConcurrentExecutions, UnreservedConcurrentExecutions), ' +
+      'lower maas:predictReservedConcurrency / maas:rollbackReservedConcurrency, or request a quota increase.',
+  );
+};
