@@ -15,7 +15,11 @@ import {
   TargetObjectKeyFormat,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { INCOMING_PREFIX, REGISTRY_PREFIX } from '../src/registry/index.ts';
+import {
+  CREATE_ONLY_KEY_PATTERNS,
+  INCOMING_PREFIX,
+  REGISTRY_PREFIX,
+} from '../src/registry/index.ts';
 import { acknowledge, arnPatternFinding } from './nag.ts';
 import type { RemovalMode } from './settings.ts';
 
@@ -165,7 +169,7 @@ export class ModelBucket extends Construct {
         effect: Effect.DENY,
         principals: [new AnyPrincipal()],
         actions: ['s3:PutObject'],
-        resources: CREATE_ONLY_KEYS.map((pattern) => this.bucket.arnForObjects(pattern)),
+        resources: CREATE_ONLY_KEY_PATTERNS.map((pattern) => this.bucket.arnForObjects(pattern)),
         conditions: {
           Null: { 's3:if-none-match': 'true' },
           Bool: { 's3:ObjectCreationOperation': 'true' },
@@ -231,15 +235,6 @@ export const REGISTRY_WRITE_ACTIONS = [
   's3:RestoreObject',
   's3:ReplicateObject',
   's3:ReplicateDelete',
-];
-
-/** Keys of the storage contract written once: a version's objects and the audit history. */
-export const CREATE_ONLY_KEYS = [
-  `${REGISTRY_PREFIX}*/model.onnx`,
-  `${REGISTRY_PREFIX}*/model.int8.onnx`,
-  `${REGISTRY_PREFIX}*/manifest.json`,
-  `${REGISTRY_PREFIX}*/reserved.json`,
-  `${REGISTRY_PREFIX}*/history/*`,
 ];
 
 /** The findings sit on the grantee's role (its policy), not on the function that assumes it. */
