@@ -47,8 +47,8 @@ afterAll(async () => {
   await s3?.cleanup();
 });
 
-/** Where s3rver, unguarded, would store the key. */
-const landing = (key: string): string => resolve(bucketDir, `${key}._S3rver_object`);
+/** Where s3rver, unguarded, would store the key (it joins the key onto the bucket folder). */
+const landing = (key: string): string => join(bucketDir, `${key}._S3rver_object`);
 
 /** Every file under a folder, relative, so a test sees exactly what a request left behind. */
 const filesUnder = (dir: string): string[] =>
