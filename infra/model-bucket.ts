@@ -97,7 +97,8 @@ export class ModelBucket extends Construct {
 
   /**
    * predict: reads registry objects. `s3:ListBucket` is the only bucket-level action: without it
-   * S3 answers a missing key with 403 instead of 404 (GetObject API reference), and the runtime
+   * S3 answers a missing key with 403 instead of 404
+   * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions), and the runtime
    * lists models and versions. No `s3:List*`, no object versions, no multipart listings.
    */
   grantPredict(grantee: IGrantable): void {

@@ -146,7 +146,9 @@ export const UNRESERVED_MINIMUM = 100;
 
 /**
  * Reserved concurrency is taken from the account's quota, and a deploy fails when what is left
- * unreserved would drop below 100: on new accounts (quota 10 to 1000) that is the default.
+ * unreserved would drop below 100 ("You can reserve up to the Unreserved account concurrency
+ * value ... minus 100": https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+ * New accounts can start with a quota far below the default 1000, so say it at every synth.
  */
 const warnAboutReservedConcurrency = (stack: Stack, settings: MaasSettings): void => {
   const predict = settings.predict.reservedConcurrency ?? 0;
