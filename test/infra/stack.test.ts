@@ -197,15 +197,15 @@ const roleArn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct
 
 describe('registry lock (bucket policy)', () => {
   it('denies every write under registry/ to any principal but the platform roles', () => {
-    const st = bucketStatements(base).RegistryWritesOnlyByPlatformRoles;
+    const st = bucketStatements(base).RegistryWritesOnlyByPlatformRoles ?? {};
     expect(st).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' } });
-    expect(st?.Action).toEqual(
+    expect(st.Action).toEqual(
       expect.arrayContaining(['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']),
     );
-    expect(asList(st?.Resource).map(resourceText)).toEqual([
+    expect(asList(st.Resource).map(resourceText)).toEqual([
       `<${logicalId(base.stack.modelBucket.bucket)}>/registry/*`,
     ]);
-    expect((st?.Condition as Json).ArnNotEquals).toEqual({
+    expect((st.Condition as Json).ArnNotEquals).toEqual({
       'aws:PrincipalArn': [
         roleArn(base.stack.ingest.handler.role),
         roleArn(base.stack.guard.rollback.role),
@@ -215,10 +215,8 @@ describe('registry lock (bucket policy)', () => {
   });
 
   it('lets the configured operator roles write too, and the auto-delete function when destroying', () => {
-    const allowed = (
-      (bucketStatements(variant).RegistryWritesOnlyByPlatformRoles?.Condition as Json)
-        .ArnNotEquals as Json
-    )['aws:PrincipalArn'] as unknown[];
+    const st = bucketStatements(variant).RegistryWritesOnlyByPlatformRoles ?? {};
+    const allowed = ((st.Condition as Json).ArnNotEquals as Json)['aws:PrincipalArn'] as unknown[];
     expect(allowed).toContain(OPERATOR_ROLE);
     expect(allowed).toHaveLength(5);
   });
@@ -236,7 +234,7 @@ describe('registry lock (bucket policy)', () => {
   });
 
   it("requires If-None-Match for a version's objects and history: created once, never replaced", () => {
-    const st = bucketStatements(base).VersionObjectsCreateOnly;
+    const st = bucketStatements(base).VersionObjectsCreateOnly ?? {};
     expect(st).toMatchObject({
       Effect: 'Deny',
       Principal: { AWS: '*' },

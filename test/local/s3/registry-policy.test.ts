@@ -47,8 +47,8 @@ beforeAll(async () => {
       Properties: { Bucket: { Ref: bucketId } },
     }),
   ) as Json[];
-  statements = ((policy?.Properties as Json).PolicyDocument as { Statement: Statement[] })
-    .Statement;
+  if (policy === undefined) throw new Error('the model bucket has no bucket policy');
+  statements = ((policy.Properties as Json).PolicyDocument as { Statement: Statement[] }).Statement;
   const role = stack.stack.ingest.handler.role;
   writerArn = JSON.stringify({
     'Fn::GetAtt': [Stack.of(role).getLogicalId(role.node.defaultChild as CfnElement), 'Arn'],
