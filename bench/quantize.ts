@@ -5,13 +5,16 @@
  *
  *   npx tsx bench/quantize.ts
  */
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ensureExampleModels } from '../models/generate.ts';
-import { mulberry32, parseModel } from '../src/onnx/index.ts';
-import { evaluateVariants, type GateResult, quantizeModel } from '../src/quantize/index.ts';
+import { evaluateVariants } from '../src/ingest/index.ts';
+import { parseModel } from '../src/onnx/index.ts';
+import { type GateResult, quantizeModel } from '../src/quantize/index.ts';
+import { mulberry32 } from '../src/util/index.ts';
 import { floatFeed, mlpModel } from '../test/integration/quantize/fixtures.ts';
 import { printTable, writeResults } from './lib/report.ts';
 

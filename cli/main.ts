@@ -2,6 +2,8 @@ import '../local/sdk-warning.ts';
 import { Command } from 'commander';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
 import { StorageUnavailableError } from '../src/storage/index.ts';
+import { registerCanary } from './commands/canary.ts';
+import { registerConsole } from './commands/console.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerModels } from './commands/models.ts';
@@ -40,7 +42,9 @@ export function createProgram(): Command {
   registerPredict(program);
   registerPromote(program);
   registerRollback(program);
+  registerCanary(program);
   registerDev(program);
+  registerConsole(program);
   return program;
 }
 

@@ -1,4 +1,3 @@
-export { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 export { type Claim, ClaimLostError, claimKey } from './claim.ts';
 export {
   INGEST_REJECTION_CODES,
@@ -21,4 +20,4 @@ export {
   type IngestSettings,
   ingestSettingsFromEnv,
 } from './settings.ts';
-export { type WarmupReport, warmUp } from './trial.ts';
+export { evaluateVariants, type VariantsInput, type WarmupReport, warmUp } from './trial.ts';

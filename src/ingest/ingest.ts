@@ -1,38 +1,41 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
-  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
 import {
-  evaluateVariants,
   type GateResult,
+  type QuantizationReport,
   type QuantizeOptions,
   quantizeModel,
 } from '../quantize/index.ts';
 import {
+  type AliasOutcome,
+  type AliasPolicy,
+  aliasOutcome,
   type HistoryRecord,
   isValidModelName,
   keys,
   type Manifest,
   parseIncomingKey,
-  type QuantizationReport,
+  placeVersion,
   type Registry,
   type ServedVariant,
   sha256Hex,
   type UploadRef,
   uploadDetails,
 } from '../registry/index.ts';
+import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
-import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+import { fmtBytes } from '../util/index.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
 import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
 import type { IngestSettings } from './settings.ts';
-import { type WarmupReport, warmUp } from './trial.ts';
+import { evaluateVariants, type WarmupReport, warmUp } from './trial.ts';
 
 /** The progress log ingest writes; Powertools' Logger fits it as it is. */
 export interface IngestLogger {
@@ -334,13 +337,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   });
 
   const samples = await loadSamples(store, key, signature, settings);
-  const sessionOptions = {
-    graphOptimizationLevel: 'all' as const,
-    intraOpNumThreads: settings.intraOpThreads,
-    // onnxruntime's own warnings (unused initializers...) are noise here; failures are reported
-    logSeverityLevel: 3 as const,
-  };
-  const warmup = await warmUp(bytes, samples.feeds, settings, sessionOptions, signature.outputs);
+  const session = { intraOpThreads: settings.intraOpThreads };
+  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs);
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
@@ -383,7 +381,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     fp32Bytes: bytes,
     int8Bytes: quantized.bytes,
     samples: samples.feeds,
-    options: { minCosine: settings.minCosine, objective: settings.objective, sessionOptions },
+    options: { minCosine: settings.minCosine, objective: settings.objective },
+    session,
   });
   log.info('ingest: gate', {
     key,
@@ -394,7 +393,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     latencyRatio: gate.latencyRatio,
   });
   const refusal = gate.accept
-    ? await int8Refusal(quantized.bytes, samples.feeds, settings, sessionOptions, signature)
+    ? await int8Refusal(quantized.bytes, samples.feeds, settings, session, signature)
     : undefined;
   const accepted = gate.accept && refusal === undefined;
   if (refusal !== undefined) log.warn('ingest: int8 variant refused', { key, reason: refusal });
@@ -418,11 +417,11 @@ async function int8Refusal(
   int8: Uint8Array,
   feeds: SampleSet['feeds'],
   settings: IngestSettings,
-  sessionOptions: Parameters<typeof warmUp>[3],
+  session: SessionSettings,
   signature: ModelSignature,
 ): Promise<string | undefined> {
   try {
-    await warmUp(int8, feeds, settings, sessionOptions, signature.outputs);
+    await warmUp(int8, feeds, settings, session, signature.outputs);
     return undefined;
   } catch (err) {
     if (!(err instanceof UploadRejectedError)) throw err;
@@ -533,7 +532,7 @@ function gatedReport(report: QuantizationReport, gate: GateResult): Quantization
   const { reason: _quantizerReason, ...rest } = report;
   return {
     ...rest,
-    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // Only an accepted variant is written (docs/design.md: model.int8.onnx "when accepted"); the
     // figures of a refused one stay here, so the refusal can be checked.
     status: gate.accept ? 'applied' : 'not-applied',
     ...(gate.accept ? {} : { reason: gate.decision }),

@@ -1,7 +1,22 @@
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
-import { datatypeOfOrt, ORT_TYPES } from '../protocol/index.ts';
+import {
+  Agreement,
+  type GateOptions,
+  type GateResult,
+  gateSettings,
+  judgeVariants,
+  median,
+} from '../quantize/index.ts';
+import {
+  createSession,
+  datatypeOfOrt,
+  ORT_TYPES,
+  runtimeVersion,
+  type Session,
+  type SessionSettings,
+} from '../runtime/index.ts';
 import { UploadRejectedError } from './errors.ts';
 import type { Feeds } from './samples.ts';
 
@@ -15,14 +30,6 @@ export interface WarmupReport {
   p50Ms: number;
   loadMs: number;
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? 0)
-    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
 
 const ms = (value: number): string => `${Math.round(value)} ms`;
 
@@ -68,18 +75,18 @@ export const warmUp = async (
   bytes: Uint8Array,
   samples: readonly Feeds[],
   caps: TrialCaps,
-  sessionOptions: ort.InferenceSession.SessionOptions,
+  settings: SessionSettings,
   outputs: readonly TensorSpec[],
 ): Promise<WarmupReport> => {
   const loadStart = performance.now();
-  let session: ort.InferenceSession;
+  let session: Session;
   try {
-    session = await ort.InferenceSession.create(bytes, sessionOptions);
+    session = await createSession(bytes, settings);
   } catch (err) {
     throw new UploadRejectedError(
       'LoadFailed',
       `onnxruntime could not load the model: ${errorMessage(err)}. Check that the model runs in ` +
-        `onnxruntime ${ort.env.versions.common} (CPU) before uploading it.`,
+        `onnxruntime ${runtimeVersion()} (CPU) before uploading it.`,
       { cause: err },
     );
   }
@@ -132,5 +139,75 @@ export const warmUp = async (
     return { samples: samples.length, p50Ms: median(times), loadMs };
   } finally {
     await session.release();
+  }
+};
+
+const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+  const t0 = performance.now();
+  const value = await f();
+  return [value, performance.now() - t0];
+};
+
+export interface VariantsInput {
+  fp32Bytes: Uint8Array;
+  int8Bytes: Uint8Array;
+  /** feeds, as the runtime would pass them: each sample runs on both variants */
+  samples: readonly Feeds[];
+  options?: GateOptions;
+  /** the serving runtime's session settings, so timings match production */
+  session?: SessionSettings;
+}
+
+/**
+ * Runs the fp32 model and its int8 variant on the same samples and lets the quantizer's gate
+ * decide which one to serve. The first run of each sample provides the accuracy figures; timed
+ * runs then alternate between the variants (and which goes first) so load on a shared machine
+ * falls on both alike. An int8 model that fails to load or run is judged unrunnable, not thrown.
+ */
+export const evaluateVariants = async (input: VariantsInput): Promise<GateResult> => {
+  const { fp32Bytes, int8Bytes, samples, options = {} } = input;
+  const { rounds } = gateSettings(options, samples.length);
+  const sizes = { fp32Bytes: fp32Bytes.byteLength, int8Bytes: int8Bytes.byteLength };
+  const [fp32, fp32CreateMs] = await timed(() => createSession(fp32Bytes, input.session));
+  let int8: Session | undefined;
+  try {
+    let int8CreateMs: number;
+    try {
+      [int8, int8CreateMs] = await timed(() => createSession(int8Bytes, input.session));
+    } catch (err) {
+      const unrunnable = `failed to load in onnxruntime (${errorMessage(err)})`;
+      return judgeVariants({ ...sizes, fp32CreateMs, unrunnable }, options);
+    }
+    const i8 = int8;
+    const agreement = new Agreement();
+    const fp32Times: number[] = [];
+    const int8Times: number[] = [];
+    try {
+      for (const feeds of samples) {
+        const ref = await fp32.run(feeds);
+        const test = await i8.run(feeds);
+        for (const [name, t] of Object.entries(ref)) {
+          agreement.add(name, t as ort.Tensor, test[name] as ort.Tensor | undefined);
+        }
+      }
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, feeds] of samples.entries()) {
+          const int8First = (r + i) % 2 === 1;
+          if (int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
+          fp32Times.push((await timed(() => fp32.run(feeds)))[1]);
+          if (!int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
+        }
+      }
+    } catch (err) {
+      const unrunnable = `failed to run in onnxruntime (${errorMessage(err)})`;
+      return judgeVariants({ ...sizes, fp32CreateMs, int8CreateMs, unrunnable }, options);
+    }
+    return judgeVariants(
+      { ...sizes, fp32CreateMs, int8CreateMs, agreement, fp32Times, int8Times },
+      options,
+    );
+  } finally {
+    await fp32.release();
+    await int8?.release();
   }
 };

@@ -1,5 +1,3 @@
-import * as ort from 'onnxruntime-node';
-import { errorMessage } from '../errors/index.ts';
 import { InvalidGateInputError } from './errors.ts';
 
 export type GateObjective = 'latency' | 'size';
@@ -11,16 +9,6 @@ export interface GateOptions {
   objective?: GateObjective;
   /** timed rounds over all samples, per variant (default: enough for ≥ 30 timed runs, at least 3) */
   runs?: number;
-  /** the options the serving runtime creates its sessions with, so timings match production */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
-}
-
-export interface GateInput {
-  fp32Bytes: Uint8Array;
-  int8Bytes: Uint8Array;
-  /** feeds, as the runtime would pass them: each sample runs on both variants */
-  samples: readonly Record<string, ort.Tensor>[];
-  options?: GateOptions;
 }
 
 export interface GateResult {
@@ -49,11 +37,18 @@ export const DEFAULT_MIN_COSINE = 0.999;
 
 type FloatData = Float32Array | Float64Array;
 
-const floatData = (t: ort.Tensor): FloatData | undefined =>
+/** What the gate reads of an output: onnxruntime's Tensor has this shape, and so do test arrays. */
+export interface OutputTensor {
+  readonly type: string;
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+
+const floatData = (t: OutputTensor): FloatData | undefined =>
   t.type === 'float32' || t.type === 'float64' ? (t.data as FloatData) : undefined;
 
 /** Streaming accuracy figures per output: sums of products, so nothing is kept between samples. */
-class Agreement {
+export class Agreement {
   readonly #outputs = new Map<string, { dot: number; ref: number; test: number }>();
   maxAbsError = 0;
   rows = 0;
@@ -61,7 +56,7 @@ class Agreement {
   /** a difference that makes the comparison meaningless (shape, NaN), as a sentence */
   broken: string | undefined;
 
-  add(name: string, ref: ort.Tensor, test: ort.Tensor | undefined) {
+  add(name: string, ref: OutputTensor, test: OutputTensor | undefined) {
     const a = floatData(ref);
     if (!a) return;
     const b = test && floatData(test);
@@ -121,33 +116,21 @@ class Agreement {
   }
 }
 
-const median = (values: readonly number[]): number => {
+export const median = (values: readonly number[]): number => {
   const s = [...values].sort((x, y) => x - y);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
-const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
-  const t0 = performance.now();
-  const value = await f();
-  return [value, performance.now() - t0];
-};
-
 const fmt = (v: number, digits = 2) => v.toFixed(digits);
 
-/**
- * Runs the fp32 model and its int8 variant on the same samples and decides which one to serve.
- * int8 is accepted only when every float output keeps cosine ≥ `minCosine` against fp32 and, for
- * the `latency` objective, its p50 is no worse than fp32's. Timed runs alternate between the
- * variants (and which goes first) so load on a shared machine falls on both alike. An int8 model
- * that fails to load or run is rejected, with NaN accuracy figures, rather than thrown: the caller
- * serves fp32 either way.
- */
-export const evaluateVariants = async (input: GateInput): Promise<GateResult> => {
-  const { fp32Bytes, int8Bytes, samples, options = {} } = input;
+/** The gate's options, checked before any model runs. */
+export const gateSettings = (
+  options: GateOptions,
+  samples: number,
+): { minCosine: number; objective: GateObjective; rounds: number } => {
   const minCosine = options.minCosine ?? DEFAULT_MIN_COSINE;
-  const objective = options.objective ?? 'latency';
-  if (samples.length === 0) {
+  if (samples === 0) {
     throw new InvalidGateInputError(
       'The accuracy gate got no samples; pass at least one feed (a record of input name to tensor).',
     );
@@ -158,106 +141,87 @@ export const evaluateVariants = async (input: GateInput): Promise<GateResult> =>
       { minCosine },
     );
   }
-  const rounds = options.runs ?? Math.max(3, Math.ceil(30 / samples.length));
-  const sizeRatio = int8Bytes.byteLength / fp32Bytes.byteLength;
-  const sessionOptions = options.sessionOptions ?? { logSeverityLevel: 3 };
+  return {
+    minCosine,
+    objective: options.objective ?? 'latency',
+    rounds: options.runs ?? Math.max(3, Math.ceil(30 / samples)),
+  };
+};
 
-  const [fp32, fp32CreateMs] = await timed(() =>
-    ort.InferenceSession.create(fp32Bytes, sessionOptions),
-  );
-  let int8: ort.InferenceSession | undefined;
-  const base = {
+/** What running both variants measured: the runs themselves happen next to ingest's warm-up. */
+export interface VariantMeasurement {
+  fp32Bytes: number;
+  int8Bytes: number;
+  fp32CreateMs: number;
+  int8CreateMs?: number;
+  agreement?: Agreement;
+  fp32Times?: readonly number[];
+  int8Times?: readonly number[];
+  /** the int8 variant could not be used: what went wrong, as a sentence fragment */
+  unrunnable?: string;
+}
+
+/**
+ * Decides which variant to serve from what running them measured. int8 is accepted only when
+ * every float output keeps cosine ≥ `minCosine` against fp32 and, for the `latency` objective, its
+ * p50 is no worse than fp32's. An int8 model that could not load or run is rejected with NaN
+ * accuracy figures: the caller serves fp32 either way.
+ */
+export const judgeVariants = (m: VariantMeasurement, options: GateOptions = {}): GateResult => {
+  const minCosine = options.minCosine ?? DEFAULT_MIN_COSINE;
+  const objective = options.objective ?? 'latency';
+  const base: GateResult = {
+    accept: false,
+    decision: '',
     cosine: Number.NaN,
     maxAbsError: Number.NaN,
     latencyRatio: Number.NaN,
-    sizeRatio,
+    sizeRatio: m.int8Bytes / m.fp32Bytes,
     fp32P50Ms: Number.NaN,
     int8P50Ms: Number.NaN,
-    fp32CreateMs,
-    int8CreateMs: Number.NaN,
+    fp32CreateMs: m.fp32CreateMs,
+    int8CreateMs: m.int8CreateMs ?? Number.NaN,
     timedRuns: 0,
   };
-  const unrunnable = (what: string, err: unknown): GateResult => ({
-    ...base,
-    accept: false,
-    decision: `fp32 served: the int8 variant ${what} in onnxruntime (${errorMessage(err)})`,
-  });
-  try {
-    let int8CreateMs: number;
-    try {
-      [int8, int8CreateMs] = await timed(() =>
-        ort.InferenceSession.create(int8Bytes, sessionOptions),
-      );
-    } catch (err) {
-      return unrunnable('failed to load', err);
-    }
-    const i8 = int8;
-    const agreement = new Agreement();
-    const fp32Times: number[] = [];
-    const int8Times: number[] = [];
-    try {
-      // The first run of each sample warms both sessions up and provides the accuracy figures.
-      for (const feeds of samples) {
-        const ref = await fp32.run(feeds);
-        const test = await i8.run(feeds);
-        for (const [name, t] of Object.entries(ref)) agreement.add(name, t, test[name]);
-      }
-      for (let r = 0; r < rounds; r++) {
-        for (const [i, feeds] of samples.entries()) {
-          const int8First = (r + i) % 2 === 1;
-          if (int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
-          fp32Times.push((await timed(() => fp32.run(feeds)))[1]);
-          if (!int8First) int8Times.push((await timed(() => i8.run(feeds)))[1]);
-        }
-      }
-    } catch (err) {
-      return { ...unrunnable('failed to run', err), int8CreateMs };
-    }
-
-    const fp32P50Ms = median(fp32Times);
-    const int8P50Ms = median(int8Times);
-    const latencyRatio = int8P50Ms / fp32P50Ms;
-    const result = {
-      ...base,
-      maxAbsError: agreement.maxAbsError,
-      cosine: agreement.cosine,
-      latencyRatio,
-      fp32P50Ms,
-      int8P50Ms,
-      int8CreateMs,
-      timedRuns: fp32Times.length,
-      ...(agreement.rows > 0 ? { top1Agreement: agreement.rowsAgreeing / agreement.rows } : {}),
-    };
-    const speed = `p50 ${fmt(latencyRatio)}× fp32 (${fmt(int8P50Ms)} ms vs ${fmt(fp32P50Ms)} ms)`;
-    const reject = (why: string): GateResult => ({
-      ...result,
-      accept: false,
-      decision: `fp32 served: ${why}`,
-    });
-    if (agreement.broken) return reject(agreement.broken);
-    if (agreement.outputs === 0) {
-      return reject('the model has no float32/float64 output to measure int8 accuracy on');
-    }
-    if (!(result.cosine >= minCosine)) {
-      return reject(
-        `int8 cosine similarity ${fmt(result.cosine, 5)} is below the minimum ${minCosine} ` +
-          `(max abs error ${result.maxAbsError.toPrecision(3)}): quantization costs this model too much accuracy`,
-      );
-    }
-    if (objective === 'latency' && latencyRatio > 1) {
-      return reject(
-        `int8 is not faster: ${speed}; use the size objective to prefer the smaller file anyway`,
-      );
-    }
-    return {
-      ...result,
-      accept: true,
-      decision:
-        `int8 served: cosine ${fmt(result.cosine, 5)} ≥ ${minCosine}, ${speed}, ` +
-        `size ${fmt(sizeRatio)}× fp32`,
-    };
-  } finally {
-    await fp32.release();
-    await int8?.release();
+  const { agreement, fp32Times, int8Times } = m;
+  if (m.unrunnable !== undefined || !agreement || !fp32Times || !int8Times) {
+    return { ...base, decision: `fp32 served: the int8 variant ${m.unrunnable ?? 'was not run'}` };
   }
+  const fp32P50Ms = median(fp32Times);
+  const int8P50Ms = median(int8Times);
+  const latencyRatio = int8P50Ms / fp32P50Ms;
+  const result: GateResult = {
+    ...base,
+    maxAbsError: agreement.maxAbsError,
+    cosine: agreement.cosine,
+    latencyRatio,
+    fp32P50Ms,
+    int8P50Ms,
+    timedRuns: fp32Times.length,
+    ...(agreement.rows > 0 ? { top1Agreement: agreement.rowsAgreeing / agreement.rows } : {}),
+  };
+  const speed = `p50 ${fmt(latencyRatio)}× fp32 (${fmt(int8P50Ms)} ms vs ${fmt(fp32P50Ms)} ms)`;
+  const reject = (why: string): GateResult => ({ ...result, decision: `fp32 served: ${why}` });
+  if (agreement.broken) return reject(agreement.broken);
+  if (agreement.outputs === 0) {
+    return reject('the model has no float32/float64 output to measure int8 accuracy on');
+  }
+  if (!(result.cosine >= minCosine)) {
+    return reject(
+      `int8 cosine similarity ${fmt(result.cosine, 5)} is below the minimum ${minCosine} ` +
+        `(max abs error ${result.maxAbsError.toPrecision(3)}): quantization costs this model too much accuracy`,
+    );
+  }
+  if (objective === 'latency' && latencyRatio > 1) {
+    return reject(
+      `int8 is not faster: ${speed}; use the size objective to prefer the smaller file anyway`,
+    );
+  }
+  return {
+    ...result,
+    accept: true,
+    decision:
+      `int8 served: cosine ${fmt(result.cosine, 5)} ≥ ${minCosine}, ${speed}, ` +
+      `size ${fmt(m.int8Bytes / m.fp32Bytes)}× fp32`,
+  };
 };

@@ -1,11 +1,15 @@
 export { InvalidGateInputError } from './errors.ts';
 export {
+  Agreement,
   DEFAULT_MIN_COSINE,
-  evaluateVariants,
-  type GateInput,
   type GateObjective,
   type GateOptions,
   type GateResult,
+  gateSettings,
+  judgeVariants,
+  median,
+  type OutputTensor,
+  type VariantMeasurement,
 } from './gate.ts';
 export {
   DEFAULT_MIN_ELEMENTS,
@@ -15,3 +19,4 @@ export {
   SCHEME_DYNAMIC_QUANTIZE_MATMUL,
   SCHEME_MATMUL_INTEGER,
 } from './quantize.ts';
+export type { QuantizationReport, QuantizedNodeReport } from './report.ts';

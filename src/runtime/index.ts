@@ -9,7 +9,6 @@ export {
   ModelRuntime,
   type ModelRuntimeOptions,
   type RegistryReader,
-  type SessionFactory,
 } from './model-runtime.ts';
 export type {
   LoadedModel,
@@ -23,3 +22,14 @@ export type {
   RuntimeHooks,
   RuntimeLoadedModel,
 } from './provider.ts';
+export {
+  createSession,
+  type Feeds,
+  runtimeVersion,
+  type Session,
+  type SessionFactory,
+  type SessionOutputs,
+  type SessionSettings,
+  sessionOptions,
+} from './sessions.ts';
+export { datatypeOfOrt, fromOrtTensor, ORT_TYPES, toOrtTensor } from './tensors.ts';

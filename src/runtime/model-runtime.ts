@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { definedOnly, loadConfig, type RuntimeConfig } from '../config/index.ts';
 import { errorMessage } from '../errors/index.ts';
 import {
@@ -33,6 +33,7 @@ import type {
   RuntimeLoadedModel,
 } from './provider.ts';
 import { SessionCache, type SessionEntry } from './session-cache.ts';
+import { createSession as defaultCreateSession, type SessionFactory } from './sessions.ts';
 import { TtlCache } from './ttl-cache.ts';
 import { type HashedBytes, readHashed } from './verified-read.ts';
 
@@ -51,11 +52,6 @@ export interface RegistryReader {
   ): Promise<{ aliases: Aliases; etag: string } | undefined>;
 }
 
-export type SessionFactory = (
-  bytes: Uint8Array,
-  options: ort.InferenceSession.SessionOptions,
-) => Promise<ort.InferenceSession>;
-
 export interface ModelRuntimeOptions extends Partial<RuntimeConfig> {
   registry: RegistryReader;
   /** where the variant bytes named by manifests are read from */
@@ -65,7 +61,7 @@ export interface ModelRuntimeOptions extends Partial<RuntimeConfig> {
   /** ms clock for the alias TTL. @default Date.now */
   now?: () => number;
   hooks?: RuntimeHooks;
-  /** @default onnxruntime-node's InferenceSession.create */
+  /** @default the runtime's one session factory (sessions.ts) */
   createSession?: SessionFactory;
 }
 
@@ -108,7 +104,7 @@ export class ModelRuntime implements ModelProvider {
     this.store = store;
     this.random = random ?? Math.random;
     this.hooks = hooks ?? {};
-    this.createSession = createSession ?? ((bytes, o) => ort.InferenceSession.create(bytes, o));
+    this.createSession = createSession ?? defaultCreateSession;
     this.sessions = new SessionCache(this.settings.sessionCacheBytes, (entry) =>
       this.evicted(entry),
     );
@@ -264,11 +260,7 @@ export class ModelRuntime implements ModelProvider {
     let session: ort.InferenceSession;
     try {
       session = await this.createSession(fetched.bytes, {
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: this.settings.intraOpThreads,
-        // onnxruntime's load-time warnings (unused initializers...) are noise in the function's
-        // log; its run-time errors still print, and reach the client and our log as errors
-        logSeverityLevel: 3,
+        intraOpThreads: this.settings.intraOpThreads,
       });
     } catch (err) {
       throw new ModelLoadError(model, version, { cause: err });

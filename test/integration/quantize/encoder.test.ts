@@ -2,11 +2,8 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureExampleModels } from '../../../models/generate.ts';
-import {
-  evaluateVariants,
-  type QuantizeResult,
-  quantizeModel,
-} from '../../../src/quantize/index.ts';
+import { evaluateVariants } from '../../../src/ingest/index.ts';
+import { type QuantizeResult, quantizeModel } from '../../../src/quantize/index.ts';
 
 interface V2Input {
   name: string;

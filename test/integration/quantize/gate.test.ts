@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  evaluateVariants,
-  InvalidGateInputError,
-  quantizeModel,
-} from '../../../src/quantize/index.ts';
+import { evaluateVariants } from '../../../src/ingest/index.ts';
+import { InvalidGateInputError, quantizeModel } from '../../../src/quantize/index.ts';
 import { floatFeed, mlpModel } from './fixtures.ts';
 
 const fp32 = mlpModel({ widths: [256, 512, 256] });

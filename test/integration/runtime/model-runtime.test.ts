@@ -1,10 +1,11 @@
 import { readdir, writeFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeModel, parseModel } from '../../../src/onnx/index.ts';
 import { toHttpResponse } from '../../../src/protocol/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import {
+  createSession,
   ModelRuntime,
   type ModelRuntimeOptions,
   ModelUnavailableError,
@@ -64,7 +65,7 @@ const trackingSessions = (): {
     created: 0,
     released: 0,
     createSession: (async (bytes, options) => {
-      const session = await ort.InferenceSession.create(bytes, options);
+      const session = await createSession(bytes, options);
       tracker.created += 1;
       const release = session.release.bind(session);
       session.release = async () => {

@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasError } from '../../../src/errors/index.ts';
 import { MemoryMetricsSink } from '../../../src/metrics/index.ts';
-import {
-  createPredictApp,
-  type LoadedModel,
-  type ModelProvider,
-  type RequestRecord,
-} from '../../../src/protocol/index.ts';
+import { RETRY_AFTER_SECONDS } from '../../../src/protocol/index.ts';
+import type { LoadedModel, ModelProvider } from '../../../src/runtime/index.ts';
+import { createPredictApp, type RequestRecord } from '../../../src/serve/index.ts';
 import { StorageUnavailableError } from '../../../src/storage/index.ts';
 import {
   arithmeticModel,
@@ -149,7 +146,7 @@ describe('failures the platform owns', () => {
       await app(get('/v2/health/ready')),
     ]) {
       expect(res.status).toBe(503);
-      expect(res.headers['retry-after']).toBe('5');
+      expect(res.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS.unavailable));
       expect(bodyText(res)).not.toMatch(/ECONNREFUSED|secret-bucket/);
       expect(json(res.body)).toEqual({ error: expect.stringContaining('storage is unreachable') });
     }

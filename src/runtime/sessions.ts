@@ -1,0 +1,33 @@
+import * as ort from 'onnxruntime-node';
+
+/**
+ * The one place onnxruntime sessions are created: predict's cold loads, ingest's warm-up and the
+ * quantization gate's timed runs all get the same options, so what ingest measures is what predict
+ * serves (docs/design.md, "Sessions").
+ */
+export interface SessionSettings {
+  /** threads for one operator; default: onnxruntime's own choice */
+  intraOpThreads?: number;
+}
+
+export type Session = ort.InferenceSession;
+export type Feeds = Record<string, ort.Tensor>;
+export type SessionOutputs = ort.InferenceSession.OnnxValueMapType;
+
+export const sessionOptions = (
+  settings: SessionSettings = {},
+): ort.InferenceSession.SessionOptions => ({
+  graphOptimizationLevel: 'all',
+  ...(settings.intraOpThreads === undefined ? {} : { intraOpNumThreads: settings.intraOpThreads }),
+  // 3 = errors only: load-time warnings (unused initializers...) are noise in a function's log,
+  // and nothing a model names should reach stdout/stderr below that
+  logSeverityLevel: 3,
+});
+
+export type SessionFactory = (bytes: Uint8Array, settings?: SessionSettings) => Promise<Session>;
+
+export const createSession: SessionFactory = (bytes, settings) =>
+  ort.InferenceSession.create(bytes, sessionOptions(settings));
+
+/** onnxruntime's version, for messages that tell a user what to test their model with */
+export const runtimeVersion = (): string => ort.env.versions.common;
