@@ -174,6 +174,8 @@ export class Guard extends Construct {
       timeoutSeconds: settings.control.timeoutSeconds,
       environment,
       async: asyncInvocation,
+      // A predict spike may use every unreserved instance of the account: rollback keeps its own.
+      reservedConcurrency: settings.rollbackReservedConcurrency,
     });
     this.promote = new MaasFunction(this, 'Promote', {
       name: 'promote',

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type IDestination, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { MaasError } from '../src/errors/index.ts';
@@ -18,27 +18,22 @@ export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const handlerEntry = (name: FunctionName): string =>
   fileURLToPath(new URL(`../functions/${name}/handler.ts`, import.meta.url));
 
-/** Where onnxruntime-node keeps its prebuilt binaries, one folder per `<platform>/<arch>`. */
-const ORT_BINARIES = 'node_modules/onnxruntime-node/bin/napi-v6';
 const ORT_ARCH: Record<ArchitectureSetting, string> = { arm64: 'arm64', x86_64: 'x64' };
 
+/** The bundling hook's script: plain Node.js, so it runs the same on every OS `cdk` runs on. */
+export const PRUNE_SCRIPT = fileURLToPath(
+  new URL('./bundling/prune-onnxruntime.mjs', import.meta.url),
+);
+
 /**
- * Shell commands that leave only the Linux binaries of the target architecture (the package
- * ships every platform: 291 MB, over Lambda's 250 MB limit) and fail the build if the layout of
- * onnxruntime-node changed so that nothing would be left to load.
+ * The hook commands that leave only the Linux binaries of the target architecture in an asset
+ * (see `bundling/prune-onnxruntime.mjs`): `node <script> <folder> <arch>`, nothing a shell must
+ * provide, since aws-cdk-lib runs hooks with `bash -c` on Linux and macOS and `cmd /c` on Windows.
  */
 export const pruneOnnxRuntimeCommands = (
   outputDir: string,
   arch: ArchitectureSetting,
-): string[] => {
-  const bin = `${outputDir}/${ORT_BINARIES}`;
-  const keep = `${bin}/linux/${ORT_ARCH[arch]}`;
-  return [
-    `test -f "${keep}/onnxruntime_binding.node"`,
-    `find "${bin}" -mindepth 2 -maxdepth 2 -type d ! -path "${keep}" -exec rm -rf {} +`,
-    `find "${bin}" -mindepth 1 -maxdepth 1 -type d -empty -delete`,
-  ];
-};
+): string[] => [`node "${PRUNE_SCRIPT}" "${outputDir}" ${ORT_ARCH[arch]}`];
 
 /** A handler file is missing: the function cannot be built. */
 export class MissingHandlerError extends MaasError {
@@ -152,7 +147,10 @@ export class MaasFunction extends Construct {
   }
 }
 
-const bundlingOptions = (arch: ArchitectureSetting, onnxRuntime: boolean) => ({
+export const bundlingOptions = (
+  arch: ArchitectureSetting,
+  onnxRuntime: boolean,
+): BundlingOptions => ({
   format: OutputFormat.ESM,
   target: 'node22',
   // ESM entry points first so packages with both builds (middy, Powertools, the SDK) tree-shake.

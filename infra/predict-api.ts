@@ -1,6 +1,8 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
+  CorsHttpMethod,
+  type CorsPreflightOptions,
   HttpApi,
   HttpMethod,
   HttpStage,
@@ -92,6 +94,9 @@ export class PredictApi extends Construct {
       description: 'onnx-maas inference (Open Inference Protocol V2)',
       createDefaultStage: false,
       defaultAuthorizer: authorizer(settings.auth),
+      ...(settings.corsOrigins.length === 0
+        ? {}
+        : { corsPreflight: corsPreflight(settings.corsOrigins, settings.auth) }),
     });
 
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
@@ -124,6 +129,26 @@ export class PredictApi extends Construct {
     return this.stage.url;
   }
 }
+
+/** Headers a browser client sends: the bearer token, JSON or binary bodies, and SigV4's own. */
+export const CORS_ALLOW_HEADERS = [
+  'authorization',
+  'content-type',
+  'inference-header-content-length',
+] as const;
+const SIGV4_HEADERS = ['x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256'] as const;
+
+/**
+ * API Gateway answers the preflight itself (OPTIONS needs no authorisation) and adds the
+ * `access-control-*` headers to every response of the listed origins.
+ */
+const corsPreflight = (origins: readonly string[], auth: AuthSettings): CorsPreflightOptions => ({
+  allowOrigins: [...origins],
+  allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.OPTIONS],
+  allowHeaders: [...CORS_ALLOW_HEADERS, ...(auth.mode === 'iam' ? SIGV4_HEADERS : [])],
+  exposeHeaders: ['x-maas-model-version', 'x-maas-variant', 'inference-header-content-length'],
+  maxAge: Duration.hours(1),
+});
 
 const authorizer = (auth: AuthSettings): IHttpRouteAuthorizer =>
   auth.mode === 'iam'

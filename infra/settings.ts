@@ -52,6 +52,14 @@ export interface MaasSettings {
   readonly logRetentionDays: number;
   /** `retain` keeps the buckets and log groups when the stack is deleted */
   readonly removalPolicy: RemovalMode;
+  /** IAM roles besides the platform's own that may write under `registry/` (`maas promote`, `maas rollback`) */
+  readonly operatorRoleArns: readonly string[];
+  /** days an upload under `incoming/` is kept; its outcome is in the registry long before */
+  readonly incomingExpirationDays: number;
+  /** browser origins allowed to call the API; empty = no CORS (the default) */
+  readonly corsOrigins: readonly string[];
+  /** instances kept for rollback alone, so a predict spike can never throttle it */
+  readonly rollbackReservedConcurrency: number;
 }
 
 export const SETTING_DEFAULTS = {
@@ -75,6 +83,8 @@ export const SETTING_DEFAULTS = {
   promoteEveryMinutes: 5,
   logRetentionDays: 30,
   removalPolicy: 'retain',
+  incomingExpirationDays: 7,
+  rollbackReservedConcurrency: 2,
 } as const;
 
 /** The retention periods CloudWatch Logs accepts. */
@@ -112,6 +122,10 @@ export const SETTING_KEYS = [
   'alarmThresholds',
   'logRetentionDays',
   'removalPolicy',
+  'operatorRoleArns',
+  'incomingExpirationDays',
+  'corsOrigins',
+  'rollbackReservedConcurrency',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -133,6 +147,8 @@ export class SettingsError extends MaasError {
 export type ContextReader = (key: string) => unknown;
 
 const MAX_LAMBDA_MEMORY_MB = 10_240;
+const IAM_ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const CORS_ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
 /** API Gateway HTTP APIs stop waiting for an integration after 30 s. */
 const MAX_PREDICT_TIMEOUT_SECONDS = 29;
@@ -300,6 +316,31 @@ export const readSettings = (
     );
   }
 
+  const operatorRoleArns = r.list('operatorRoleArns') ?? [];
+  for (const arn of operatorRoleArns) {
+    if (!IAM_ROLE_ARN.test(arn)) {
+      r.problems.push(
+        `${CONTEXT_PREFIX}operatorRoleArns: ${JSON.stringify(arn)} is not an IAM role ARN; use arn:aws:iam::<12-digit account>:role/<name>`,
+      );
+    }
+  }
+  const corsOrigins = r.list('corsOrigins') ?? [];
+  for (const origin of corsOrigins) {
+    if (origin !== '*' && !CORS_ORIGIN.test(origin)) {
+      r.problems.push(
+        `${CONTEXT_PREFIX}corsOrigins: ${JSON.stringify(origin)} is not an origin; use scheme://host[:port] with no path (https://app.example.com), or *`,
+      );
+    }
+  }
+  // Ingest records an upload's outcome within its event age (6 h at most, retries included):
+  // one day is always past it.
+  const incomingExpirationDays = r.number(
+    'incomingExpirationDays',
+    d.incomingExpirationDays,
+    1,
+    3650,
+  );
+
   const settings: MaasSettings = {
     stackName,
     architecture: r.choice('architecture', ['arm64', 'x86_64'] as const, d.architecture),
@@ -352,6 +393,15 @@ export const readSettings = (
     alarmThresholds: r.thresholds('alarmThresholds'),
     logRetentionDays,
     removalPolicy: r.choice('removalPolicy', ['retain', 'destroy'] as const, d.removalPolicy),
+    operatorRoleArns,
+    incomingExpirationDays,
+    corsOrigins,
+    rollbackReservedConcurrency: r.number(
+      'rollbackReservedConcurrency',
+      d.rollbackReservedConcurrency,
+      1,
+      1000,
+    ),
   };
 
   if (r.problems.length > 0) throw new SettingsError(r.problems);

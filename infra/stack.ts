@@ -1,4 +1,13 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import {
+  Annotations,
+  CfnOutput,
+  CfnResource,
+  RemovalPolicy,
+  Stack,
+  type StackProps,
+} from 'aws-cdk-lib';
+import { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { alarmDefinitions } from '../src/guard/index.ts';
 import { MaasDashboard } from './dashboard.ts';
@@ -46,6 +55,7 @@ export class MaasStack extends Stack {
     this.modelBucket = new ModelBucket(this, 'Models', {
       removalMode: settings.removalPolicy,
       accessLogDays: settings.logRetentionDays,
+      incomingExpirationDays: settings.incomingExpirationDays,
     });
     // The names `src/config` reads; AWS_REGION is set by Lambda itself.
     const storage = { MAAS_BUCKET: this.modelBucket.bucket.bucketName };
@@ -81,6 +91,10 @@ export class MaasStack extends Stack {
         MAAS_GUARD_SETTLE_SECONDS: String(settings.predict.timeoutSeconds + 60),
       },
     });
+    this.modelBucket.lockRegistry(
+      [this.ingest.handler.role, this.guard.rollback.role, this.guard.promote.role],
+      settings.operatorRoleArns,
+    );
     this.dashboard = new MaasDashboard(this, 'Dashboard', {
       dashboardName: this.stackName,
       alarms: this.guard.alarms,
@@ -92,6 +106,9 @@ export class MaasStack extends Stack {
       },
       failureQueues: { ingest: this.ingest.failures.queue, guard: this.guard.failures.queue },
     });
+
+    keepLogsOfEveryFunction(this, settings);
+    warnAboutReservedConcurrency(this, settings);
 
     new CfnOutput(this, OUTPUTS.apiUrl, {
       value: this.predict.url,
@@ -112,3 +129,50 @@ export class MaasStack extends Stack {
     });
   }
 }
+
+/**
+ * CDK's own deployment-time functions (the bucket-notifications handler, the auto-delete
+ * provider) log to a group Lambda creates on first run, kept forever: give each one of ours,
+ * with the configured retention, as our functions have.
+ */
+const keepLogsOfEveryFunction = (stack: Stack, settings: MaasSettings): void => {
+  const unmanaged = stack.node
+    .findAll()
+    .filter(
+      (c): c is CfnResource =>
+        c instanceof CfnResource &&
+        c.cfnResourceType === 'AWS::Lambda::Function' &&
+        !(c instanceof CfnFunction && c.loggingConfig !== undefined),
+    );
+  for (const fn of unmanaged) {
+    const logGroup = new LogGroup(stack, `${fn.node.scope?.node.id ?? fn.node.id}Logs`, {
+      retention: settings.logRetentionDays,
+      removalPolicy:
+        settings.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    fn.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName });
+  }
+};
+
+/** Lambda keeps 100 instances of an account unreserved; every reservation comes out of the rest. */
+export const UNRESERVED_MINIMUM = 100;
+
+/**
+ * Reserved concurrency is taken from the account's quota, and a deploy fails when what is left
+ * unreserved would drop below 100 ("You can reserve up to the Unreserved account concurrency
+ * value ... minus 100": https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html).
+ * New accounts can start with a quota far below the default 1000, so say it at every synth.
+ */
+const warnAboutReservedConcurrency = (stack: Stack, settings: MaasSettings): void => {
+  const predict = settings.predict.reservedConcurrency ?? 0;
+  const rollback = settings.rollbackReservedConcurrency;
+  const reserved = predict + rollback;
+  Annotations.of(stack).addWarningV2(
+    'maas:reservedConcurrency',
+    `this stack reserves ${reserved} concurrent executions (predict ${predict}, rollback ${rollback}) ` +
+      `out of the account's Lambda concurrency quota; the deploy fails unless the quota is at least ` +
+      `${reserved + UNRESERVED_MINIMUM} (Lambda keeps ${UNRESERVED_MINIMUM} unreserved). Check ` +
+      '`aws lambda get-account-settings` (AccountLimit.ConcurrentExecutions, UnreservedConcurrentExecutions), ' +
+      'lower maas:predictReservedConcurrency / maas:rollbackReservedConcurrency, or request a quota increase.',
+  );
+};

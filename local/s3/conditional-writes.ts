@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
+import { isCreateOnlyKey, REGISTRY_PREFIX } from '../../src/registry/keys.ts';
 import { KeyLock } from './key-lock.ts';
+import { isValidBucketName, keyAdvice, unsafeKeyReason } from './safe-paths.ts';
 
 /** The current ETag of an object (bare, no quotes), `undefined` when there is none. */
 export type EtagLookup = (bucket: string, key: string) => Promise<string | undefined>;
@@ -15,6 +17,11 @@ export interface ConditionalServerOptions {
   currentEtag: EtagLookup;
   /** told while a CompleteMultipartUpload for bucket/key is in flight */
   onCompleting?: (target: string, active: boolean) => void;
+  /**
+   * Refuse what the deployed bucket policy denies: an unconditional write under `registry/`,
+   * and a version object or history record written without `If-None-Match`. @default true
+   */
+  registryPolicy?: boolean;
 }
 
 interface Target {
@@ -49,6 +56,11 @@ export function createConditionalServer(options: ConditionalServerOptions): http
     res: ServerResponse,
     expectsContinue: boolean,
   ): Promise<void> => {
+    const unsafe = unsafeRequest(req);
+    if (unsafe !== undefined) {
+      await refuse(req, res, unsafe, expectsContinue);
+      return;
+    }
     const target = parseTarget(req.url ?? '/');
     if (target === undefined) {
       if (expectsContinue) res.writeContinue();
@@ -65,7 +77,11 @@ export function createConditionalServer(options: ConditionalServerOptions): http
       return;
     }
     await locks.write(lockKey, async () => {
-      const refusal = await checkPreconditions(req, target, options.currentEtag);
+      const refusal =
+        (options.registryPolicy === false
+          ? undefined
+          : registryPolicyRefusal(req, write, target)) ??
+        (await checkPreconditions(req, target, options.currentEtag));
       if (refusal !== undefined) {
         await refuse(req, res, refusal, expectsContinue);
         return;
@@ -101,6 +117,118 @@ export function createConditionalServer(options: ConditionalServerOptions): http
   server.on('checkContinue', serve(true));
   return server;
 }
+
+/**
+ * Keys and bucket names a file path cannot hold (see safe-paths.ts), wherever the request names
+ * one: its path, its copy source, its multipart upload id.
+ */
+function unsafeRequest(req: IncomingMessage): S3ErrorReply | undefined {
+  const [rawPath = '', rawQuery = ''] = (req.url ?? '/').split('?', 2);
+  const match = /^\/([^/]+)(?:\/(.*))?$/s.exec(rawPath);
+  if (match?.[1] === undefined) return undefined;
+  let bucket: string;
+  let key: string | undefined;
+  try {
+    bucket = decodeURIComponent(match[1]);
+    key = match[2] === undefined || match[2] === '' ? undefined : decodeURIComponent(match[2]);
+  } catch {
+    return invalidKey('is not valid percent-encoding');
+  }
+  if (!isValidBucketName(bucket)) return invalidBucket(bucket);
+  const keyReason = key === undefined ? undefined : unsafeKeyReason(key);
+  if (keyReason !== undefined) return invalidKey(keyReason);
+
+  const copySource = headerValue(req, 'x-amz-copy-source');
+  if (copySource !== undefined) {
+    let source: string;
+    try {
+      source = decodeURIComponent(copySource.split('?', 1)[0] ?? '').replace(/^\//, '');
+    } catch {
+      return invalidKey('in x-amz-copy-source is not valid percent-encoding');
+    }
+    const slash = source.indexOf('/');
+    const sourceBucket = slash < 0 ? source : source.slice(0, slash);
+    if (!isValidBucketName(sourceBucket)) return invalidBucket(sourceBucket);
+    const sourceReason = unsafeKeyReason(slash < 0 ? '' : source.slice(slash + 1));
+    if (sourceReason !== undefined) return invalidKey(`in x-amz-copy-source ${sourceReason}`);
+  }
+
+  const uploadId = new URLSearchParams(rawQuery).get('uploadId');
+  if (uploadId !== null && !/^[0-9a-f]{32}$/.test(uploadId)) {
+    return {
+      status: 404,
+      code: 'NoSuchUpload',
+      message:
+        'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+      extra: { UploadId: uploadId },
+    };
+  }
+  return undefined;
+}
+
+const invalidKey = (reason: string): S3ErrorReply => ({
+  status: 400,
+  code: 'InvalidArgument',
+  message: `Object key ${reason}: ${keyAdvice}`,
+  extra: { ArgumentName: 'key' },
+});
+
+const invalidBucket = (bucket: string): S3ErrorReply => ({
+  status: 400,
+  code: 'InvalidBucketName',
+  message: 'The specified bucket is not valid.',
+  extra: { BucketName: bucket },
+});
+
+/**
+ * The bucket policy of the deployed stack (infra/model-bucket.ts, `lockRegistry`), enforced here
+ * the way S3 enforces it: the policy is evaluated before the object is looked at, so a refused
+ * write is a 403 whether or not the key exists. UploadPart and CreateMultipartUpload are never
+ * checked (they take no conditional header; AWS exempts them through
+ * `s3:ObjectCreationOperation`), their CompleteMultipartUpload is. A CopyObject into the
+ * registry fails as AWS documents for a prefix under enforced conditional writes: 403 without a
+ * conditional header, 501 with one.
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+ */
+function registryPolicyRefusal(
+  req: IncomingMessage,
+  write: ObjectWrite,
+  target: Target,
+): S3ErrorReply | undefined {
+  if (write === 'delete' || !target.key.startsWith(REGISTRY_PREFIX)) return undefined;
+  const ifNoneMatch = headerValue(req, 'if-none-match');
+  const ifMatch = headerValue(req, 'if-match');
+  if (headerValue(req, 'x-amz-copy-source') !== undefined) {
+    if (ifNoneMatch === undefined && ifMatch === undefined) {
+      return accessDenied('CopyObject into registry/ without If-None-Match or If-Match');
+    }
+    return {
+      status: 501,
+      code: 'NotImplemented',
+      message:
+        'A header you provided implies functionality that is not implemented: CopyObject with a conditional header, under a prefix whose bucket policy enforces conditional writes',
+      extra: {},
+    };
+  }
+  if (ifNoneMatch === undefined && ifMatch === undefined) {
+    return accessDenied(
+      'writes under registry/ must be conditional: If-None-Match: * to create, If-Match: <etag> to replace aliases.json',
+    );
+  }
+  if (ifNoneMatch === undefined && isCreateOnlyKey(target.key)) {
+    return accessDenied(
+      "a version's objects and history records are created once, with If-None-Match: *, never replaced",
+    );
+  }
+  return undefined;
+}
+
+const accessDenied = (why: string): S3ErrorReply => ({
+  status: 403,
+  code: 'AccessDenied',
+  message: `Access Denied: explicit deny in the bucket policy (${why}); see docs/security.md`,
+  extra: {},
+});
 
 function parseTarget(url: string): Target | undefined {
   const path = url.split('?', 1)[0] ?? '';

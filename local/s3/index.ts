@@ -6,6 +6,8 @@ import { bareEtag, createConditionalServer } from './conditional-writes.ts';
 import { objectCreatedRecord } from './events.ts';
 import { installLargeReads } from './large-reads.ts';
 import { installListPagination } from './list-pagination.ts';
+import { installListing } from './listing.ts';
+import { installSafePaths } from './safe-paths.ts';
 
 export { encodeEventKey } from './events.ts';
 
@@ -22,6 +24,11 @@ export interface LocalS3Options {
   directory: string;
   /** created when missing. @default 'maas-models' */
   bucket?: string;
+  /**
+   * Refuse the writes the deployed bucket policy denies (unconditional writes under `registry/`,
+   * overwrites of a version's objects), as S3 does. @default true
+   */
+  registryPolicy?: boolean;
 }
 
 export type ObjectCreatedListener = (record: S3EventRecord) => void | Promise<void>;
@@ -44,6 +51,8 @@ export interface LocalS3 {
 export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
   const host = options.host ?? '127.0.0.1';
   const bucket = options.bucket ?? 'maas-models';
+  installSafePaths();
+  installListing();
   installListPagination();
   installAtomicWrites();
   installLargeReads();
@@ -104,6 +113,7 @@ export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
   const server = createConditionalServer({
     app: s3rver.callback(),
     currentEtag,
+    registryPolicy: options.registryPolicy ?? true,
     onCompleting: (target, active) => {
       if (active) completing.add(target);
       else completing.delete(target);

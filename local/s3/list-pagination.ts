@@ -7,10 +7,7 @@ import { createRequire } from 'node:module';
  * own, so pagination works as on AWS; the rest of the listing stays s3rver's.
  */
 
-interface ListResult {
-  objects: { key: string }[];
-  isTruncated: boolean;
-}
+import { compareKeys, type ListResult } from './listing.ts';
 
 interface ListStore {
   listObjects(bucket: string, options: unknown): Promise<ListResult>;
@@ -67,7 +64,11 @@ export function installListPagination(): void {
     ctx.store = {
       async listObjects(name, options) {
         const result = await store.listObjects(name, options);
-        last = result.isTruncated ? result.objects.at(-1)?.key : undefined;
+        // The page ends with its greatest entry, a key or a common prefix (listing.ts).
+        const entries = [result.objects.at(-1)?.key, result.commonPrefixes.at(-1)].filter(
+          (entry): entry is string => entry !== undefined,
+        );
+        last = result.isTruncated ? entries.sort(compareKeys).at(-1) : undefined;
         return { ...result, isTruncated: false };
       },
     };

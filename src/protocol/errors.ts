@@ -112,6 +112,14 @@ const modelContext = (err: MaasError): string => {
     : `model ${model}`;
 };
 
+const recordKey = (err: MaasError): string => {
+  const { key } = err.details;
+  return typeof key === 'string' &&
+    /^registry\/[a-z0-9][a-z0-9._-]{0,62}\/[A-Za-z0-9._/-]{1,200}$/.test(key)
+    ? key
+    : '(a registry object)';
+};
+
 const unavailable = (what: (err: MaasError) => string): ErrorRule => ({
   status: 503,
   retryAfter: RETRY_AFTER_SECONDS.unavailable,
@@ -149,6 +157,11 @@ const RULES: Readonly<Partial<Record<string, ErrorRule>>> = {
       `the stored bytes of ${modelContext(err)} failed their sha256 check and were not loaded`,
   ),
   ModelUnavailable: unavailable((err) => `${modelContext(err)} cannot be loaded right now`),
+  // Only this model: listings and health skip it. The key is ours, so it may be shown.
+  CorruptRecord: unavailable(
+    (err) =>
+      `${modelContext(err)} cannot be served: its stored record ${recordKey(err)} is malformed and must be restored by an operator`,
+  ),
 };
 
 /** The rule of a code: own keys only, so a code like `constructor` is no rule but a 500. */

@@ -39,13 +39,30 @@ export class IntegrityError extends MaasError {
   }
 }
 
-/** A stored registry record is not the JSON the registry writes. */
+/**
+ * A stored registry record is not the JSON the registry writes (truncated, hand-edited, naming
+ * another version's bytes): that model cannot be served until the object is restored.
+ */
 export class CorruptRecordError extends MaasError {
-  constructor(key: string, cause: unknown) {
-    super('CorruptRecord', `${key} is not a valid registry record; restore it or delete it`, {
-      cause,
-      details: { key },
-    });
+  constructor(
+    readonly key: string,
+    cause: unknown,
+    context: { model?: string; version?: number | undefined; problems?: readonly string[] } = {},
+  ) {
+    const what = context.problems?.length ? ` (${context.problems.join('; ')})` : '';
+    super(
+      'CorruptRecord',
+      `${key} is not a valid registry record${what}; restore an earlier version of the object (the bucket is versioned) or delete it`,
+      {
+        cause,
+        details: {
+          key,
+          ...(context.model === undefined ? {} : { model: context.model }),
+          ...(context.version === undefined ? {} : { version: context.version }),
+          ...(context.problems === undefined ? {} : { problems: [...context.problems] }),
+        },
+      },
+    );
   }
 }
 

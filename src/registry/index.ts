@@ -30,9 +30,11 @@ export {
   VersionNotFoundError,
 } from './errors.ts';
 export {
+  CREATE_ONLY_KEY_PATTERNS,
   historyKeyTime,
   INCOMING_PREFIX,
   type IncomingKey,
+  isCreateOnlyKey,
   isValidModelName,
   keys,
   MODEL_NAME_PATTERN,

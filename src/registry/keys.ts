@@ -17,6 +17,32 @@ export const INCOMING_PREFIX = 'incoming/';
 export const MODEL_SUFFIX = '.onnx';
 export const SAMPLES_SUFFIX = '.samples.json';
 
+/**
+ * Keys written exactly once, with `If-None-Match: *`: a version's objects and the audit history.
+ * IAM-style patterns (`*` matches any run of characters, `/` included): the bucket policy denies
+ * an unconditional write to them, and the local S3 refuses one the same way.
+ */
+export const CREATE_ONLY_KEY_PATTERNS = [
+  `${REGISTRY_PREFIX}*/model.onnx`,
+  `${REGISTRY_PREFIX}*/model.int8.onnx`,
+  `${REGISTRY_PREFIX}*/manifest.json`,
+  `${REGISTRY_PREFIX}*/reserved.json`,
+  `${REGISTRY_PREFIX}*/history/*`,
+] as const;
+
+const patternRegExp = (pattern: string): RegExp =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+    's',
+  );
+const CREATE_ONLY = CREATE_ONLY_KEY_PATTERNS.map(patternRegExp);
+
+/** Whether a key may only ever be created (see CREATE_ONLY_KEY_PATTERNS). */
+export const isCreateOnlyKey = (key: string): boolean => CREATE_ONLY.some((re) => re.test(key));
+
 /** Digits of the millisecond timestamp leading a history key: lexicographic order = time order. */
 const HISTORY_TIME_DIGITS = 15;
 

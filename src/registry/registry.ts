@@ -30,6 +30,7 @@ import type {
   ServedVariant,
   VariantInfo,
 } from './types.ts';
+import { validateAliases, validateManifest } from './validate.ts';
 
 export interface RetryOptions {
   /** attempts before RegistryConflictError. @default 25 */
@@ -80,6 +81,8 @@ export interface Reservation {
 
 export interface ModelSummary {
   name: string;
+  /** the malformed record that keeps this model from being served, when there is one */
+  corrupt?: string;
   /** absent until a version was registered and promoted */
   production?: number;
   candidate?: CandidateAlias;
@@ -197,7 +200,14 @@ export class Registry {
   async listModelsSummary(): Promise<ModelSummary[]> {
     const names = await this.listModels();
     return mapLimit(names, LIST_CONCURRENCY, async (name) => {
-      const current = await this.getAliases(name);
+      let current: AliasesSnapshot | undefined;
+      try {
+        current = await this.getAliases(name);
+      } catch (err) {
+        // One model's malformed record must not hide every other model.
+        if (err instanceof CorruptRecordError) return { name, corrupt: err.key };
+        throw err;
+      }
       const summary: ModelSummary = { name };
       if (current?.aliases.production !== undefined)
         summary.production = current.aliases.production;
@@ -237,7 +247,7 @@ export class Registry {
     const key = keys.manifest(model, version);
     const object = await this.getOrUndefined(key);
     if (object === undefined) throw new VersionNotFoundError(model, version);
-    return parseRecord<Manifest>(object, key);
+    return validateManifest(parseJson(object, key, model, version), key, model, version);
   }
 
   /** `undefined` when the model has no aliases yet. */
@@ -246,7 +256,7 @@ export class Registry {
     const key = keys.aliases(model);
     const object = await this.getOrUndefined(key);
     if (object === undefined) return undefined;
-    return { aliases: parseRecord<Aliases>(object, key), etag: object.etag };
+    return { aliases: readAliases(object, key, model), etag: object.etag };
   }
 
   /** Conditional GET for warm caches: `undefined` while `aliases.json` still has `etag`. */
@@ -261,7 +271,7 @@ export class Registry {
       throw err;
     }
     if (object === undefined) return undefined;
-    return { aliases: parseRecord<Aliases>(object, key), etag: object.etag };
+    return { aliases: readAliases(object, key, model), etag: object.etag };
   }
 
   /**
@@ -482,6 +492,13 @@ export class Registry {
   ): Promise<Uint8Array> {
     const manifest = options.manifest ?? (await this.getManifest(model, version));
     const info = manifest.variants[variant];
+    if (info !== undefined && info.key !== keys.variant(model, version, variant)) {
+      throw new CorruptRecordError(keys.manifest(model, version), undefined, {
+        model,
+        version,
+        problems: [`variants.${variant}.key names ${info.key}, not this version's own object`],
+      });
+    }
     if (info === undefined) {
       throw new VersionNotFoundError(
         model,
@@ -581,17 +598,30 @@ export class Registry {
 export const sha256Hex = (bytes: Uint8Array): string =>
   createHash('sha256').update(bytes).digest('hex');
 
-function parseRecord<T>(object: StoredObject, key: string): T {
+function parseJson(object: StoredObject, key: string, model?: string, version?: number): unknown {
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(object.body));
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new TypeError('expected a JSON object');
-    }
-    return value as T;
+    return JSON.parse(new TextDecoder().decode(object.body));
   } catch (err) {
-    throw new CorruptRecordError(key, err);
+    throw new CorruptRecordError(key, err, {
+      model,
+      version,
+      problems: [`not JSON: ${err instanceof Error ? err.message : String(err)}`],
+    });
   }
 }
+
+function parseRecord<T>(object: StoredObject, key: string): T {
+  const value = parseJson(object, key);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CorruptRecordError(key, new TypeError('expected a JSON object'), {
+      problems: ['the record is not a JSON object'],
+    });
+  }
+  return value as T;
+}
+
+const readAliases = (object: StoredObject, key: string, model: string): Aliases =>
+  validateAliases(parseJson(object, key, model), key, model);
 
 async function mapLimit<T, R>(
   items: readonly T[],

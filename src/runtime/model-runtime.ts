@@ -4,6 +4,7 @@ import { definedOnly, loadConfig, type RuntimeConfig } from '../config/index.ts'
 import { errorMessage } from '../errors/index.ts';
 import {
   type Aliases,
+  CorruptRecordError,
   type Manifest,
   ModelNotFoundError,
   previousKnownGood,
@@ -124,7 +125,9 @@ export class ModelRuntime implements ModelProvider {
         try {
           aliases = (await this.readAliases(name)).aliases;
         } catch (err) {
-          if (err instanceof ModelNotFoundError) return undefined;
+          // A model whose aliases.json is malformed answers 503 itself; the list goes on without it.
+          if (err instanceof ModelNotFoundError || err instanceof CorruptRecordError)
+            return undefined;
           throw err;
         }
         // no aliases: nothing was ever registered (only rejected uploads), nothing to serve

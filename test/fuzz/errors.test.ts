@@ -24,6 +24,7 @@ const UNAVAILABLE_CODES = [
   'ObjectNotFound',
   'IntegrityError',
   'ModelUnavailable',
+  'CorruptRecord',
 ];
 
 const anyValue = fc.oneof(
@@ -45,7 +46,6 @@ const thrown: fc.Arbitrary<unknown> = fc.letrec<{ error: unknown }>((tie) => ({
             ...CLIENT_CODES.filter((c) => c !== 'MethodNotAllowed'),
             ...UNAVAILABLE_CODES,
             'ModelLoadFailed',
-            'CorruptRecord',
           ),
           hostileText,
         ),

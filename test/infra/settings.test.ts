@@ -49,6 +49,41 @@ describe('deployment settings', () => {
     expect(problems.join('\n')).toMatch(/maas:explainMaxBudget=1: set it to an integer from 2/);
   });
 
+  it('keeps uploads 7 days, no CORS, no operator role and 2 instances for rollback by default', () => {
+    expect(fromContext({})).toMatchObject({
+      incomingExpirationDays: 7,
+      corsOrigins: [],
+      operatorRoleArns: [],
+      rollbackReservedConcurrency: 2,
+    });
+  });
+
+  it('reads operator roles, CORS origins and upload expiry, refusing what AWS would refuse', () => {
+    const operator = 'arn:aws:iam::123456789012:role/maas-operator';
+    expect(
+      fromContext({
+        'maas:operatorRoleArns': [operator],
+        'maas:corsOrigins': 'https://app.example.com, http://localhost:5173',
+        'maas:incomingExpirationDays': 3,
+      }),
+    ).toMatchObject({
+      operatorRoleArns: [operator],
+      corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
+      incomingExpirationDays: 3,
+    });
+    const problems = problemsOf({
+      'maas:operatorRoleArns': 'arn:aws:iam::123456789012:user/alice',
+      'maas:corsOrigins': 'https://app.example.com/path',
+      'maas:incomingExpirationDays': 0,
+      'maas:rollbackReservedConcurrency': 0,
+    });
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/operatorRoleArns.*not an IAM role ARN/);
+    expect(problems.join('\n')).toMatch(/corsOrigins.*scheme:\/\/host\[:port\]/);
+    expect(problems.join('\n')).toMatch(/incomingExpirationDays=0: set it to an integer from 1/);
+    expect(problems.join('\n')).toMatch(/rollbackReservedConcurrency=0/);
+  });
+
   it('accepts values typed in cdk.json and strings given with -c alike', () => {
     const typed = fromContext({ 'maas:predictMemoryMb': 3008, 'maas:canaryWeight': 0.25 });
     const strings = fromContext({ 'maas:predictMemoryMb': '3008', 'maas:canaryWeight': '0.25' });

@@ -1,5 +1,5 @@
 import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,7 @@ const RESOURCELESS_ACTIONS = new Set([
   'cloudwatch:GetMetricData',
 ]);
 
+const OPERATOR_ROLE = 'arn:aws:iam::123456789012:role/maas-operator';
 const VARIANT_CONTEXT = {
   'maas:architecture': 'x86_64',
   'maas:auth': 'jwt',
@@ -33,6 +34,9 @@ const VARIANT_CONTEXT = {
   'maas:alarmThresholds': { latency: 750 },
   'maas:explain': 'off',
   'maas:explainMaxBudget': 256,
+  'maas:operatorRoleArns': [OPERATOR_ROLE],
+  'maas:corsOrigins': ['https://app.example.com'],
+  'maas:incomingExpirationDays': 3,
 };
 
 let base: Synthesized;
@@ -181,7 +185,118 @@ describe('model bucket', () => {
   });
 });
 
+/** The model bucket's policy statements, by Sid. */
+const bucketStatements = (s: Synthesized): Record<string, Json> => {
+  const [policy] = Object.values(
+    s.template.findResources('AWS::S3::BucketPolicy', {
+      Properties: { Bucket: { Ref: logicalId(s.stack.modelBucket.bucket) } },
+    }),
+  ) as Json[];
+  const statements = (props(policy ?? {}).PolicyDocument as { Statement: Json[] }).Statement;
+  return Object.fromEntries(statements.map((st) => [String(st.Sid), st]));
+};
+const roleArn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), 'Arn'] });
+
+describe('registry lock (bucket policy)', () => {
+  it('denies every write under registry/ to any principal but the platform roles', () => {
+    const st = bucketStatements(base).RegistryWritesOnlyByPlatformRoles ?? {};
+    expect(st).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' } });
+    expect(st.Action).toEqual(
+      expect.arrayContaining(['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']),
+    );
+    expect(asList(st.Resource).map(resourceText)).toEqual([
+      `<${logicalId(base.stack.modelBucket.bucket)}>/registry/*`,
+    ]);
+    expect((st.Condition as Json).ArnNotEquals).toEqual({
+      'aws:PrincipalArn': [
+        roleArn(base.stack.ingest.handler.role),
+        roleArn(base.stack.guard.rollback.role),
+        roleArn(base.stack.guard.promote.role),
+      ],
+    });
+  });
+
+  it('lets the configured operator roles write too, and the auto-delete function when destroying', () => {
+    const st = bucketStatements(variant).RegistryWritesOnlyByPlatformRoles ?? {};
+    const allowed = ((st.Condition as Json).ArnNotEquals as Json)['aws:PrincipalArn'] as unknown[];
+    expect(allowed).toContain(OPERATOR_ROLE);
+    expect(allowed).toHaveLength(5);
+  });
+
+  it('requires a conditional header on every registry write (multipart parts exempted)', () => {
+    expect(bucketStatements(base).RegistryWritesConditional).toMatchObject({
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 's3:PutObject',
+      Condition: {
+        Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' },
+        Bool: { 's3:ObjectCreationOperation': 'true' },
+      },
+    });
+  });
+
+  it("requires If-None-Match for a version's objects and history: created once, never replaced", () => {
+    const st = bucketStatements(base).VersionObjectsCreateOnly ?? {};
+    expect(st).toMatchObject({
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 's3:PutObject',
+      Condition: {
+        Null: { 's3:if-none-match': 'true' },
+        Bool: { 's3:ObjectCreationOperation': 'true' },
+      },
+    });
+    const bucket = `<${logicalId(base.stack.modelBucket.bucket)}>/`;
+    expect(
+      asList(st?.Resource)
+        .map((r) => resourceText(r).replace(bucket, ''))
+        .sort(),
+    ).toEqual(
+      [
+        'registry/*/model.onnx',
+        'registry/*/model.int8.onnx',
+        'registry/*/manifest.json',
+        'registry/*/reserved.json',
+        'registry/*/history/*',
+      ].sort(),
+    );
+  });
+
+  it('expires uploads under incoming/ after the configured days (7 by default)', () => {
+    for (const [s, days] of [
+      [base, 7],
+      [variant, 3],
+    ] as const) {
+      s.template.hasResourceProperties('AWS::S3::Bucket', {
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({
+              Prefix: 'incoming/',
+              ExpirationInDays: days,
+              NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+              Status: 'Enabled',
+            }),
+          ]),
+        },
+      });
+    }
+  });
+});
+
 describe('predict API', () => {
+  it('answers no CORS preflight unless origins are configured', () => {
+    const [[, api] = ['', {}]] = resources(base, 'AWS::ApiGatewayV2::Api');
+    expect(props(api).CorsConfiguration).toBeUndefined();
+    variant.template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      CorsConfiguration: {
+        AllowOrigins: ['https://app.example.com'],
+        AllowHeaders: ['authorization', 'content-type', 'inference-header-content-length'],
+        AllowMethods: ['GET', 'POST', 'OPTIONS'],
+        ExposeHeaders: Match.arrayWith(['x-maas-model-version', 'x-maas-variant']),
+      },
+    });
+  });
+
   it('requires IAM (SigV4) authorisation on every route', () => {
     const routes = resources(base, 'AWS::ApiGatewayV2::Route').map(([, r]) => props(r));
     expect(routes.map((r) => r.RouteKey).sort()).toEqual([
@@ -254,6 +369,37 @@ describe('predict API', () => {
   });
 });
 
+describe('concurrency and logs', () => {
+  it('reserves instances for rollback, so a predict spike cannot throttle it', () => {
+    const fn = base.template.findResources('AWS::Lambda::Function')[functions(base).rollback.fn];
+    expect(props(fn as Json).ReservedConcurrentExecutions).toBe(2);
+  });
+
+  it('warns at synth how much concurrency the stack reserves from the account quota', () => {
+    Annotations.fromStack(base.stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp('reserves 2 concurrent executions .* at least 102'),
+    );
+    Annotations.fromStack(variant.stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp('reserves 6 concurrent executions \\(predict 4, rollback 2\\)'),
+    );
+  });
+
+  it("gives every function, CDK's own included, a log group with retention", () => {
+    for (const s of [base, variant]) {
+      const groups = s.template.findResources('AWS::Logs::LogGroup');
+      for (const [id, group] of Object.entries(groups)) {
+        expect(props(group as Json).RetentionInDays, id).toBe(30);
+      }
+      for (const [id, fn] of resources(s, 'AWS::Lambda::Function')) {
+        const logGroup = (props(fn).LoggingConfig as { LogGroup?: Json } | undefined)?.LogGroup;
+        expect(Object.keys(groups), id).toContain(logGroup?.Ref);
+      }
+    }
+  });
+});
+
 describe('functions', () => {
   it('are traced, log to their own group with retention, and run Node.js 22 on arm64 by default', () => {
     for (const [name, { fn }] of Object.entries(functions(base))) {
@@ -305,10 +451,22 @@ describe('functions', () => {
 });
 
 describe('least privilege', () => {
-  it('lets predict read the registry only', () => {
+  it('lets predict read the registry only: GetObject on it and ListBucket, nothing else', () => {
     const { role } = functions(base).predict;
     expect(keyPatterns(base, role, S3_READ)).toEqual(['registry/*']);
     expect(keyPatterns(base, role, S3_WRITE)).toEqual([]);
+    const s3Actions = statementsOf(base, role)
+      .flatMap((st) => asList(st.Action))
+      .filter((a) => a.startsWith('s3:'))
+      .sort();
+    expect(s3Actions).toEqual(['s3:GetObject', 's3:ListBucket']);
+  });
+
+  it('grants no S3 wildcard action to any function', () => {
+    for (const { role } of Object.values(functions(base))) {
+      const actions = statementsOf(base, role).flatMap((st) => asList(st.Action));
+      expect(actions.filter((a) => a.startsWith('s3:') && a.includes('*'))).toEqual([]);
+    }
   });
 
   it('lets ingest read uploads and the registry, and write the registry only, deleting nothing', () => {

@@ -1,5 +1,11 @@
 import { readSignature } from '../../src/onnx/index.ts';
-import type { Aliases, Manifest, Registry } from '../../src/registry/index.ts';
+import {
+  type Aliases,
+  isCreateOnlyKey,
+  type Manifest,
+  type Registry,
+} from '../../src/registry/index.ts';
+import { ObjectNotFoundError, type ObjectStore } from '../../src/storage/index.ts';
 
 /**
  * Commits `bytes` as the next version of `model`, fp32 served, the way ingest does (variant, then
@@ -47,4 +53,28 @@ export async function setAliases(
     ...aliases,
   }));
   return update.aliases;
+}
+
+/**
+ * Replaces a stored object the only way the bucket policy lets anyone (an operator role) do it:
+ * a version's objects and history records are deleted, then created again with
+ * `If-None-Match: *`; other registry objects are replaced with `If-Match: <etag>`. Tests use it to
+ * plant corrupt or tampered records.
+ */
+export async function overwrite(
+  store: ObjectStore,
+  key: string,
+  body: Uint8Array | string,
+): Promise<void> {
+  let etag: string | undefined;
+  try {
+    etag = (await store.head(key)).etag;
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError)) throw err;
+  }
+  if (etag !== undefined && isCreateOnlyKey(key)) {
+    await store.delete(key);
+    etag = undefined;
+  }
+  await store.put(key, body, etag === undefined ? { ifNoneMatch: '*' } : { ifMatch: etag });
 }

@@ -17,7 +17,7 @@ import {
   tensorName,
 } from '../../support/conformance-models.ts';
 import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import { registerVersion, setAliases } from '../../support/registry.ts';
+import { overwrite, registerVersion, setAliases } from '../../support/registry.ts';
 import {
   binaryInferRequest,
   bodyText,
@@ -383,7 +383,7 @@ describe('storage failures during a cold load', () => {
   const body = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] };
 
   it('answers 503 with Retry-After when the stored bytes fail their sha256 check', async () => {
-    await s3.store.put(keys.variant('tampered', 1, 'fp32'), arithmeticModel());
+    await overwrite(s3.store, keys.variant('tampered', 1, 'fp32'), arithmeticModel());
     const res = await call(
       postJson('/v2/models/tampered/infer', {
         inputs: [{ name: 'x_fp32', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }],

@@ -10,6 +10,7 @@ import {
   VersionNotFoundError,
 } from '../../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 
 let s3: TestS3;
 let registry: Registry;
@@ -140,7 +141,7 @@ describe('Registry against the local S3', () => {
 
   it('refuses variant bytes that no longer match the manifest', async () => {
     const version = await register('tampered', 1);
-    await s3.store.put(keys.variant('tampered', version, 'fp32'), 'other bytes');
+    await overwrite(s3.store, keys.variant('tampered', version, 'fp32'), 'other bytes');
     await expect(registry.readVariant('tampered', version, 'fp32')).rejects.toBeInstanceOf(
       IntegrityError,
     );

@@ -12,7 +12,7 @@ import {
   type SessionFactory,
 } from '../../../src/runtime/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import { registerVersion, setAliases } from '../../support/registry.ts';
+import { overwrite, registerVersion, setAliases } from '../../support/registry.ts';
 import { addModel, expectedOutput, outputOf, RecordingStore, tempDir } from './fixtures.ts';
 
 let s3: TestS3;
@@ -262,7 +262,7 @@ describe('ModelRuntime', () => {
 
   it('refuses bytes whose sha256 differs from the manifest: 503-mapped error and no session', async () => {
     await seed('tampered', [5]);
-    await s3.store.put(keys.variant('tampered', 1, 'fp32'), addModel(6));
+    await overwrite(s3.store, keys.variant('tampered', 1, 'fp32'), addModel(6));
     const sessions = trackingSessions();
     const { runtime } = await runtimeFor({ createSession: sessions.createSession });
 
@@ -321,12 +321,16 @@ describe('ModelRuntime', () => {
     expect(store.callsFor(keys.variant('ranged', 1, 'fp32'), 'head')).toHaveLength(0);
     expect(await outputOf(loaded)).toEqual(expectedOutput(9));
 
-    await s3.store.put(keys.variant('ranged', 2, 'fp32'), bytes.subarray(0, bytes.byteLength - 10));
+    await overwrite(
+      s3.store,
+      keys.variant('ranged', 2, 'fp32'),
+      bytes.subarray(0, bytes.byteLength - 10),
+    );
     await expect(runtime.acquire('ranged', 2)).rejects.toMatchObject({ code: 'IntegrityError' });
     // Bytes appended after the manifest's length: every ranged byte matches, the size does not.
     const longer = new Uint8Array(third.byteLength + 10);
     longer.set(third);
-    await s3.store.put(keys.variant('ranged', 3, 'fp32'), longer);
+    await overwrite(s3.store, keys.variant('ranged', 3, 'fp32'), longer);
     await expect(runtime.acquire('ranged', 3)).rejects.toMatchObject({
       code: 'IntegrityError',
       details: { expectedBytes: third.byteLength, actualBytes: longer.byteLength },

@@ -4,7 +4,7 @@ import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
 import { ensureExampleModels } from '../../../models/generate.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
-import { registerVersion, setAliases } from '../../support/registry.ts';
+import { overwrite, registerVersion, setAliases } from '../../support/registry.ts';
 
 /**
  * Issue 3's storage-fault acceptance point, over HTTP through the local API and the real predict
@@ -50,7 +50,7 @@ describe('predict over HTTP when model storage fails', () => {
 
   it('answers 503 with Retry-After for bytes that fail their sha256, and serves the rest', async () => {
     const warm = await infer('/v2/models/iris/infer');
-    await s3.store.put(keys.variant('iris', 2, 'fp32'), new Uint8Array(512));
+    await overwrite(s3.store, keys.variant('iris', 2, 'fp32'), new Uint8Array(512));
 
     const tampered = await infer('/v2/models/iris/versions/2/infer');
 

@@ -9,6 +9,7 @@ import { StorageUnavailableError } from '../../../src/storage/index.ts';
 import { createS3Client, S3ObjectStore } from '../../../src/storage/s3.ts';
 import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 
 /**
  * s3rver used to answer a PUT before the object's file was written (and wrote it over the old one
@@ -176,14 +177,20 @@ describe('interrupted transfers', () => {
   it('an upload aborted mid-body leaves the stored object exactly as it was', async () => {
     const key = keys.aliases('torn');
     const original = JSON.stringify(aliasesFor(1, 60));
-    await s3.store.put(key, original);
+    await overwrite(s3.store, key, original);
     const before = await s3.store.head(key);
 
     const body = new Readable({ read() {} });
     body.push(Buffer.from('{"production": 2, "note": "'));
     const abort = new AbortController();
     const sending = s3.client.send(
-      new PutObjectCommand({ Bucket: s3.s3.bucket, Key: key, Body: body, ContentLength: 1000 }),
+      new PutObjectCommand({
+        Bucket: s3.s3.bucket,
+        Key: key,
+        Body: body,
+        ContentLength: 1000,
+        IfMatch: before.etag,
+      }),
       { abortSignal: abort.signal },
     );
     setTimeout(() => abort.abort(), 200);
@@ -206,7 +213,7 @@ describe('interrupted transfers', () => {
 
   it('a GET whose body is cut short fails as StorageUnavailableError, never a short body', async () => {
     const key = keys.aliases('torn');
-    await s3.store.put(key, JSON.stringify(aliasesFor(1, 900)));
+    await overwrite(s3.store, key, JSON.stringify(aliasesFor(1, 900)));
     const proxy = await startFaultProxy({ target: s3.s3.endpoint });
     const client = createS3Client({
       endpoint: proxy.endpoint,
