@@ -22,6 +22,7 @@ import { normalizeEtag } from '../../src/storage/index.ts';
 import { callApi } from '../api.ts';
 import type { Target } from '../target.ts';
 import type { MetricsSource } from './metrics.ts';
+import { aliasesProblem, MisshapenRecordError, manifestProblem } from './shape.ts';
 import type {
   ActionResponse,
   ExampleResponse,
@@ -124,8 +125,7 @@ export class ConsoleBackend {
     let metricsError: string | undefined;
     const models = await mapLimit(names, CONCURRENCY, async (name): Promise<ModelRow> => {
       try {
-        const snapshot = await this.registry.getAliases(name);
-        const aliases = snapshot?.aliases;
+        const aliases = await this.aliasesOf(name);
         const last = await this.lastRecord(name);
         const versions = watchedVersions(aliases, []);
         const figures = await this.metrics.modelMetrics(name, versions, now);
@@ -164,7 +164,7 @@ export class ConsoleBackend {
     const problems: string[] = [];
     let aliases: Aliases | undefined;
     try {
-      aliases = (await this.registry.getAliases(name))?.aliases;
+      aliases = await this.aliasesOf(name);
     } catch (err) {
       problems.push(`aliases.json cannot be read: ${message(err)}`);
     }
@@ -172,7 +172,7 @@ export class ConsoleBackend {
     const versions = await mapLimit(numbers, CONCURRENCY, async (version): Promise<VersionInfo> => {
       const labels = labelsOf(aliases, version);
       try {
-        return { version, labels, manifest: await this.registry.getManifest(name, version) };
+        return { version, labels, manifest: await this.manifestOf(name, version) };
       } catch (err) {
         problems.push(`v${version}: ${message(err)}`);
         return { version, labels, error: message(err) };
@@ -229,7 +229,7 @@ export class ConsoleBackend {
 
   async modelMetrics(name: string): Promise<MetricsResponse> {
     validateModelName(name);
-    const aliases = (await this.registry.getAliases(name).catch(() => undefined))?.aliases;
+    const aliases = await this.aliasesOf(name).catch(() => undefined);
     const versions = await this.registry.listVersions(name).catch(() => [] as number[]);
     return this.metrics.modelMetrics(name, watchedVersions(aliases, versions), this.clock());
   }
@@ -354,7 +354,7 @@ export class ConsoleBackend {
     validateModelName(name);
     let chosen = version;
     if (chosen === undefined) {
-      const aliases = (await this.registry.getAliases(name))?.aliases;
+      const aliases = await this.aliasesOf(name);
       chosen = aliases?.production ?? (await this.registry.listVersions(name)).at(-1);
     }
     if (chosen === undefined) {
@@ -362,7 +362,7 @@ export class ConsoleBackend {
         `model "${name}" has no registered version to send a request to`,
       );
     }
-    const manifest = await this.registry.getManifest(name, chosen);
+    const manifest = await this.manifestOf(name, chosen);
     const sample = await this.registry.store
       .get(keys.samplesFor(manifest.source.key))
       .then((object) => JSON.parse(new TextDecoder().decode(object?.body)) as unknown)
@@ -406,6 +406,22 @@ export class ConsoleBackend {
       ...(variant === null ? {} : { variant }),
       body: parsed,
     };
+  }
+
+  /** `aliases.json` as the page can show it, else a CorruptRecord error naming what is wrong */
+  private async aliasesOf(name: string): Promise<Aliases | undefined> {
+    const aliases = (await this.registry.getAliases(name))?.aliases;
+    const problem = aliases === undefined ? undefined : aliasesProblem(aliases);
+    if (problem !== undefined) throw new MisshapenRecordError(keys.aliases(name), problem);
+    return aliases;
+  }
+
+  private async manifestOf(name: string, version: number): Promise<Manifest> {
+    const manifest = await this.registry.getManifest(name, version);
+    const problem = manifestProblem(manifest);
+    if (problem !== undefined)
+      throw new MisshapenRecordError(keys.manifest(name, version), problem);
+    return manifest;
   }
 
   private async lastRecord(name: string): Promise<HistoryRecord | undefined> {
@@ -453,19 +469,25 @@ export function exampleRequest(manifest: Manifest): { inputs: unknown[] } {
 
 const fmtPercent = (weight: number): string => `${Math.round(weight * 1000) / 10} %`;
 
-function checkFileName(file: string): string {
+/**
+ * The key's file name from the chosen file's: browsers name downloads `model (1).onnx`, and
+ * accents or spaces are no reason to refuse a model, so anything outside letters, digits, '.',
+ * '_' and '-' becomes '-' (accents are dropped first). Only the `.onnx` suffix is required.
+ */
+export function checkFileName(file: string): string {
   const base = file.split(/[\\/]/).pop() ?? '';
   if (!base.endsWith(MODEL_SUFFIX) || base.length <= MODEL_SUFFIX.length || base.length > 200) {
     throw new ConsoleRequestError(
       `${JSON.stringify(file)} is not a .onnx file name: upload an ONNX model file (name.onnx)`,
     );
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(base)) {
-    throw new ConsoleRequestError(
-      `${JSON.stringify(base)} has characters an upload key cannot carry: use letters, digits, '.', '_' and '-'`,
-    );
-  }
-  return base;
+  const stem = base
+    .slice(0, -MODEL_SUFFIX.length)
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[-.]+|-+$/g, '');
+  return `${stem === '' ? 'model' : stem}${MODEL_SUFFIX}`;
 }
 
 export function labelsOf(aliases: Aliases | undefined, version: number): string[] {

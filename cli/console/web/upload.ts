@@ -2,6 +2,8 @@ import type { OutcomeResponse, UploadResponse } from '../types.ts';
 import { api, putWithProgress } from './api.ts';
 import { errorBox, fmtBytes, h, replace } from './dom.ts';
 
+// `\-` rather than a trailing `-`: the pattern attribute compiles with the `v` flag, which refuses
+// an unescaped `-` in a class (the browser then drops the check and logs an error)
 const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const OUTCOME_POLL_MS = 1000;
 const OUTCOME_TIMEOUT_MS = 10 * 60_000;
