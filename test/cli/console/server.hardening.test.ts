@@ -4,8 +4,9 @@ import { checkFileName } from '../../../cli/console/backend.ts';
 import { type RunningConsole, startConsole } from '../../../cli/console/index.ts';
 import type { ModelResponse, ModelsResponse } from '../../../cli/console/types.ts';
 import { LocalMetricsStore } from '../../../local/guard/metrics-store.ts';
-import { alarmDefinitions } from '../../../src/guard/index.ts';
+import { alarmDefinitions, promoteVersion, setCanaryWeight } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
+import type { ObjectStore } from '../../../src/storage/index.ts';
 import { commitVersion, modelWith } from '../../integration/guard/fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
@@ -122,5 +123,36 @@ describe('console server against hostile and damaged input', () => {
     );
     expect(response.status).toBe(200);
     expect(((await response.json()) as { key: string }).key).toBe('incoming/named/my-model-1.onnx');
+  });
+
+  it('reports a canary weight lost to a concurrent promote as an error, not as already set', async () => {
+    const bakeUntil = new Date(Date.now() + 3_600_000).toISOString();
+    await modelWith(registry, 'raced', 2, {
+      production: 1,
+      candidate: { version: 2, weight: 0.3, bakeUntil },
+    });
+    // the promote lands between the weight change's read of aliases.json and its conditional write
+    let raced = false;
+    const racing = new Proxy(s3.store, {
+      get(target, prop) {
+        if (prop === 'put') {
+          return async (...args: Parameters<ObjectStore['put']>) => {
+            if (!raced && args[0] === keys.aliases('raced')) {
+              raced = true;
+              await promoteVersion(registry, 'raced', 2, { actor: 'rival' });
+            }
+            return target.put(...args);
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const attempt = setCanaryWeight(new Registry(racing), 'raced', 0.8, { actor: 'console' });
+    await expect(attempt).rejects.toThrow(/no candidate version to weigh/);
+    expect(raced).toBe(true);
+    const aliases = (await registry.getAliases('raced'))?.aliases;
+    expect(aliases?.production).toBe(2);
+    expect(aliases?.candidate).toBeUndefined();
   });
 });
