@@ -2,7 +2,11 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkFileName } from '../../../cli/console/backend.ts';
 import { type RunningConsole, startConsole } from '../../../cli/console/index.ts';
-import type { ModelResponse, ModelsResponse } from '../../../cli/console/types.ts';
+import {
+  MODEL_NAME_PATTERN,
+  type ModelResponse,
+  type ModelsResponse,
+} from '../../../cli/console/types.ts';
 import { LocalMetricsStore } from '../../../local/guard/metrics-store.ts';
 import { alarmDefinitions, promoteVersion, setCanaryWeight } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
@@ -123,6 +127,12 @@ describe('console server against hostile and damaged input', () => {
     );
     expect(response.status).toBe(200);
     expect(((await response.json()) as { key: string }).key).toBe('incoming/named/my-model-1.onnx');
+  });
+
+  it('gives the upload form a model-name pattern browsers compile (they use the v flag)', () => {
+    const pattern = new RegExp(`^(?:${MODEL_NAME_PATTERN})$`, 'v');
+    expect(['mymodel', 'my-model.v2_b'].map((n) => pattern.test(n))).toEqual([true, true]);
+    expect(['My Model', '-x', ''].map((n) => pattern.test(n))).toEqual([false, false, false]);
   });
 
   it('reports a canary weight lost to a concurrent promote as an error, not as already set', async () => {
