@@ -62,6 +62,14 @@ export interface ConsoleBackendOptions {
 export const HISTORY_PAGE = 50;
 const MAX_HISTORY_PAGE = 200;
 const PART_SIZE = 8 * 1024 * 1024;
+/**
+ * History keys start with the record's time, and a record is written after that time: one that
+ * lost a race or came from a slow writer sorts before the newest key seen. Incremental listings
+ * start this far before the newest key, and a full listing every FULL_RELIST_MS catches anything
+ * later still.
+ */
+const LATE_RECORD_MS = 5 * 60_000;
+const FULL_RELIST_MS = 60_000;
 /** models whose status is computed at once */
 const CONCURRENCY = 4;
 
@@ -96,6 +104,8 @@ export class ConsoleBackend {
   private readonly client: S3Client;
   private readonly actor: string;
   private readonly clock: () => number;
+  /** each model's history keys, ascending: the list refreshes every few seconds, history only grows */
+  private readonly historyKeyCache = new Map<string, { keys: string[]; fullAt: number }>();
 
   constructor(options: ConsoleBackendOptions) {
     this.target = options.target;
@@ -199,8 +209,7 @@ export class ConsoleBackend {
   async history(name: string, before?: string, limit = HISTORY_PAGE): Promise<HistoryPage> {
     validateModelName(name);
     const size = Math.min(Math.max(1, Math.trunc(limit)), MAX_HISTORY_PAGE);
-    const { keys: listed } = await this.registry.store.list(keys.historyPrefix(name));
-    const all = listed.map((head) => head.key).filter((key) => key.endsWith('.json'));
+    const all = await this.historyKeys(name);
     if (all.length === 0 && !(await this.registry.hasModel(name))) {
       throw new ModelNotFoundError(name);
     }
@@ -424,8 +433,37 @@ export class ConsoleBackend {
     return manifest;
   }
 
+  /**
+   * The model's history keys, ascending. Listing them all on every refresh costs a LIST per 1,000
+   * records per model every few seconds; after the first, only the keys since the newest one seen
+   * (less LATE_RECORD_MS) are listed, and all of them once a minute.
+   */
+  private async historyKeys(name: string): Promise<string[]> {
+    const prefix = keys.historyPrefix(name);
+    const now = this.clock();
+    const cached = this.historyKeyCache.get(name);
+    const newest = cached?.keys.at(-1);
+    const newestMs =
+      newest === undefined ? Number.NaN : Number(newest.slice(prefix.length).split('-')[0]);
+    const incremental =
+      cached !== undefined && now - cached.fullAt < FULL_RELIST_MS && Number.isFinite(newestMs);
+    const { keys: listed } = await this.registry.store.list(
+      prefix,
+      incremental ? { startAfter: keys.historyTimePrefix(name, newestMs - LATE_RECORD_MS) } : {},
+    );
+    const fresh = listed.map((head) => head.key).filter((key) => key.endsWith('.json'));
+    if (!incremental) {
+      this.historyKeyCache.set(name, { keys: fresh, fullAt: now });
+      return fresh;
+    }
+    const known = new Set(cached.keys);
+    const added = fresh.filter((key) => !known.has(key));
+    if (added.length > 0) cached.keys = [...cached.keys, ...added].sort();
+    return cached.keys;
+  }
+
   private async lastRecord(name: string): Promise<HistoryRecord | undefined> {
-    const key = await this.registry.latestHistoryKey(name).catch(() => undefined);
+    const key = (await this.historyKeys(name).catch(() => [] as string[])).at(-1);
     if (key === undefined) return undefined;
     const object = await this.registry.store.get(key);
     try {
