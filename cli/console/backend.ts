@@ -244,6 +244,8 @@ export class ConsoleBackend {
   }
 
   async promote(name: string, version: number): Promise<ActionResponse> {
+    // the page shows such a version as unreadable; serving it would fail every request
+    await this.manifestOf(name, version);
     const outcome = await promoteVersion(this.registry, name, version, { actor: this.actor });
     return {
       message: outcome.changed
@@ -255,6 +257,7 @@ export class ConsoleBackend {
 
   async rollback(name: string, to?: number): Promise<ActionResponse> {
     if (to !== undefined) {
+      await this.manifestOf(name, to);
       const outcome = await rollbackTo(this.registry, name, to, { actor: this.actor });
       return {
         message: outcome.changed

@@ -78,6 +78,9 @@ const send = (
     'content-type': contentType,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    // a page of another site must not frame the console and steer clicks onto its buttons
+    'x-frame-options': 'DENY',
+    'content-security-policy': "frame-ancestors 'none'",
   };
   if (gzip !== undefined && accepts) {
     headers['content-encoding'] = 'gzip';

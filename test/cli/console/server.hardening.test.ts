@@ -98,6 +98,28 @@ describe('console server against hostile and damaged input', () => {
     expect(model.body.versions.map((v) => v.version)).toEqual([1]);
   });
 
+  it('refuses to promote a version whose manifest it cannot show, leaving production as it was', async () => {
+    const response = await fetch(`${local.url}/api/models/misshapen/promote`, {
+      method: 'POST',
+      headers: { 'x-maas-console': '1', 'content-type': 'application/json' },
+      body: JSON.stringify({ version: 2 }),
+    });
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { error: string }).error).toMatch(
+      /2\/manifest\.json .*variants/,
+    );
+    expect((await registry.getAliases('misshapen'))?.aliases.production).toBe(1);
+  });
+
+  it('forbids other sites to frame the page or the API', async () => {
+    for (const path of ['/', '/api/models']) {
+      const response = await fetch(`${local.url}${path}`);
+      await response.arrayBuffer();
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+      expect(response.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    }
+  });
+
   it('refuses an upload declared over the largest size ingest can take before reading it', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(`${local.url}/api/models/big/upload?file=big.onnx`, {
