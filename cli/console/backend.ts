@@ -173,10 +173,12 @@ export class ConsoleBackend {
     validateModelName(name);
     const problems: string[] = [];
     let aliases: Aliases | undefined;
+    let unreadable: string | undefined;
     try {
       aliases = await this.aliasesOf(name);
     } catch (err) {
-      problems.push(`aliases.json cannot be read: ${message(err)}`);
+      unreadable = message(err);
+      problems.push(`aliases.json cannot be read: ${unreadable}`);
     }
     const numbers = await this.registry.listVersions(name);
     const versions = await mapLimit(numbers, CONCURRENCY, async (version): Promise<VersionInfo> => {
@@ -194,7 +196,11 @@ export class ConsoleBackend {
       watchedVersions(aliases, numbers),
       this.clock(),
     );
-    const { status, detail } = statusOf(aliases, last, figures);
+    // the same word the models list shows for it, not "no version"
+    const { status, detail } =
+      unreadable === undefined
+        ? statusOf(aliases, last, figures)
+        : { status: 'unreadable' as const, detail: unreadable };
     return {
       name,
       ...(aliases === undefined ? {} : { aliases }),
@@ -366,7 +372,8 @@ export class ConsoleBackend {
     validateModelName(name);
     let chosen = version;
     if (chosen === undefined) {
-      const aliases = await this.aliasesOf(name);
+      // unreadable aliases: the newest version still makes an example
+      const aliases = await this.aliasesOf(name).catch(() => undefined);
       chosen = aliases?.production ?? (await this.registry.listVersions(name)).at(-1);
     }
     if (chosen === undefined) {

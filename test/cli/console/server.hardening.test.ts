@@ -94,6 +94,8 @@ describe('console server against hostile and damaged input', () => {
     const model = await get<ModelResponse>('/api/models/oddaliases');
     expect(model.status).toBe(200);
     expect(model.body.aliases).toBeUndefined();
+    expect(model.body.status).toBe('unreadable');
+    expect((await get<{ version: number }>('/api/models/oddaliases/example')).body.version).toBe(1);
     expect(model.body.problems[0]).toMatch(/aliases\.json cannot be read/);
     expect(model.body.versions.map((v) => v.version)).toEqual([1]);
   });
