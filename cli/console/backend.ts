@@ -22,6 +22,7 @@ import { normalizeEtag } from '../../src/storage/index.ts';
 import { callApi } from '../api.ts';
 import type { Target } from '../target.ts';
 import type { MetricsSource } from './metrics.ts';
+import { aliasesProblem, MisshapenRecordError, manifestProblem } from './shape.ts';
 import type {
   ActionResponse,
   ExampleResponse,
@@ -61,6 +62,14 @@ export interface ConsoleBackendOptions {
 export const HISTORY_PAGE = 50;
 const MAX_HISTORY_PAGE = 200;
 const PART_SIZE = 8 * 1024 * 1024;
+/**
+ * History keys start with the record's time, and a record is written after that time: one that
+ * lost a race or came from a slow writer sorts before the newest key seen. Incremental listings
+ * start this far before the newest key, and a full listing every FULL_RELIST_MS catches anything
+ * later still.
+ */
+const LATE_RECORD_MS = 5 * 60_000;
+const FULL_RELIST_MS = 60_000;
 /** models whose status is computed at once */
 const CONCURRENCY = 4;
 
@@ -95,6 +104,8 @@ export class ConsoleBackend {
   private readonly client: S3Client;
   private readonly actor: string;
   private readonly clock: () => number;
+  /** each model's history keys, ascending: the list refreshes every few seconds, history only grows */
+  private readonly historyKeyCache = new Map<string, { keys: string[]; fullAt: number }>();
 
   constructor(options: ConsoleBackendOptions) {
     this.target = options.target;
@@ -124,8 +135,7 @@ export class ConsoleBackend {
     let metricsError: string | undefined;
     const models = await mapLimit(names, CONCURRENCY, async (name): Promise<ModelRow> => {
       try {
-        const snapshot = await this.registry.getAliases(name);
-        const aliases = snapshot?.aliases;
+        const aliases = await this.aliasesOf(name);
         const last = await this.lastRecord(name);
         const versions = watchedVersions(aliases, []);
         const figures = await this.metrics.modelMetrics(name, versions, now, aliases);
@@ -163,16 +173,18 @@ export class ConsoleBackend {
     validateModelName(name);
     const problems: string[] = [];
     let aliases: Aliases | undefined;
+    let unreadable: string | undefined;
     try {
-      aliases = (await this.registry.getAliases(name))?.aliases;
+      aliases = await this.aliasesOf(name);
     } catch (err) {
-      problems.push(`aliases.json cannot be read: ${message(err)}`);
+      unreadable = message(err);
+      problems.push(`aliases.json cannot be read: ${unreadable}`);
     }
     const numbers = await this.registry.listVersions(name);
     const versions = await mapLimit(numbers, CONCURRENCY, async (version): Promise<VersionInfo> => {
       const labels = labelsOf(aliases, version);
       try {
-        return { version, labels, manifest: await this.registry.getManifest(name, version) };
+        return { version, labels, manifest: await this.manifestOf(name, version) };
       } catch (err) {
         problems.push(`v${version}: ${message(err)}`);
         return { version, labels, error: message(err) };
@@ -185,7 +197,11 @@ export class ConsoleBackend {
       this.clock(),
       aliases,
     );
-    const { status, detail } = statusOf(aliases, last, figures);
+    // the same word the models list shows for it, not "no version"
+    const { status, detail } =
+      unreadable === undefined
+        ? statusOf(aliases, last, figures)
+        : { status: 'unreadable' as const, detail: unreadable };
     return {
       name,
       ...(aliases === undefined ? {} : { aliases }),
@@ -200,8 +216,7 @@ export class ConsoleBackend {
   async history(name: string, before?: string, limit = HISTORY_PAGE): Promise<HistoryPage> {
     validateModelName(name);
     const size = Math.min(Math.max(1, Math.trunc(limit)), MAX_HISTORY_PAGE);
-    const { keys: listed } = await this.registry.store.list(keys.historyPrefix(name));
-    const all = listed.map((head) => head.key).filter((key) => key.endsWith('.json'));
+    const all = await this.historyKeys(name);
     if (all.length === 0 && !(await this.registry.hasModel(name))) {
       throw new ModelNotFoundError(name);
     }
@@ -230,7 +245,7 @@ export class ConsoleBackend {
 
   async modelMetrics(name: string): Promise<MetricsResponse> {
     validateModelName(name);
-    const aliases = (await this.registry.getAliases(name).catch(() => undefined))?.aliases;
+    const aliases = await this.aliasesOf(name).catch(() => undefined);
     const versions = await this.registry.listVersions(name).catch(() => [] as number[]);
     return this.metrics.modelMetrics(
       name,
@@ -241,6 +256,8 @@ export class ConsoleBackend {
   }
 
   async promote(name: string, version: number): Promise<ActionResponse> {
+    // the page shows such a version as unreadable; serving it would fail every request
+    await this.manifestOf(name, version);
     const outcome = await promoteVersion(this.registry, name, version, { actor: this.actor });
     return {
       message: outcome.changed
@@ -252,6 +269,7 @@ export class ConsoleBackend {
 
   async rollback(name: string, to?: number): Promise<ActionResponse> {
     if (to !== undefined) {
+      await this.manifestOf(name, to);
       const outcome = await rollbackTo(this.registry, name, to, { actor: this.actor });
       return {
         message: outcome.changed
@@ -360,7 +378,8 @@ export class ConsoleBackend {
     validateModelName(name);
     let chosen = version;
     if (chosen === undefined) {
-      const aliases = (await this.registry.getAliases(name))?.aliases;
+      // unreadable aliases: the newest version still makes an example
+      const aliases = await this.aliasesOf(name).catch(() => undefined);
       chosen = aliases?.production ?? (await this.registry.listVersions(name)).at(-1);
     }
     if (chosen === undefined) {
@@ -368,7 +387,7 @@ export class ConsoleBackend {
         `model "${name}" has no registered version to send a request to`,
       );
     }
-    const manifest = await this.registry.getManifest(name, chosen);
+    const manifest = await this.manifestOf(name, chosen);
     const sample = await this.registry.store
       .get(keys.samplesFor(manifest.source.key))
       .then((object) => JSON.parse(new TextDecoder().decode(object?.body)) as unknown)
@@ -428,8 +447,53 @@ export class ConsoleBackend {
     };
   }
 
+  /** `aliases.json` as the page can show it, else a CorruptRecord error naming what is wrong */
+  private async aliasesOf(name: string): Promise<Aliases | undefined> {
+    const aliases = (await this.registry.getAliases(name))?.aliases;
+    const problem = aliases === undefined ? undefined : aliasesProblem(aliases);
+    if (problem !== undefined) throw new MisshapenRecordError(keys.aliases(name), problem);
+    return aliases;
+  }
+
+  private async manifestOf(name: string, version: number): Promise<Manifest> {
+    const manifest = await this.registry.getManifest(name, version);
+    const problem = manifestProblem(manifest);
+    if (problem !== undefined)
+      throw new MisshapenRecordError(keys.manifest(name, version), problem);
+    return manifest;
+  }
+
+  /**
+   * The model's history keys, ascending. Listing them all on every refresh costs a LIST per 1,000
+   * records per model every few seconds; after the first, only the keys since the newest one seen
+   * (less LATE_RECORD_MS) are listed, and all of them once a minute.
+   */
+  private async historyKeys(name: string): Promise<string[]> {
+    const prefix = keys.historyPrefix(name);
+    const now = this.clock();
+    const cached = this.historyKeyCache.get(name);
+    const newest = cached?.keys.at(-1);
+    const newestMs =
+      newest === undefined ? Number.NaN : Number(newest.slice(prefix.length).split('-')[0]);
+    const incremental =
+      cached !== undefined && now - cached.fullAt < FULL_RELIST_MS && Number.isFinite(newestMs);
+    const { keys: listed } = await this.registry.store.list(
+      prefix,
+      incremental ? { startAfter: keys.historyTimePrefix(name, newestMs - LATE_RECORD_MS) } : {},
+    );
+    const fresh = listed.map((head) => head.key).filter((key) => key.endsWith('.json'));
+    if (!incremental) {
+      this.historyKeyCache.set(name, { keys: fresh, fullAt: now });
+      return fresh;
+    }
+    const known = new Set(cached.keys);
+    const added = fresh.filter((key) => !known.has(key));
+    if (added.length > 0) cached.keys = [...cached.keys, ...added].sort();
+    return cached.keys;
+  }
+
   private async lastRecord(name: string): Promise<HistoryRecord | undefined> {
-    const key = await this.registry.latestHistoryKey(name).catch(() => undefined);
+    const key = (await this.historyKeys(name).catch(() => [] as string[])).at(-1);
     if (key === undefined) return undefined;
     const object = await this.registry.store.get(key);
     try {
@@ -473,19 +537,25 @@ export function exampleRequest(manifest: Manifest): { inputs: unknown[] } {
 
 const fmtPercent = (weight: number): string => `${Math.round(weight * 1000) / 10} %`;
 
-function checkFileName(file: string): string {
+/**
+ * The key's file name from the chosen file's: browsers name downloads `model (1).onnx`, and
+ * accents or spaces are no reason to refuse a model, so anything outside letters, digits, '.',
+ * '_' and '-' becomes '-' (accents are dropped first). Only the `.onnx` suffix is required.
+ */
+export function checkFileName(file: string): string {
   const base = file.split(/[\\/]/).pop() ?? '';
   if (!base.endsWith(MODEL_SUFFIX) || base.length <= MODEL_SUFFIX.length || base.length > 200) {
     throw new ConsoleRequestError(
       `${JSON.stringify(file)} is not a .onnx file name: upload an ONNX model file (name.onnx)`,
     );
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(base)) {
-    throw new ConsoleRequestError(
-      `${JSON.stringify(base)} has characters an upload key cannot carry: use letters, digits, '.', '_' and '-'`,
-    );
-  }
-  return base;
+  const stem = base
+    .slice(0, -MODEL_SUFFIX.length)
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[-.]+|-+$/g, '');
+  return `${stem === '' ? 'model' : stem}${MODEL_SUFFIX}`;
 }
 
 export function labelsOf(aliases: Aliases | undefined, version: number): string[] {

@@ -34,6 +34,8 @@ export class ConsolePortInUseError extends MaasError {
 
 /** JSON bodies of actions are small; uploads stream and are not bounded here. */
 const MAX_JSON_BYTES = 1024 * 1024;
+/** ingest's largest configurable size cap: an upload over it could never register, so it is refused before a byte is sent */
+const MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024;
 /** request bodies sent to a model (Lambda's synchronous payload limit) */
 const MAX_INFER_BYTES = 6 * 1024 * 1024;
 /** Mutations must carry it: a page of another origin cannot set it without a CORS preflight this server never answers. */
@@ -76,6 +78,9 @@ const send = (
     'content-type': contentType,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    // a page of another site must not frame the console and steer clicks onto its buttons
+    'x-frame-options': 'DENY',
+    'content-security-policy': "frame-ancestors 'none'",
   };
   if (gzip !== undefined && accepts) {
     headers['content-encoding'] = 'gzip';
@@ -212,7 +217,14 @@ async function route(
   }
   const match = /^\/api\/models\/([^/]+)(?:\/([a-z-]+))?$/.exec(path);
   if (match === null) throw new HttpError(404, `no console route ${method} ${path}`);
-  const model = decodeURIComponent(match[1] as string);
+  let model: string;
+  try {
+    model = decodeURIComponent(match[1] as string);
+  } catch {
+    throw new ConsoleRequestError(
+      `${JSON.stringify(match[1])} is not a percent-encoded model name: encode it with encodeURIComponent`,
+    );
+  }
   const action = match[2];
   const q = url.searchParams;
   switch (`${method} ${action ?? ''}`) {
@@ -296,6 +308,13 @@ async function route(
       return;
     }
     case 'PUT upload': {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > MAX_MODEL_BYTES) {
+        throw new HttpError(
+          413,
+          `the model is ${declared} bytes; ingest takes at most ${MAX_MODEL_BYTES} (MAAS_MAX_MODEL_BYTES, default 1 GiB): export a smaller model`,
+        );
+      }
       const metadata = uploadMetadata(q);
       sendJson(req, res, 200, await backend.putModel(model, q.get('file') ?? '', req, metadata));
       return;

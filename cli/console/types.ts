@@ -160,3 +160,10 @@ export interface ExampleResponse {
   /** `samples`: the first sample ingest warmed the version up on; `signature`: made up from it */
   from: 'samples' | 'signature';
 }
+
+/**
+ * A model name, for the upload form's check and its input's `pattern` attribute. Browsers compile
+ * `pattern` with the `v` flag, which refuses an unescaped `-` in a class (they then drop the check
+ * and log an error); written as a string, the escape survives formatting.
+ */
+export const MODEL_NAME_PATTERN = '[a-z0-9][a-z0-9._\\-]{0,62}';

@@ -48,6 +48,9 @@ export async function setCanaryWeight(
   const now = (options.clock ?? (() => new Date()))();
   const decided: { version?: number; previous?: number } = {};
   const update = await registry.updateAliases(model, (stored) => {
+    // called again after a lost race: what an earlier attempt saw no longer holds
+    delete decided.version;
+    delete decided.previous;
     const current = stored === undefined ? undefined : normalizeAliases(stored);
     const candidate = current?.candidate;
     if (current === undefined || candidate === undefined) return undefined;

@@ -413,6 +413,10 @@ export function modelPage(name: string): Page {
       element.dataset.ready = 'true';
     } catch (err) {
       replace(problems, errorBox(err));
+      // neither keep showing the last status as current, nor keep this error once the model answers
+      // again: the next answer re-renders even when it is the same as before the outage
+      replace(status, statusBadge('unknown', 'the console could not read this model just now'));
+      lastModel = '';
     }
     if (schedule) later('model', () => void refreshModel(), MODEL_REFRESH_MS);
   };

@@ -1,8 +1,8 @@
-import type { OutcomeResponse, UploadResponse } from '../types.ts';
+import { MODEL_NAME_PATTERN, type OutcomeResponse, type UploadResponse } from '../types.ts';
 import { api, putWithProgress } from './api.ts';
 import { errorBox, fmtBytes, h, replace } from './dom.ts';
 
-const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const MODEL_NAME = new RegExp(`^${MODEL_NAME_PATTERN}$`, 'v');
 const OUTCOME_POLL_MS = 1000;
 const OUTCOME_TIMEOUT_MS = 10 * 60_000;
 
@@ -19,7 +19,7 @@ export function uploadCard(): HTMLElement {
     name: 'model',
     placeholder: 'model name, e.g. mymodel',
     autocomplete: 'off',
-    pattern: MODEL_NAME.source,
+    pattern: MODEL_NAME_PATTERN,
   });
   const files = h('input', {
     id: 'upload-files',
