@@ -1,3 +1,4 @@
+import { errorMessage } from '../errors/index.ts';
 import {
   type Aliases,
   emptyAliases,
@@ -30,7 +31,9 @@ export type PromoteDueOutcome =
       code: 'no-traffic' | 'too-little-traffic' | 'breaching';
       reason: string;
       health: HealthReport;
-    };
+    }
+  /** its records could not be read (a corrupt aliases.json, storage down): the others go on */
+  | { model: string; version?: undefined; result: 'failed'; reason: string };
 
 export interface PromoteOptions {
   clock?: () => Date;
@@ -58,7 +61,15 @@ export async function promoteDue(
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next++; i < models.length; i = next++) {
-      const outcome = await promoteModelIfDue(registry, models[i] as string, health, now, options);
+      const model = models[i] as string;
+      // one model's bad record or failed read must not stop the schedule for every other model
+      const outcome = await promoteModelIfDue(registry, model, health, now, options).catch(
+        (err: unknown): PromoteDueOutcome => ({
+          model,
+          result: 'failed',
+          reason: errorMessage(err),
+        }),
+      );
       if (outcome !== undefined) outcomes.push(outcome);
     }
   };

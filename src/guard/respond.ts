@@ -1,3 +1,4 @@
+import { errorMessage } from '../errors/index.ts';
 import {
   type Aliases,
   heldCandidate,
@@ -107,6 +108,8 @@ export interface Review {
   /** every version judged, with its report */
   judged: HealthReport[];
   rollbacks: RollbackOutcome[];
+  /** models whose records or figures could not be read: judged again on the next pass */
+  failures: { model: string; reason: string }[];
 }
 
 /**
@@ -121,9 +124,10 @@ export async function reviewWatched(
   const now = (deps.clock ?? (() => new Date()))();
   const judged: HealthReport[] = [];
   const rollbacks: RollbackOutcome[] = [];
-  for (const model of await deps.registry.listModels()) {
+  const failures: Review['failures'] = [];
+  const review = async (model: string): Promise<void> => {
     const aliases = (await deps.registry.getAliases(model))?.aliases;
-    if (aliases === undefined) continue;
+    if (aliases === undefined) return;
     const versions = [
       aliases.production,
       options.candidates ? aliases.candidate?.version : undefined,
@@ -137,8 +141,14 @@ export async function reviewWatched(
       const outcome = await rollbackOnReport(deps, report, now, { actor: options.actor });
       if (outcome !== undefined) rollbacks.push(outcome);
     }
+  };
+  for (const model of await deps.registry.listModels()) {
+    // one model's corrupt record must not blind the guard to every model after it
+    await review(model).catch((err: unknown) => {
+      failures.push({ model, reason: errorMessage(err) });
+    });
   }
-  return { judged, rollbacks };
+  return { judged, rollbacks, failures };
 }
 
 /** `<prefix><rule>` → the rule; `undefined` for an alarm the guard did not define. */
@@ -213,6 +223,8 @@ export interface ScheduleResult {
   rollbacks: RollbackOutcome[];
   /** every version this run judged */
   judged: HealthReport[];
+  /** models this run could not judge (a corrupt record, storage down): the next run tries again */
+  failures: Review['failures'];
 }
 
 /**
@@ -244,10 +256,14 @@ export async function runPromoteSchedule(deps: GuardDeps): Promise<ScheduleResul
       await recordWaiting(deps, outcome, clock());
     }
   }
+  const failed = promotions.flatMap((p) =>
+    p.result === 'failed' ? [{ model: p.model, reason: p.reason }] : [],
+  );
   return {
     promotions,
     rollbacks,
     judged: [...watch.judged, ...promotions.flatMap((p) => ('health' in p ? [p.health] : []))],
+    failures: [...watch.failures, ...failed],
   };
 }
 

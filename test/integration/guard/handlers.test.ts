@@ -15,8 +15,9 @@ import {
 } from '../../../functions/rollback/handler.ts';
 import { CloudWatchMetricsReader, SnsNotifier } from '../../../src/guard/aws.ts';
 import { type GuardDeps, guardSettings } from '../../../src/guard/index.ts';
-import { Registry } from '../../../src/registry/index.ts';
+import { keys, Registry } from '../../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 import { candidateOf, modelWith } from './fixtures.ts';
 
 const cloudwatch = mockClient(CloudWatchClient);
@@ -437,6 +438,39 @@ describe('the promote function', () => {
         actor: 'promote',
         details: { alarm: { rule: 'model-errors' } },
       });
+    });
+  });
+
+  it('goes on with every other model when one model’s aliases.json is corrupt', async () => {
+    await withOwnBucket(async (ownRegistry, handler) => {
+      await modelWith(ownRegistry, 'broken', 2, {
+        production: 1,
+        candidate: candidateOf(2, bake(-1)),
+      });
+      await overwrite(ownRegistry.store, keys.aliases('broken'), '{"model": "broken", "produ');
+      await modelWith(ownRegistry, 'good', 2, {
+        production: 1,
+        candidate: candidateOf(2, bake(-1)),
+      });
+      await modelWith(ownRegistry, 'bad', 2, {
+        production: 1,
+        candidate: candidateOf(2, bake(-1)),
+      });
+      serveMetrics({
+        'good@1': { completed: five(270), errors: five(1), p50: five(20), p99: five(40) },
+        'good@2': { completed: five(30), errors: [0, 0, 1, 0, 0], p50: five(20), p99: five(45) },
+        'bad@1': { completed: five(270), errors: five(1), p50: five(20), p99: five(40) },
+        'bad@2': { completed: five(30), errors: [6, 9, 6, 0, 0], p50: five(20) },
+      });
+
+      const result = await handler(tick);
+
+      expect(result.promotions.filter((p) => p.result === 'promoted').map((p) => p.model)).toEqual([
+        'good',
+      ]);
+      expect(result.rollbacks).toMatchObject([{ changed: true, model: 'bad', version: 2 }]);
+      expect(result.failures.map((f) => f.model)).toContain('broken');
+      expect(result.failures[0]?.reason).toMatch(/aliases\.json/);
     });
   });
 
