@@ -33,7 +33,8 @@ import { chooseInt8 } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeAccuracy, parseUploadOptions, type UploadOptions } from './options.ts';
-import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
+import { type PreOptimized, preOptimize } from './preoptimize.ts';
+import { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './samples.ts';
 import type { IngestSettings } from './settings.ts';
 import { type WarmupReport, warmUp } from './trial.ts';
 
@@ -54,6 +55,8 @@ export interface IngestDeps {
   quantizeOptions?: QuantizeOptions;
   /** try static int8 (calibrated on the samples) besides dynamic. @default true */
   staticQuantization?: boolean;
+  /** store the served variant pre-optimized when it loads faster (preoptimize.ts). @default true */
+  preOptimize?: boolean;
   /**
    * deliveries of one upload before an unexpected failure is recorded as a rejection: Lambda
    * delivers an asynchronous event at most three times. @default 3
@@ -105,6 +108,9 @@ interface Candidate {
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
+  /** the first sample, for the pre-optimized graph's check */
+  firstSample?: Feeds;
+  optimized?: PreOptimized;
 }
 
 /**
@@ -226,6 +232,7 @@ async function run(
       );
     }
     const candidate = await evaluate(ctx);
+    if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
     return await register(ctx, candidate);
   } catch (err) {
     return await settleFailure(ctx, err);
@@ -344,7 +351,14 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
-  const evaluated = { bytes, signature, options, warmup, samples: samples.source };
+  const evaluated = {
+    bytes,
+    signature,
+    options,
+    warmup,
+    samples: samples.source,
+    ...(samples.feeds[0] === undefined ? {} : { firstSample: samples.feeds[0] }),
+  };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
     return {
@@ -437,6 +451,27 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     ...(accepted ? { int8: choice.int8 } : {}),
     quantization: { ...gatedReport(report, verdict), ...extra },
   };
+}
+
+/** Stores the served variant pre-optimized when that measurably shortens a cold start. */
+async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
+  const { deps, log, upload } = ctx;
+  const served = candidate.served === 'int8' ? candidate.int8 : candidate.bytes;
+  if (served === undefined || candidate.firstSample === undefined) return;
+  const result = await preOptimize(served, candidate.firstSample, {
+    intraOpThreads: deps.settings.intraOpThreads,
+  });
+  if ('skipped' in result) {
+    log.info('ingest: no pre-optimized graph', { key: upload.sourceKey, reason: result.skipped });
+    return;
+  }
+  log.info('ingest: pre-optimized', {
+    key: upload.sourceKey,
+    loadLevel: result.loadLevel,
+    createMs: result.createMs,
+    bytes: result.bytes.byteLength,
+  });
+  candidate.optimized = result;
 }
 
 /**
@@ -592,6 +627,18 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     candidate.int8 === undefined
       ? undefined
       : await deps.registry.putVariant(model, version, 'int8', candidate.int8);
+  const pre = candidate.optimized;
+  const optimized =
+    pre === undefined
+      ? undefined
+      : {
+          ...(await deps.registry.putOptimized(model, version, candidate.served, pre.bytes)),
+          of: candidate.served,
+          runtime: pre.runtime,
+          level: pre.level,
+          loadLevel: pre.loadLevel,
+          createMs: pre.createMs,
+        };
   const { signature } = candidate;
   const manifest: Manifest = {
     model,
@@ -610,6 +657,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
       parameterCount: signature.parameterCount,
     },
     quantization: candidate.quantization,
+    ...(optimized === undefined ? {} : { optimized }),
     warmup: candidate.warmup,
     createdAt: clock().toISOString(),
   };
