@@ -1,4 +1,5 @@
 import { MaasError } from '../src/errors/index.ts';
+import { isValidModelName } from '../src/registry/keys.ts';
 
 /**
  * Deployment settings, read from `cdk.json` context (or `-c maas:<name>=<value>` on the command
@@ -20,6 +21,8 @@ export interface PredictSettings extends FunctionSettings {
   readonly reservedConcurrency?: number;
   /** instances kept initialised (model sessions stay warm); 0 = none */
   readonly provisionedConcurrency: number;
+  /** models a provisioned instance loads during its init (needs provisionedConcurrency > 0) */
+  readonly preloadModels: readonly string[];
 }
 
 export interface IngestSettings extends FunctionSettings {
@@ -88,6 +91,7 @@ export const SETTING_KEYS = [
   'predictTimeoutSeconds',
   'predictReservedConcurrency',
   'predictProvisionedConcurrency',
+  'predictPreloadModels',
   'ingestMemoryMb',
   'ingestTimeoutSeconds',
   'ingestRetryAttempts',
@@ -262,6 +266,20 @@ export const readSettings = (
     );
   }
 
+  const preloadModels = r.list('predictPreloadModels') ?? [];
+  for (const name of preloadModels) {
+    if (!isValidModelName(name)) {
+      r.problems.push(
+        `${CONTEXT_PREFIX}predictPreloadModels names "${name}", which is not a model name (a-z, 0-9, '.', '_', '-', 1 to 63 characters)`,
+      );
+    }
+  }
+  if (preloadModels.length > 0 && predictProvisioned === 0) {
+    r.problems.push(
+      `${CONTEXT_PREFIX}predictPreloadModels is set but ${CONTEXT_PREFIX}predictProvisionedConcurrency is 0: models are preloaded only by provisioned instances, set it to 1 or more, or remove the list`,
+    );
+  }
+
   const auth = r.choice('auth', ['iam', 'jwt'] as const, d.auth);
   const issuer = r.text(
     'jwtIssuer',
@@ -303,6 +321,7 @@ export const readSettings = (
       ),
       ...(predictReserved === undefined ? {} : { reservedConcurrency: predictReserved }),
       provisionedConcurrency: predictProvisioned,
+      preloadModels,
     },
     ingest: {
       memoryMb: memory(r, 'ingestMemoryMb', d.ingestMemoryMb),

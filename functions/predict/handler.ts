@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { config } from '../../src/config/index.ts';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
   createPredictApp,
@@ -49,6 +50,11 @@ export interface PredictHandlerOptions {
   metrics?: MetricsSink;
   /** default: DEFAULT_LIMITS overridden by MAAS_MAX_* variables */
   limits?: Partial<ProtocolLimits>;
+  /**
+   * models loaded before the first request; default: `MAAS_PRELOAD_MODELS` on a
+   * provisioned-concurrency instance (its init is not on any request's path), none otherwise
+   */
+  preload?: readonly string[];
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -59,18 +65,33 @@ const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void =
 /** Builds the handler and its app once, at cold start; invocations only translate and call. */
 export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
   const logger = options.logger ?? new Logger({ serviceName: 'maas-predict' });
-  const provider =
-    options.provider ??
-    createRuntimeFromEnv({
-      hooks: { onModelLoad: (load) => logger.info('model loaded', { ...load }) },
-    });
+  const runtime =
+    options.provider === undefined
+      ? createRuntimeFromEnv({
+          hooks: { onModelLoad: (load) => logger.info('model loaded', { ...load }) },
+        })
+      : undefined;
+  const provider = options.provider ?? runtime!;
+  const preload =
+    options.preload ??
+    (process.env.AWS_LAMBDA_INITIALIZATION_TYPE === 'provisioned-concurrency'
+      ? config().runtime.preloadModels
+      : []);
+  const ready =
+    runtime === undefined || preload.length === 0
+      ? Promise.resolve()
+      : runtime.preload(preload).then((loaded) => {
+          for (const { model, error } of loaded) {
+            if (error !== undefined) logger.warn('preload failed', { model, error });
+          }
+        });
   const app = createPredictApp({
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => {
       const request = toHttpRequest(event);
@@ -86,6 +107,10 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
         return toApiGatewayResult(toHttpResponse(err, request.requestId));
       }
     });
+  /** settles once the preloaded models are loaded (or failed, logged) */
+  return Object.assign(handler, { ready });
 };
 
 export const handler = createPredictHandler();
+// Lambda's init waits for this: a provisioned instance takes traffic with its models loaded.
+await handler.ready;

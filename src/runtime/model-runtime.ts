@@ -168,6 +168,29 @@ export class ModelRuntime implements ModelProvider {
     return this.serve(model, production, 'production');
   }
 
+  /**
+   * Loads the production and candidate versions of each model, as a provisioned instance does
+   * during its init; a model that cannot be loaded is reported, not thrown: the instance serves
+   * the others, and loads it on its first request as usual.
+   */
+  async preload(models: readonly string[]): Promise<{ model: string; error?: string }[]> {
+    return Promise.all(
+      models.map(async (model) => {
+        try {
+          const { aliases } = await this.readAliases(model);
+          const versions = [aliases?.production, aliases?.candidate?.version].filter(
+            (v): v is number => v !== undefined,
+          );
+          if (versions.length === 0) throw new NoProductionVersionError(model, []);
+          await Promise.all(versions.map((v) => this.load(model, v)));
+          return { model };
+        } catch (err) {
+          return { model, error: errorMessage(err) };
+        }
+      }),
+    );
+  }
+
   /** `model@version` of every live session, least recently used first */
   loadedModels(): string[] {
     return this.sessions.keys();

@@ -120,7 +120,7 @@ describe('predict and the pre-optimized graph', () => {
     const { runtime, store, levels } = await runtimeWith();
     const got = await logits(runtime, 'opt');
     const want = await reference();
-    got.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 4));
+    for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 4);
     expect(store.callsFor(keys.optimized('opt', 1, 'fp32'), 'get').length).toBeGreaterThan(0);
     expect(store.callsFor(keys.variant('opt', 1, 'fp32'), 'get')).toEqual([]);
     expect(levels).toEqual(['disabled']);
@@ -156,6 +156,6 @@ describe('ingest’s pre-optimization', () => {
     const out = Array.from((await s.run({ x: image() })).logits!.data as Float32Array);
     await s.release();
     const want = await reference();
-    out.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 4));
+    for (const [i, v] of out.entries()) expect(v).toBeCloseTo(want[i]!, 4);
   });
 });
