@@ -1,4 +1,5 @@
 import { MaasError } from '../src/errors/index.ts';
+import { INGEST_MEMORY, ingestMemoryNeededMb, largestModelMb } from '../src/ingest/memory.ts';
 import { isValidModelName } from '../src/registry/keys.ts';
 
 /**
@@ -30,6 +31,8 @@ export interface IngestSettings extends FunctionSettings {
   readonly retryAttempts: number;
   /** an upload event older than this goes to the failure queue instead of being retried */
   readonly maxEventAgeSeconds: number;
+  /** uploads over this are rejected from their HEAD (MAAS_MAX_MODEL_BYTES); memoryMb must hold it */
+  readonly maxModelMb: number;
 }
 
 export interface MaasSettings {
@@ -63,6 +66,8 @@ export const SETTING_DEFAULTS = {
   ingestTimeoutSeconds: 300,
   ingestRetryAttempts: 2,
   ingestMaxEventAgeSeconds: 3600,
+  /** what the default 3,008 MB ingest function holds (src/ingest/memory.ts) */
+  ingestMaxModelMb: 438,
   controlMemoryMb: 512,
   controlTimeoutSeconds: 30,
   auth: 'iam',
@@ -96,6 +101,7 @@ export const SETTING_KEYS = [
   'ingestTimeoutSeconds',
   'ingestRetryAttempts',
   'ingestMaxEventAgeSeconds',
+  'ingestMaxModelMb',
   'controlMemoryMb',
   'controlTimeoutSeconds',
   'auth',
@@ -280,6 +286,19 @@ export const readSettings = (
     );
   }
 
+  const ingestMemoryMb = memory(r, 'ingestMemoryMb', d.ingestMemoryMb);
+  const ingestMaxModelMb = r.number('ingestMaxModelMb', d.ingestMaxModelMb, 1, 2048);
+  const neededMb = ingestMemoryNeededMb(ingestMaxModelMb);
+  if (neededMb > ingestMemoryMb) {
+    r.problems.push(
+      `${CONTEXT_PREFIX}ingestMaxModelMb=${ingestMaxModelMb} needs an ingest function of ${neededMb} MB ` +
+        `(${INGEST_MEMORY.fixedMb} MB fixed + ${INGEST_MEMORY.perModelByte} × the cap, measured by ` +
+        `bench/ingest-memory.ts), but ${CONTEXT_PREFIX}ingestMemoryMb is ${ingestMemoryMb}: raise ` +
+        `${CONTEXT_PREFIX}ingestMemoryMb to ${neededMb} or more (Lambda allows up to ${MAX_LAMBDA_MEMORY_MB}), ` +
+        `or lower ${CONTEXT_PREFIX}ingestMaxModelMb to ${largestModelMb(ingestMemoryMb)}`,
+    );
+  }
+
   const auth = r.choice('auth', ['iam', 'jwt'] as const, d.auth);
   const issuer = r.text(
     'jwtIssuer',
@@ -324,7 +343,8 @@ export const readSettings = (
       preloadModels,
     },
     ingest: {
-      memoryMb: memory(r, 'ingestMemoryMb', d.ingestMemoryMb),
+      memoryMb: ingestMemoryMb,
+      maxModelMb: ingestMaxModelMb,
       timeoutSeconds: r.number(
         'ingestTimeoutSeconds',
         d.ingestTimeoutSeconds,

@@ -56,3 +56,29 @@ describe('maas:predictPreloadModels', () => {
     }
   });
 });
+
+describe('maas:ingestMaxModelMb', () => {
+  it('refuses an upload cap the ingest memory cannot hold, with the memory it needs', () => {
+    const [problem] = problemsOf({ 'maas:ingestMaxModelMb': 1024 });
+    expect(problem).toMatch(
+      /ingestMaxModelMb=1024 needs an ingest function of 6816 MB .* raise maas:ingestMemoryMb to 6816 or more .* or lower maas:ingestMaxModelMb to 438/,
+    );
+    expect(problemsOf({ 'maas:ingestMaxModelMb': 1024, 'maas:ingestMemoryMb': 6816 })).toEqual([]);
+  });
+
+  it('gives ingest its cap in bytes', () => {
+    const synth = synthesize({ 'maas:ingestMaxModelMb': 200 });
+    try {
+      synth.template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: 'maas-ingest',
+            MAAS_MAX_MODEL_BYTES: String(200 * 1024 * 1024),
+          }),
+        },
+      });
+    } finally {
+      synth.dispose();
+    }
+  });
+});
