@@ -43,6 +43,8 @@ export interface Int8Choice {
   gate?: GateResult;
   /** the report of the scheme served, or of the best one tried */
   report: QuantizationReport;
+  /** the bytes `report` describes, served or not (benchmarks look inside it) */
+  candidate?: Uint8Array;
   /** the verdicts on the other schemes tried */
   alternatives: NonNullable<QuantizationReport['alternatives']>;
 }
@@ -212,6 +214,7 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
     ...(best ? { int8: best.result.bytes } : {}),
     gate: shown.gate,
     report: shown.result.report,
+    candidate: shown.result.bytes,
     alternatives,
   };
 };
