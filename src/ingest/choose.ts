@@ -146,14 +146,21 @@ const staticVariant = async (
   return lastReport ? { report: lastReport } : {};
 };
 
-const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried =>
-  objective === 'size'
-    ? a.result.bytes.byteLength <= b.result.bytes.byteLength
-      ? a
-      : b
-    : a.gate.int8P50Ms <= b.gate.int8P50Ms
-      ? a
-      : b;
+/** Latency ratios closer than this are a tie on a shared machine: the smaller file wins it. */
+const LATENCY_TIE = 0.05;
+
+/**
+ * The better of two accepted variants. Each variant's p50 is compared as its ratio to fp32 timed
+ * interleaved with it: two gate runs apart see different machine load, so their milliseconds do
+ * not compare, their ratios do.
+ */
+const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried => {
+  const smaller = a.result.bytes.byteLength <= b.result.bytes.byteLength ? a : b;
+  if (objective === 'size') return smaller;
+  const gap = a.gate.latencyRatio - b.gate.latencyRatio;
+  if (Math.abs(gap) <= LATENCY_TIE) return smaller;
+  return gap < 0 ? a : b;
+};
 
 const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
   scheme: t.result.report.scheme,

@@ -443,10 +443,10 @@ export const quantizeStatic = (
     const x = params.get(n.input[0] ?? '');
     const reportSkip = (reason: string) =>
       reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason });
-    if (!x) {
-      reportSkip('no calibrated range reached its input');
-      continue;
-    }
+    // Without a range for its input the op runs float, on weights stored int8 all the same: the
+    // file shrinks, and onnxruntime dequantizes them (once, or per run, which is cheap next to a
+    // convolution over activations).
+    const weightOnly = !x;
     const read = readFloat32(core.weight.tensor);
     if (!read.ok) {
       reportSkip(read.reason);
@@ -468,7 +468,7 @@ export const quantizeStatic = (
     }
     const channels = wq.scales.length;
     let biasName: string | undefined;
-    if (core.bias) {
+    if (core.bias && x) {
       const b = readFloat32(core.bias.tensor);
       if (!b.ok || b.data.length !== channels) {
         reportSkip(b.ok ? `bias has ${b.data.length} values for ${channels} channels` : b.reason);
@@ -487,8 +487,15 @@ export const quantizeStatic = (
     front.push(qdq('DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
     n.input[1] = wDq;
     if (biasName) n.input[2] = biasName;
-    p.replaced.push(core.weight, ...(core.bias ? [core.bias] : []));
-    reports.push({ node: label(n), opType: n.opType, action: 'quantized' });
+    p.replaced.push(core.weight, ...(core.bias && x ? [core.bias] : []));
+    reports.push({
+      node: label(n),
+      opType: n.opType,
+      action: 'quantized',
+      ...(weightOnly
+        ? { reason: 'weights only: its input has no calibrated range, so it runs float' }
+        : {}),
+    });
     quantizedCores++;
   }
   if (quantizedCores === 0) {

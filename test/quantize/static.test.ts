@@ -140,14 +140,23 @@ describe('static QDQ quantization', () => {
     await int8.release();
   });
 
-  it('leaves a Conv float when no calibrated range reached its input, saying so', () => {
+  it('stores the weights of a Conv whose input has no calibrated range int8, and runs it float', () => {
     const plan = planStatic(cnn);
     const ranges = wideRanges(plan.tensors);
     ranges.delete('x');
     const r = quantizeStatic(cnn, ranges);
     const first = r.report.nodes.find((n) => n.node === 'conv0');
-    expect(first).toMatchObject({ action: 'skipped', reason: /no calibrated range/ });
-    expect(r.report.nodesQuantized).toBe(8);
+    expect(first).toMatchObject({
+      action: 'quantized',
+      reason: expect.stringMatching(/weights only/),
+    });
+    expect(r.report.nodesQuantized).toBe(9);
+    const m = quantized(r.bytes);
+    const conv0 = m.graph!.node.find((n) => n.name === 'conv0')!;
+    // the float input goes straight in; the weight through a DequantizeLinear, the bias as it was
+    expect(conv0.input[0]).toBe('x');
+    expect(producerOf(m, conv0.input[1]!)?.opType).toBe('DequantizeLinear');
+    expect(init(m, conv0.input[2]!)?.dataType).toBe(FLOAT);
   });
 
   it('uses the com.microsoft QDQ ops below opset 13, where per-channel scales are not standard', () => {
