@@ -75,9 +75,7 @@ const main = async () => {
       if (c.samples) {
         await s3.store.put(keys.samplesFor(key), c.samples, { contentType: 'application/json' });
       }
-      await s3.client.send(
-        new PutObjectCommand({ Bucket: s3.s3.bucket, Key: key, Body: c.bytes }),
-      );
+      await s3.client.send(new PutObjectCommand({ Bucket: s3.s3.bucket, Key: key, Body: c.bytes }));
       const modelBytes = c.bytes.byteLength;
       c.bytes = new Uint8Array(0);
       const t0 = performance.now();

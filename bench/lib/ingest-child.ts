@@ -2,11 +2,11 @@
 //   tsx bench/lib/ingest-child.ts <incoming key>      ingest that upload from the local S3
 //   tsx bench/lib/ingest-child.ts --baseline <model>  the fixed cost: same imports, one small session
 import { readFile } from 'node:fs/promises';
+import { config } from '../../src/config/index.ts';
 import { INGEST_DEFAULTS, ingestUpload } from '../../src/ingest/index.ts';
 import { Registry } from '../../src/registry/index.ts';
 import { createSession } from '../../src/runtime/index.ts';
 import { S3ObjectStore } from '../../src/storage/index.ts';
-import { config } from '../../src/config/index.ts';
 
 const [first, second] = process.argv.slice(2);
 const skip = new Set((process.env.MAAS_BENCH_SKIP ?? '').split(','));

@@ -121,26 +121,35 @@ const staticVariant = async (
         planned: all.size,
         minNoiseMargin: margin,
       };
-      const result = quantizeStatic(input.fp32, kept, { calibration });
-      if (result.bytes === undefined) {
-        lastReport = result.report;
-        continue;
+      // Weights of the ops left float are stored int8 first (a smaller file); where their
+      // rounding is what costs the accuracy, they stay float on the next try.
+      for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
+        const result = quantizeStatic(input.fp32, kept, { calibration, weightOnly });
+        if (result.bytes === undefined) {
+          lastReport = result.report;
+          continue;
+        }
+        const invalid = input.check(result.bytes);
+        const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
+        const detail = {
+          method,
+          margin,
+          weightOnly,
+          activations: kept.size,
+          planned: all.size,
+          ...(verdict ? { cosine: verdict.cosine, top1: verdict.top1Agreement } : {}),
+        };
+        input.log?.('ingest: static int8 candidate', {
+          ...detail,
+          accept: verdict?.accept,
+          invalid,
+        });
+        const reason = invalid ?? (verdict?.accept ? undefined : verdict?.decision);
+        if (reason === undefined) {
+          return { tried: { ...result, bytes: result.bytes } };
+        }
+        lastReport = { ...result.report, status: 'not-applied', reason };
       }
-      const invalid = input.check(result.bytes);
-      const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
-      const detail = {
-        method,
-        margin,
-        activations: kept.size,
-        planned: all.size,
-        ...(verdict ? { cosine: verdict.cosine, top1: verdict.top1Agreement } : {}),
-      };
-      input.log?.('ingest: static int8 candidate', { ...detail, accept: verdict?.accept, invalid });
-      const reason = invalid ?? (verdict?.accept ? undefined : verdict?.decision);
-      if (reason === undefined) {
-        return { tried: { ...result, bytes: result.bytes } };
-      }
-      lastReport = { ...result.report, status: 'not-applied', reason };
     }
   }
   return lastReport ? { report: lastReport } : {};
@@ -210,7 +219,7 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
     alternatives.push({
       scheme: r.scheme,
       accepted: false,
-      decision: `not tried: ${r.reason ?? 'nothing to quantize'}`,
+      decision: `not timed: ${r.reason ?? 'nothing to quantize'}`,
     });
   }
   if (!shown) {

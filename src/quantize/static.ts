@@ -30,6 +30,7 @@ import {
   quantizeAxis0,
   quantizeBias,
   quantizePerChannel,
+  quantizePerTensor,
   rawTensor,
   readFloat32,
 } from './weights.ts';
@@ -49,6 +50,13 @@ export interface StaticOptions {
   excludeNodes?: readonly string[];
   /** how the ranges were measured, for the report */
   calibration?: NonNullable<QuantizationReport['calibration']>;
+  /**
+   * store int8 weights for the ops whose input has no range (they run float on dequantized
+   * weights): a smaller file, at the cost of their weight rounding. @default true
+   */
+  weightOnly?: boolean;
+  /** Gather over a constant float table (embeddings) reads int8 rows. @default true */
+  tables?: boolean;
 }
 
 export interface StaticPlan {
@@ -447,6 +455,10 @@ export const quantizeStatic = (
     // file shrinks, and onnxruntime dequantizes them (once, or per run, which is cheap next to a
     // convolution over activations).
     const weightOnly = !x;
+    if (weightOnly && options.weightOnly === false) {
+      reportSkip('no calibrated range reached its input');
+      continue;
+    }
     const read = readFloat32(core.weight.tensor);
     if (!read.ok) {
       reportSkip(read.reason);
@@ -501,6 +513,34 @@ export const quantizeStatic = (
   if (quantizedCores === 0) {
     return notApplied(started, 'no Conv, MatMul or Gemm could run int8 (see nodes)', reports);
   }
+  if (options.tables !== false) {
+    const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
+    for (const n of g.node) {
+      if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) continue;
+      const table = resolveConstant(n.input[0] ?? '', p.analysis);
+      if (table.kind !== 'const' || table.transposed) continue;
+      const read = readFloat32(table.tensor);
+      if (!read.ok || read.data.length < minElements) continue;
+      const t = quantizePerTensor(read.data);
+      if (typeof t === 'string') continue;
+      const base = label(n);
+      const qName = init(`${table.source}_quantized`, INT8, read.dims, t.q);
+      const scale = init(`${table.source}_scale`, FLOAT, [], Float32Array.of(t.scale));
+      const zero = init(`${table.source}_zero_point`, INT8, [], new Int8Array(1));
+      const out = n.output[0] ?? '';
+      const gathered = names.fresh(`${out}_quantized`);
+      n.input[0] = qName;
+      n.output[0] = gathered;
+      // The pair quantizing `out` for its consumers, if it has one, now follows the new producer.
+      after.set(gathered, [
+        qdq('DequantizeLinear', [gathered, scale, zero], out),
+        ...(after.get(out) ?? []),
+      ]);
+      after.delete(out);
+      p.replaced.push(table);
+      reports.push({ node: base, opType: 'Gather', action: 'quantized' });
+    }
+  }
 
   const nodes: NodeProto[] = [...front];
   for (const n of g.node) {
@@ -514,15 +554,15 @@ export const quantizeStatic = (
     p.model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
   const out = encodeModel(p.model);
-  const skipped = reports.length - quantizedCores;
+  const quantizedNodes = reports.filter((r) => r.action === 'quantized').length;
   return {
     bytes: out,
     report: {
       scheme: SCHEME_STATIC_QDQ,
       status: 'applied',
       nodes: reports,
-      nodesQuantized: quantizedCores,
-      nodesSkipped: skipped,
+      nodesQuantized: quantizedNodes,
+      nodesSkipped: reports.length - quantizedNodes,
       sizeRatio: out.byteLength / bytes.byteLength,
       quantizeMs: performance.now() - started,
       ...(options.calibration ? { calibration: options.calibration } : {}),

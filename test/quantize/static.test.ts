@@ -237,6 +237,59 @@ describe('static QDQ quantization', () => {
   });
 });
 
+describe('static quantization of embedding tables', () => {
+  it('stores a Gather’s constant float table int8 and dequantizes only the rows it reads', async () => {
+    const vocab = 64;
+    const dim = 128;
+    const table = tensor(
+      'emb',
+      FLOAT,
+      [vocab, dim],
+      Float32Array.from({ length: vocab * dim }, (_, i) => Math.sin(i)),
+    );
+    const w = tensor(
+      'w',
+      FLOAT,
+      [dim, dim],
+      Float32Array.from({ length: dim * dim }, (_, i) => Math.cos(i) / dim),
+    );
+    const bytes = encodeModel(
+      model({
+        opset: 13,
+        graph: graph({
+          nodes: [
+            node('Gather', ['emb', 'ids'], ['e'], { axis: 0 }, 'embed'),
+            node('MatMul', ['e', 'w'], ['y'], {}, 'proj'),
+          ],
+          initializers: [table, w],
+          inputs: [valueInfo('ids', TensorProto_DataType.INT64, [1, 4])],
+          outputs: [valueInfo('y', FLOAT, [1, 4, dim])],
+        }),
+      }),
+    );
+    const r = quantizeStatic(bytes, new Map([['e', { min: -1, max: 1 }]]));
+    const m = quantized(r.bytes);
+    const gather = m.graph!.node.find((n) => n.opType === 'Gather')!;
+    expect(init(m, gather.input[0]!)?.dataType).toBe(INT8);
+    expect(m.graph!.initializer.some((t) => t.name === 'emb')).toBe(false);
+    // the dequantized rows keep their name, then get the activation's own Q/DQ pair for the MatMul
+    const dq = producerOf(m, 'e');
+    expect(dq?.opType).toBe('DequantizeLinear');
+    expect(
+      r.report.nodes
+        .filter((n) => n.action === 'quantized')
+        .map((n) => n.opType)
+        .sort(),
+    ).toEqual(['Gather', 'MatMul']);
+    const s = await ort.InferenceSession.create(r.bytes!);
+    const out = await s.run({
+      ids: new ort.Tensor('int64', BigInt64Array.of(1n, 2n, 3n, 63n), [1, 4]),
+    });
+    expect(out.y!.dims).toEqual([1, 4, dim]);
+    await s.release();
+  });
+});
+
 describe('activation parameters and noise margins', () => {
   it('represents 0 exactly, whatever the range', () => {
     for (const [min, max] of [
