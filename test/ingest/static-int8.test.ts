@@ -43,7 +43,7 @@ describe('ingest of a convolutional model with samples', () => {
     expect(q?.accuracy?.cosine).toBeGreaterThanOrEqual(0.999);
     expect(q?.latencyRatio).toBeLessThanOrEqual(1);
     expect(q?.sizeRatio).toBeLessThan(0.3);
-    expect(q?.calibration).toMatchObject({ source: 'sidecar', samples: 6 });
+    expect(q?.calibration).toMatchObject({ source: 'sidecar', samples: 3 });
     expect(q?.nodesQuantized).toBe(q?.nodes.filter((n) => n.opType === 'Conv').length);
     expect(q?.accuracyTest).toBe('cosine>=0.999');
     console.info(
