@@ -2,7 +2,10 @@ import '../local/sdk-warning.ts';
 import { Command } from 'commander';
 import { errorMessage, MaasError } from '../src/errors/index.ts';
 import { StorageUnavailableError } from '../src/storage/index.ts';
+import { registerCanary } from './commands/canary.ts';
+import { registerConsole } from './commands/console.ts';
 import { registerDev } from './commands/dev.ts';
+import { registerExplain } from './commands/explain.ts';
 import { registerHistory } from './commands/history.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
@@ -17,7 +20,7 @@ import { DEFAULT_OUTPUTS_FILE, localDefaults, normalizeStackArgv } from './targe
 export function createProgram(): Command {
   const defaults = localDefaults();
   const program = new Command('maas')
-    .description('Manage and serve ONNX models: upload, list, inspect, audit, predict')
+    .description('Manage and serve ONNX models: upload, list, inspect, audit, predict, explain')
     .option(
       '--stack [outputs.json]',
       `target a deployed stack, read from the file \`cdk deploy --outputs-file\` writes (default file: ${DEFAULT_OUTPUTS_FILE}), with AWS credentials from the default chain (predict signs with SigV4, or sends MAAS_TOKEN as a bearer token when it is set)`,
@@ -38,9 +41,12 @@ export function createProgram(): Command {
   registerShow(program);
   registerHistory(program);
   registerPredict(program);
+  registerExplain(program);
   registerPromote(program);
   registerRollback(program);
+  registerCanary(program);
   registerDev(program);
+  registerConsole(program);
   return program;
 }
 

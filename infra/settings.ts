@@ -24,6 +24,10 @@ export interface PredictSettings extends FunctionSettings {
   readonly provisionedConcurrency: number;
   /** models a provisioned instance loads during its init (needs provisionedConcurrency > 0) */
   readonly preloadModels: readonly string[];
+  /** `/explain` routes answer (`MAAS_EXPLAIN`); off: 404 saying so */
+  readonly explain: boolean;
+  /** the most model evaluations one explanation may ask for (`MAAS_EXPLAIN_MAX_BUDGET`); unset = the code's default */
+  readonly explainMaxBudget?: number;
 }
 
 export interface IngestSettings extends FunctionSettings {
@@ -62,6 +66,7 @@ export const SETTING_DEFAULTS = {
   predictMemoryMb: 2048,
   predictTimeoutSeconds: 15,
   predictProvisionedConcurrency: 0,
+  explain: 'on',
   ingestMemoryMb: 3008,
   ingestTimeoutSeconds: 300,
   ingestRetryAttempts: 2,
@@ -97,6 +102,8 @@ export const SETTING_KEYS = [
   'predictReservedConcurrency',
   'predictProvisionedConcurrency',
   'predictPreloadModels',
+  'explain',
+  'explainMaxBudget',
   'ingestMemoryMb',
   'ingestTimeoutSeconds',
   'ingestRetryAttempts',
@@ -298,6 +305,8 @@ export const readSettings = (
         `or lower ${CONTEXT_PREFIX}ingestMaxModelMb to ${largestModelMb(ingestMemoryMb)}`,
     );
   }
+  const explain = r.choice('explain', ['on', 'off'] as const, d.explain);
+  const explainMaxBudget = r.optionalNumber('explainMaxBudget', 2, 1 << 20);
 
   const auth = r.choice('auth', ['iam', 'jwt'] as const, d.auth);
   const issuer = r.text(
@@ -341,6 +350,8 @@ export const readSettings = (
       ...(predictReserved === undefined ? {} : { reservedConcurrency: predictReserved }),
       provisionedConcurrency: predictProvisioned,
       preloadModels,
+      explain: explain === 'on',
+      ...(explainMaxBudget === undefined ? {} : { explainMaxBudget }),
     },
     ingest: {
       memoryMb: ingestMemoryMb,

@@ -51,7 +51,13 @@ export class MaasStack extends Stack {
     this.predict = new PredictApi(this, 'Predict', {
       settings,
       modelBucket: this.modelBucket,
-      environment: storage,
+      environment: {
+        ...storage,
+        MAAS_EXPLAIN: settings.predict.explain ? 'on' : 'off',
+        ...(settings.predict.explainMaxBudget === undefined
+          ? {}
+          : { MAAS_EXPLAIN_MAX_BUDGET: String(settings.predict.explainMaxBudget) }),
+      },
     });
     this.ingest = new Ingest(this, 'Ingest', {
       settings,

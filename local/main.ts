@@ -14,12 +14,13 @@ import {
   Registry,
   type UploadRef,
 } from '../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../src/storage/index.ts';
+import { normalizeEtag } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 /**
- * `npm start`: the local stack with the example models, configured by the variables of DESIGN.md
+ * `npm start`: the local stack with the example models, configured by the variables of docs/design.md
  * (`MAAS_S3_PORT`, `MAAS_BUCKET`, `MAAS_HOME`, `PORT`). The examples go in through the upload path
  * users take, once: a restart finds them registered and keeps everything else too.
  */
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
     s3Port: config.local.s3Port,
     bucket: config.storage.bucket,
     httpPort: config.local.apiPort,
+    consolePort: config.local.consolePort,
     workers: config.local.workers,
     ingest: {
       onOutput: (line) => ingestLog.write(`${line}\n`),
@@ -172,6 +174,13 @@ async function main(): Promise<void> {
   print();
   print('onnx-maas is running');
   print(`  HTTP API  ${api}  (Open Inference Protocol V2: ${api}/v2/models)`);
+  if (stack.urls.console !== undefined) {
+    print(
+      `  console   ${stack.urls.console}  (models, canaries, live charts; Prometheus at /metrics)`,
+    );
+  } else if (stack.consoleProblem !== undefined) {
+    print(`  console   not started: ${stack.consoleProblem}`);
+  }
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
   );

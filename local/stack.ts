@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { ConsolePortInUseError, type RunningConsole, startConsole } from '../cli/console/index.ts';
 import { INGEST_DEFAULTS } from '../src/ingest/index.ts';
 import { parseEmfLine } from '../src/metrics/index.ts';
 import { Registry } from '../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
 import {
   LOCAL_TIME_SCALE,
   type LocalGuard,
@@ -33,10 +34,14 @@ export interface LocalStackOptions {
   onApiOutput?: OutputListener;
   /** the alarm evaluator and promote timer; settings default to the functions' environment */
   guard?: Omit<LocalGuardOptions, 'registry'>;
+  /** the console's port (0 picks a free one); unset: no console */
+  consolePort?: number;
 }
 
 export interface LocalStack {
-  urls: { api: string; s3: string };
+  urls: { api: string; s3: string; console?: string };
+  /** why the console asked for did not start (its port was taken); the stack runs without it */
+  consoleProblem?: string;
   bucket: string;
   /** what any process needs to reach this stack's storage, as the functions get it */
   env: Record<string, string>;
@@ -121,8 +126,39 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     stops.push(() => api.close());
 
+    // The console reads the guard's own store: the figures its rules judge, not a copy.
+    let consoleServer: RunningConsole | undefined;
+    let consoleProblem: string | undefined;
+    if (options.consolePort !== undefined) {
+      try {
+        consoleServer = await startConsole({
+          target: {
+            kind: 'local',
+            s3Endpoint: s3.endpoint,
+            bucket: s3.bucket,
+            region: LOCAL_S3_REGION,
+            apiUrl: api.url,
+          },
+          port: options.consolePort,
+          definitions: guard.settings.definitions,
+          localStore: guard.metrics,
+        });
+        const running = consoleServer;
+        stops.push(() => running.close());
+      } catch (err) {
+        // a page to look at is no reason to refuse serving models
+        if (!(err instanceof ConsolePortInUseError)) throw err;
+        consoleProblem = err.message;
+      }
+    }
+
     return {
-      urls: { api: api.url, s3: s3.endpoint },
+      urls: {
+        api: api.url,
+        s3: s3.endpoint,
+        ...(consoleServer === undefined ? {} : { console: consoleServer.url }),
+      },
+      ...(consoleProblem === undefined ? {} : { consoleProblem }),
       bucket: s3.bucket,
       env,
       s3,

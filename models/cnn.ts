@@ -1,9 +1,7 @@
 import {
   encodeModel,
-  gaussian,
   graph,
   model,
-  mulberry32,
   type NodeProto,
   node,
   type TensorProto,
@@ -11,6 +9,7 @@ import {
   tensor,
   valueInfo,
 } from '../src/onnx/index.ts';
+import { gaussian, mulberry32 } from '../src/util/index.ts';
 
 const FLOAT = TensorProto_DataType.FLOAT;
 

@@ -6,7 +6,7 @@ import { config } from '../../src/config/index.ts';
 import { INGEST_DEFAULTS, ingestUpload } from '../../src/ingest/index.ts';
 import { Registry } from '../../src/registry/index.ts';
 import { createSession } from '../../src/runtime/index.ts';
-import { S3ObjectStore } from '../../src/storage/index.ts';
+import { S3ObjectStore } from '../../src/storage/s3.ts';
 
 const [first, second] = process.argv.slice(2);
 const skip = new Set((process.env.MAAS_BENCH_SKIP ?? '').split(','));

@@ -3,18 +3,17 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { config } from '../../src/config/index.ts';
+import { type ExplainSettings, explainSettingsFromEnv } from '../../src/explain/index.ts';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
-  createPredictApp,
   type HttpRequest,
   type HttpResponse,
   limitsFromEnv,
-  type ModelProvider,
   type ProtocolLimits,
-  type RequestRecord,
   toHttpResponse,
 } from '../../src/protocol/index.ts';
-import { createRuntimeFromEnv } from '../../src/runtime/index.ts';
+import { createRuntimeFromEnv, type ModelProvider } from '../../src/runtime/index.ts';
+import { createPredictApp, type RequestRecord } from '../../src/serve/index.ts';
 
 /** API Gateway HTTP API (payload 2.0) event → the protocol's request. */
 export const toHttpRequest = (event: APIGatewayProxyEventV2): HttpRequest => ({
@@ -50,6 +49,8 @@ export interface PredictHandlerOptions {
   metrics?: MetricsSink;
   /** default: DEFAULT_LIMITS overridden by MAAS_MAX_* variables */
   limits?: Partial<ProtocolLimits>;
+  /** default: EXPLAIN_DEFAULTS overridden by MAAS_EXPLAIN* variables */
+  explain?: ExplainSettings;
   /**
    * models loaded before the first request; default: `MAAS_PRELOAD_MODELS` on a
    * provisioned-concurrency instance (its init is not on any request's path), none otherwise
@@ -89,12 +90,18 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
+    explain: options.explain ?? explainSettingsFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .handler(async (event) => {
-      const request = toHttpRequest(event);
+    .handler(async (event, context) => {
+      // The app bounds long work (explanations) by the invocation's remaining time, so they
+      // answer before Lambda stops the function.
+      const request = {
+        ...toHttpRequest(event),
+        deadline: Date.now() + context.getRemainingTimeInMillis(),
+      };
       try {
         return toApiGatewayResult(await app(request));
       } catch (err) {

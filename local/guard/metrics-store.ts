@@ -6,6 +6,7 @@ import {
   statisticOf,
 } from '../../src/guard/index.ts';
 import { DIMENSIONS, type EmfRecord, METRICS_NAMESPACE } from '../../src/metrics/index.ts';
+import { LocalFigures } from './figures.ts';
 
 /** One request as the predict handler reported it. */
 interface Sample {
@@ -26,8 +27,18 @@ export interface SeriesKey {
  */
 export class LocalMetricsStore implements MetricsReader {
   private readonly series = new Map<string, { key: SeriesKey; samples: Sample[] }>();
+  /**
+   * The same documents kept longer and coarser for the console's charts and `/metrics`: the
+   * guard's own samples live only as long as its longest rule looks back.
+   */
+  readonly figures: LocalFigures;
 
-  constructor(private readonly retainMs: number) {}
+  constructor(
+    private readonly retainMs: number,
+    figures: LocalFigures = new LocalFigures(),
+  ) {
+    this.figures = figures;
+  }
 
   /** Keeps a record of the `Maas` namespace carrying `Model` and `Version`; ignores the rest. */
   add(record: EmfRecord, arrivedAt: number): void {
@@ -42,11 +53,9 @@ export class LocalMetricsStore implements MetricsReader {
       this.series.set(id, entry);
     }
     const requests = record.values.Requests?.reduce((sum, v) => sum + v, 0) ?? 0;
-    entry.samples.push({
-      at: record.timestamp > 0 ? record.timestamp : arrivedAt,
-      requests,
-      values: record.values,
-    });
+    const at = record.timestamp > 0 ? record.timestamp : arrivedAt;
+    entry.samples.push({ at, requests, values: record.values });
+    this.figures.add(model, version, record.values, at);
   }
 
   /** Every version that reported anything still retained. */

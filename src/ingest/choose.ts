@@ -7,11 +7,11 @@ import {
   judgeVariants,
   noiseMargins,
   planStatic,
+  type QuantizationReport,
   type QuantizeResult,
   quantizeStatic,
   rangesWithMargin,
 } from '../quantize/index.ts';
-import type { QuantizationReport } from '../registry/index.ts';
 import { createSession, type SessionSettings } from '../runtime/index.ts';
 import { type CalibrationRanges, calibrate } from './calibrate.ts';
 import type { SampleSet } from './samples.ts';

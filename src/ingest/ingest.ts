@@ -1,6 +1,5 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
-  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
@@ -9,17 +8,21 @@ import {
 import {
   type GateOptions,
   type GateResult,
+  type QuantizationReport,
   type QuantizeOptions,
   type QuantizeResult,
   quantizeModel,
 } from '../quantize/index.ts';
 import {
+  type AliasOutcome,
+  type AliasPolicy,
+  aliasOutcome,
   type HistoryRecord,
   isValidModelName,
   keys,
   type Manifest,
   parseIncomingKey,
-  type QuantizationReport,
+  placeVersion,
   type Registry,
   type ServedVariant,
   sha256Hex,
@@ -28,7 +31,8 @@ import {
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
-import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+import { fmtBytes } from '../util/index.ts';
+import { sampleMeans } from './baseline.ts';
 import { chooseInt8 } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
@@ -105,6 +109,8 @@ interface Candidate {
   options: UploadOptions;
   warmup: WarmupReport;
   samples: SampleSet['source'];
+  /** recorded only for the uploader's own samples: synthesized ones mean nothing */
+  sampleMeans?: Manifest['sampleMeans'];
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
@@ -358,6 +364,9 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     warmup,
     samples: samples.source,
     ...(samples.feeds[0] === undefined ? {} : { firstSample: samples.feeds[0] }),
+    ...(samples.source === 'sidecar'
+      ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
+      : {}),
   };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
@@ -594,7 +603,7 @@ function gatedReport(report: QuantizationReport, gate: GateResult): Quantization
   const { reason: _quantizerReason, ...rest } = report;
   return {
     ...rest,
-    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // Only an accepted variant is written (docs/design.md: model.int8.onnx "when accepted"); the
     // figures of a refused one stay here, so the refusal can be checked.
     status: gate.accept ? 'applied' : 'not-applied',
     ...(gate.accept ? {} : { reason: gate.decision }),
@@ -659,6 +668,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     quantization: candidate.quantization,
     ...(optimized === undefined ? {} : { optimized }),
     warmup: candidate.warmup,
+    ...(candidate.sampleMeans === undefined ? {} : { sampleMeans: candidate.sampleMeans }),
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);

@@ -1,5 +1,5 @@
 /**
- * The metric contract of DESIGN.md in one place: the predict function emits these, the CDK
+ * The metric contract of docs/design.md in one place: the predict function emits these, the CDK
  * stack's alarms and dashboard and the local alarm evaluator read them.
  */
 export const METRICS_NAMESPACE = 'Maas';
@@ -21,6 +21,12 @@ export const METRICS = {
   ColdStart: 'Count',
   /** NaN and ±Infinity elements in the outputs returned */
   NonFiniteOutputs: 'Count',
+  /** explain requests that reached a model route; never counted as Requests or ModelErrors */
+  ExplainRequests: 'Count',
+  /** end to end of an explain request */
+  ExplainLatency: 'Milliseconds',
+  /** model runs on one example an explanation spent, the prediction included */
+  ExplainEvaluations: 'Count',
 } as const satisfies Record<string, 'Count' | 'Milliseconds'>;
 
 export type MetricName = keyof typeof METRICS;

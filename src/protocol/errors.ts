@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/index.ts';
 import { MaasError } from '../errors/index.ts';
 import { type HttpResponse, jsonResponse } from './http.ts';
 
@@ -72,7 +73,10 @@ export class RouteNotFoundError extends MaasError {
 }
 
 /** Seconds a client should wait before retrying a 503 or a 429, unless the error says otherwise. */
-export const RETRY_AFTER_SECONDS = { unavailable: 5, overloaded: 1 } as const;
+export const RETRY_AFTER_SECONDS = {
+  unavailable: DEFAULTS.retryAfterSeconds,
+  overloaded: 1,
+} as const;
 
 interface ErrorRule {
   status: number;
@@ -111,6 +115,9 @@ const RULES: Readonly<Partial<Record<string, ErrorRule>>> = {
   InvalidTensor: { status: 400 },
   InputRejected: { status: 400 },
   InvalidModelName: { status: 400 },
+  InvalidExplainParameter: { status: 400 },
+  ExplanationTooCostly: { status: 413 },
+  ExplainDisabled: { status: 404 },
   ModelNotFound: { status: 404 },
   VersionNotFound: { status: 404 },
   RouteNotFound: { status: 404 },

@@ -10,7 +10,6 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
-import type { QuantizationReport, QuantizedNodeReport } from '../registry/types.ts';
 import { countUses, NameAllocator } from './graph.ts';
 import {
   type Analysis,
@@ -25,6 +24,7 @@ import {
   type QuantizeResult,
   resolveConstant,
 } from './quantize.ts';
+import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
   quantizeAxis0,

@@ -1,4 +1,5 @@
 import type { ModelSignature, OpsetImport, TensorSpec } from '../onnx/types.ts';
+import type { QuantizationReport } from '../quantize/report.ts';
 
 export type ServedVariant = 'int8' | 'fp32';
 export type PromotePolicy = 'now' | 'canary' | 'manual';
@@ -9,52 +10,19 @@ export interface VariantInfo {
   bytes: number;
 }
 
-/** One entry of the quantization report. */
-export interface QuantizedNodeReport {
-  node: string;
-  opType: string;
-  action: 'quantized' | 'skipped';
-  /** why it was skipped (too small, excluded by option, unsupported layout, ...) */
-  reason?: string;
-}
-
-export interface QuantizationReport {
-  scheme: string;
-  /** `applied`: int8 variant written; `not-applied`: no variant (why in `reason`) */
-  status: 'applied' | 'not-applied';
-  reason?: string;
-  nodes: QuantizedNodeReport[];
-  nodesQuantized: number;
-  nodesSkipped: number;
-  sizeRatio?: number;
-  latencyRatio?: number;
-  accuracy?: { cosine: number; maxAbsError: number; top1Agreement?: number };
-  /** why int8 is or is not served */
-  decision?: string;
-  quantizeMs?: number;
-  /** static schemes: how activation ranges were measured (`synthesized` samples calibrate weakly) */
-  calibration?: {
-    method: 'minmax' | 'percentile';
-    samples: number;
-    /** `sidecar`, or `synthesized` (inputs made up from the signature: a weak calibration) */
-    source: string;
-    /** activations quantized, of those planned; the others had a noise margin below the minimum */
-    activations?: number;
-    planned?: number;
-    minNoiseMargin?: number;
-  };
-  /** the accuracy test the gate applied, from the upload's `maas-accuracy` (e.g. `cosine>=0.999`) */
-  accuracyTest?: string;
-  /** the other int8 schemes ingest tried on this upload, with the gate's verdict on each */
-  alternatives?: {
-    scheme: string;
-    accepted: boolean;
-    decision: string;
-    sizeRatio?: number;
-    latencyRatio?: number;
-    cosine?: number;
-    top1Agreement?: number;
-  }[];
+/**
+ * The mean of one input over the upload's sample requests, recorded by ingest: the `samples-mean`
+ * baseline of explanations.
+ */
+export interface InputMean {
+  /** sample requests averaged */
+  samples: number;
+  /** mean of every element of every sample */
+  mean: number;
+  /** dims of one example (the batch dim left out), when every sample had them */
+  shape?: number[];
+  /** mean per element of one example, row-major; only for inputs small enough to record */
+  elements?: number[];
 }
 
 export interface OptimizedVariant extends VariantInfo {
@@ -89,6 +57,8 @@ export interface Manifest {
    */
   optimized?: OptimizedVariant;
   warmup?: { samples: number; p50Ms: number; loadMs: number };
+  /** per input name; only when the upload came with sample requests */
+  sampleMeans?: Record<string, InputMean>;
   createdAt: string;
 }
 
@@ -112,13 +82,7 @@ export interface Aliases {
   updatedAt: string;
 }
 
-export type HistoryEvent =
-  | 'registered'
-  | 'rejected'
-  | 'promoted'
-  | 'candidate'
-  | 'rolled-back'
-  | 'candidate-dropped';
+export type HistoryEvent = 'registered' | 'rejected' | 'promoted' | 'candidate' | 'rolled-back';
 
 export interface HistoryRecord {
   model: string;

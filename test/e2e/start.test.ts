@@ -18,7 +18,14 @@ interface Started {
 const start = async (home: string): Promise<Started> => {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), 'local/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MAAS_S3_PORT: '0', MAAS_HOME: home, MAAS_WORKERS: '1' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      MAAS_S3_PORT: '0',
+      MAAS_CONSOLE_PORT: '0',
+      MAAS_HOME: home,
+      MAAS_WORKERS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';

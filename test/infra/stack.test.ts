@@ -31,6 +31,8 @@ const VARIANT_CONTEXT = {
   'maas:predictReservedConcurrency': 4,
   'maas:predictProvisionedConcurrency': 2,
   'maas:alarmThresholds': { latency: 750 },
+  'maas:explain': 'off',
+  'maas:explainMaxBudget': 256,
 };
 
 let base: Synthesized;
@@ -280,6 +282,17 @@ describe('functions', () => {
       const resource = variant.template.findResources('AWS::Lambda::Function')[fn] as Json;
       expect(props(resource).Architectures).toEqual(['x86_64']);
     }
+  });
+
+  it('pass predict the explain switch and cap from cdk.json', () => {
+    const env = (s: Synthesized) =>
+      (
+        props(s.template.findResources('AWS::Lambda::Function')[functions(s).predict.fn] as Json)
+          .Environment as Json
+      ).Variables as Json;
+    expect(env(base)).toMatchObject({ MAAS_EXPLAIN: 'on' });
+    expect(env(base).MAAS_EXPLAIN_MAX_BUDGET).toBeUndefined();
+    expect(env(variant)).toMatchObject({ MAAS_EXPLAIN: 'off', MAAS_EXPLAIN_MAX_BUDGET: '256' });
   });
 
   it('pass ingest the canary weight and bake time', () => {

@@ -14,7 +14,6 @@ import {
   type GraphProto,
   graph,
   model,
-  mulberry32,
   type NodeProto,
   node,
   type RejectionCode,
@@ -25,6 +24,7 @@ import {
   type ValidationLimits,
   valueInfo,
 } from '../../src/onnx/index.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 
 export interface HostileModel {
   name: string;

@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasError } from '../../../src/errors/index.ts';
 import { MemoryMetricsSink } from '../../../src/metrics/index.ts';
-import {
-  createPredictApp,
-  type LoadedModel,
-  type ModelProvider,
-  type RequestRecord,
-} from '../../../src/protocol/index.ts';
+import { RETRY_AFTER_SECONDS } from '../../../src/protocol/index.ts';
+import type { LoadedModel, ModelProvider } from '../../../src/runtime/index.ts';
+import { createPredictApp, type RequestRecord } from '../../../src/serve/index.ts';
 import { StorageUnavailableError } from '../../../src/storage/index.ts';
 import {
   arithmeticModel,
@@ -120,7 +117,7 @@ describe('routes of the HTTP contract', () => {
     for (const path of [
       '/',
       '/v3',
-      '/v2/models/single/explain',
+      '/v2/models/single/explainer',
       '/v2/models/single/versions',
       '/v1/models/single',
       '/v2/models/a/b/c/d/e/f',
@@ -149,7 +146,7 @@ describe('failures the platform owns', () => {
       await app(get('/v2/health/ready')),
     ]) {
       expect(res.status).toBe(503);
-      expect(res.headers['retry-after']).toBe('5');
+      expect(res.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS.unavailable));
       expect(bodyText(res)).not.toMatch(/ECONNREFUSED|secret-bucket/);
       expect(json(res.body)).toEqual({ error: expect.stringContaining('storage is unreachable') });
     }
