@@ -3,7 +3,13 @@
  * session-create time, p50 latency at batch 1 and 32, accuracy, and the quantizer's own wall time.
  * Both variants are timed in the same process, runs interleaved, so ratios hold on a busy machine.
  *
- *   npx tsx bench/quantize.ts
+ * Then ingest's own decision on real models (`--part choice`): the PP-OCR det, rec and
+ * classifier models and Silero VAD from npm packages, a generated ResNet-18-shaped CNN and the
+ * encoder, each with samples and the upload's accuracy option, through `chooseInt8` (dynamic and
+ * static int8, calibration, the gate): what would be served, its ratios against fp32 measured in
+ * the same run, and the float ops onnxruntime still runs in the int8 graph (what holds it back).
+ *
+ *   npx tsx bench/quantize.ts [--part dynamic|choice] [--models det,cls,rec,vad,resnet18,encoder]
  */
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,11 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ensureExampleModels } from '../models/generate.ts';
+import { chooseInt8 } from '../src/ingest/choose.ts';
 import { evaluateVariants } from '../src/ingest/index.ts';
-import { parseModel } from '../src/onnx/index.ts';
+import { parseModel, validateModel } from '../src/onnx/index.ts';
 import { type GateResult, quantizeModel } from '../src/quantize/index.ts';
 import { mulberry32 } from '../src/util/index.ts';
 import { floatFeed, mlpModel } from '../test/integration/quantize/fixtures.ts';
+import { loadRealModel, REAL_MODELS, type RealModelName } from './lib/real-models.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 const ENCODER_SEQ_LEN = 128;
@@ -124,6 +132,136 @@ const benchCase = async (c: Case) => {
   };
 };
 
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+};
+const PART = arg('part');
+
+/** Op types onnxruntime runs in the int8 graph it built, split into integer and float work. */
+const graphOps = async (bytes: Uint8Array) => {
+  const dir = await mkdtemp(join(tmpdir(), 'maas-bench-'));
+  try {
+    const path = join(dir, 'optimized.onnx');
+    const s = await ort.InferenceSession.create(bytes, {
+      optimizedModelFilePath: path,
+      logSeverityLevel: 3,
+    });
+    await s.release();
+    const int8: Record<string, number> = {};
+    const float: Record<string, number> = {};
+    for (const n of parseModel(await readFile(path)).graph!.node) {
+      const integer =
+        /^(QLinear|Q[A-Z]|MatMulInteger|DynamicQuantize|MatMulIntegerToFloat|ConvInteger)/.test(
+          n.opType,
+        ) ||
+        n.opType === 'QuantizeLinear' ||
+        n.opType === 'DequantizeLinear';
+      const into = integer ? int8 : float;
+      into[n.opType] = (into[n.opType] ?? 0) + 1;
+    }
+    return { int8, float };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+};
+
+const choicePart = async () => {
+  const names = (arg('models')?.split(',') ?? REAL_MODELS) as RealModelName[];
+  const rows = [];
+  for (const name of names) {
+    const m = await loadRealModel(name);
+    console.log(`ingest's choice on ${m.name} …`);
+    const t0 = performance.now();
+    const check = (variant: Uint8Array) => {
+      try {
+        validateModel(variant);
+        return undefined;
+      } catch (err) {
+        return String(err);
+      }
+    };
+    const choice = await chooseInt8({
+      fp32: m.bytes,
+      samples: { feeds: m.feeds, source: 'sidecar' },
+      gate: { ...m.gate, objective: 'latency' },
+      session: {},
+      dynamic: () => {
+        const r = quantizeModel(m.bytes);
+        const problem = r.bytes && check(r.bytes);
+        return problem ? { bytes: undefined, report: { ...r.report, reason: problem } } : r;
+      },
+      check,
+    });
+    const g = choice.gate;
+    const ops = choice.candidate ? await graphOps(choice.candidate) : undefined;
+    rows.push({
+      model: m.name,
+      input: m.input,
+      accuracyOption: m.accuracy,
+      served: choice.int8 ? 'int8' : 'fp32',
+      scheme: choice.report.scheme.split(':')[0],
+      sizeRatio: g?.sizeRatio,
+      latencyRatio: g?.latencyRatio,
+      fp32P50Ms: g?.fp32P50Ms,
+      int8P50Ms: g?.int8P50Ms,
+      cosine: g?.cosine,
+      top1Agreement: g?.top1Agreement,
+      calibration: choice.report.calibration,
+      decision: g?.decision ?? choice.report.reason,
+      alternatives: choice.alternatives,
+      onnxruntimeOps: ops,
+      seconds: (performance.now() - t0) / 1000,
+    });
+  }
+  printTable(
+    "ingest's choice: int8 vs fp32 on the same samples, interleaved runs (ratios measured in this run)",
+    [
+      'model',
+      'accuracy',
+      'served',
+      'scheme',
+      'size',
+      'p50',
+      'fp32 ms',
+      'cosine',
+      'top-1',
+      'acts int8',
+    ],
+    rows.map((r) => [
+      r.model,
+      r.accuracyOption,
+      r.served,
+      r.scheme,
+      r.sizeRatio,
+      r.latencyRatio,
+      r.fp32P50Ms,
+      r.cosine === undefined || Number.isNaN(r.cosine) ? undefined : r.cosine.toFixed(4),
+      r.top1Agreement === undefined ? undefined : r.top1Agreement.toFixed(3),
+      r.calibration ? `${r.calibration.activations}/${r.calibration.planned}` : undefined,
+    ]),
+  );
+  for (const r of rows) {
+    console.log(`\n${r.model}: ${r.decision}`);
+    if (r.onnxruntimeOps) {
+      const list = (o: Record<string, number>) =>
+        Object.entries(o)
+          .sort((a, b) => b[1] - a[1])
+          .map(([op, n]) => `${n} ${op}`)
+          .join(', ');
+      console.log(`  integer kernels: ${list(r.onnxruntimeOps.int8)}`);
+      console.log(`  still float:     ${list(r.onnxruntimeOps.float)}`);
+    }
+  }
+  return rows;
+};
+
+if (PART === 'choice') {
+  const rows = await choicePart();
+  await writeResults('quantize-choice', { command: process.argv.slice(1).join(' '), rows });
+  process.exit(0);
+}
+
 const { encoder } = await ensureExampleModels();
 const encoderBytes = new Uint8Array(await readFile(encoder.path));
 const cases: Case[] = [
@@ -225,3 +363,7 @@ printTable(
   ]),
 );
 await writeResults('quantize', { models: results, targets });
+if (PART !== 'dynamic') {
+  const rows = await choicePart();
+  await writeResults('quantize-choice', { command: process.argv.slice(1).join(' '), rows });
+}

@@ -38,7 +38,10 @@ export class Ingest extends Construct {
       memoryMb: settings.ingest.memoryMb,
       timeoutSeconds: settings.ingest.timeoutSeconds,
       onnxRuntime: true,
-      environment: props.environment,
+      environment: {
+        ...props.environment,
+        MAAS_MAX_MODEL_BYTES: String(settings.ingest.maxModelMb * 1024 * 1024),
+      },
       async: {
         retryAttempts: settings.ingest.retryAttempts,
         maxEventAge: Duration.seconds(settings.ingest.maxEventAgeSeconds),

@@ -76,7 +76,12 @@ export class PredictApi extends Construct {
       memoryMb: settings.predict.memoryMb,
       timeoutSeconds: settings.predict.timeoutSeconds,
       onnxRuntime: true,
-      environment: props.environment,
+      environment: {
+        ...props.environment,
+        ...(settings.predict.preloadModels.length === 0
+          ? {}
+          : { MAAS_PRELOAD_MODELS: settings.predict.preloadModels.join(',') }),
+      },
       ...(settings.predict.reservedConcurrency === undefined
         ? {}
         : { reservedConcurrency: settings.predict.reservedConcurrency }),

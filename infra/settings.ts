@@ -1,4 +1,6 @@
 import { MaasError } from '../src/errors/index.ts';
+import { INGEST_MEMORY, ingestMemoryNeededMb, largestModelMb } from '../src/ingest/memory.ts';
+import { isValidModelName } from '../src/registry/keys.ts';
 
 /**
  * Deployment settings, read from `cdk.json` context (or `-c maas:<name>=<value>` on the command
@@ -20,6 +22,8 @@ export interface PredictSettings extends FunctionSettings {
   readonly reservedConcurrency?: number;
   /** instances kept initialised (model sessions stay warm); 0 = none */
   readonly provisionedConcurrency: number;
+  /** models a provisioned instance loads during its init (needs provisionedConcurrency > 0) */
+  readonly preloadModels: readonly string[];
   /** `/explain` routes answer (`MAAS_EXPLAIN`); off: 404 saying so */
   readonly explain: boolean;
   /** the most model evaluations one explanation may ask for (`MAAS_EXPLAIN_MAX_BUDGET`); unset = the code's default */
@@ -31,6 +35,8 @@ export interface IngestSettings extends FunctionSettings {
   readonly retryAttempts: number;
   /** an upload event older than this goes to the failure queue instead of being retried */
   readonly maxEventAgeSeconds: number;
+  /** uploads over this are rejected from their HEAD (MAAS_MAX_MODEL_BYTES); memoryMb must hold it */
+  readonly maxModelMb: number;
 }
 
 export interface MaasSettings {
@@ -73,6 +79,8 @@ export const SETTING_DEFAULTS = {
   ingestTimeoutSeconds: 300,
   ingestRetryAttempts: 2,
   ingestMaxEventAgeSeconds: 3600,
+  /** what the default 3,008 MB ingest function holds (src/ingest/memory.ts) */
+  ingestMaxModelMb: 438,
   controlMemoryMb: 512,
   controlTimeoutSeconds: 30,
   auth: 'iam',
@@ -103,12 +111,14 @@ export const SETTING_KEYS = [
   'predictTimeoutSeconds',
   'predictReservedConcurrency',
   'predictProvisionedConcurrency',
+  'predictPreloadModels',
   'explain',
   'explainMaxBudget',
   'ingestMemoryMb',
   'ingestTimeoutSeconds',
   'ingestRetryAttempts',
   'ingestMaxEventAgeSeconds',
+  'ingestMaxModelMb',
   'controlMemoryMb',
   'controlTimeoutSeconds',
   'auth',
@@ -285,6 +295,32 @@ export const readSettings = (
     );
   }
 
+  const preloadModels = r.list('predictPreloadModels') ?? [];
+  for (const name of preloadModels) {
+    if (!isValidModelName(name)) {
+      r.problems.push(
+        `${CONTEXT_PREFIX}predictPreloadModels names "${name}", which is not a model name (a-z, 0-9, '.', '_', '-', 1 to 63 characters)`,
+      );
+    }
+  }
+  if (preloadModels.length > 0 && predictProvisioned === 0) {
+    r.problems.push(
+      `${CONTEXT_PREFIX}predictPreloadModels is set but ${CONTEXT_PREFIX}predictProvisionedConcurrency is 0: models are preloaded only by provisioned instances, set it to 1 or more, or remove the list`,
+    );
+  }
+
+  const ingestMemoryMb = memory(r, 'ingestMemoryMb', d.ingestMemoryMb);
+  const ingestMaxModelMb = r.number('ingestMaxModelMb', d.ingestMaxModelMb, 1, 2048);
+  const neededMb = ingestMemoryNeededMb(ingestMaxModelMb);
+  if (neededMb > ingestMemoryMb) {
+    r.problems.push(
+      `${CONTEXT_PREFIX}ingestMaxModelMb=${ingestMaxModelMb} needs an ingest function of ${neededMb} MB ` +
+        `(${INGEST_MEMORY.fixedMb} MB fixed + ${INGEST_MEMORY.perModelByte} × the cap, measured by ` +
+        `bench/ingest-memory.ts), but ${CONTEXT_PREFIX}ingestMemoryMb is ${ingestMemoryMb}: raise ` +
+        `${CONTEXT_PREFIX}ingestMemoryMb to ${neededMb} or more (Lambda allows up to ${MAX_LAMBDA_MEMORY_MB}), ` +
+        `or lower ${CONTEXT_PREFIX}ingestMaxModelMb to ${largestModelMb(ingestMemoryMb)}`,
+    );
+  }
   const explain = r.choice('explain', ['on', 'off'] as const, d.explain);
   const explainMaxBudget = r.optionalNumber('explainMaxBudget', 2, 1 << 20);
 
@@ -354,11 +390,13 @@ export const readSettings = (
       ),
       ...(predictReserved === undefined ? {} : { reservedConcurrency: predictReserved }),
       provisionedConcurrency: predictProvisioned,
+      preloadModels,
       explain: explain === 'on',
       ...(explainMaxBudget === undefined ? {} : { explainMaxBudget }),
     },
     ingest: {
-      memoryMb: memory(r, 'ingestMemoryMb', d.ingestMemoryMb),
+      memoryMb: ingestMemoryMb,
+      maxModelMb: ingestMaxModelMb,
       timeoutSeconds: r.number(
         'ingestTimeoutSeconds',
         d.ingestTimeoutSeconds,

@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { config } from '../../src/config/index.ts';
 import { type ExplainSettings, explainSettingsFromEnv } from '../../src/explain/index.ts';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
@@ -57,6 +58,11 @@ export interface PredictHandlerOptions {
   explain?: ExplainSettings;
   /** default: `MAAS_SHADOW_SHARE` and the guard's watch window from the environment */
   shadow?: ShadowSettings;
+  /**
+   * models loaded before the first request; default: `MAAS_PRELOAD_MODELS` on a
+   * provisioned-concurrency instance (its init is not on any request's path), none otherwise
+   */
+  preload?: readonly string[];
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -67,11 +73,26 @@ const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void =
 /** Builds the handler and its app once, at cold start; invocations only translate and call. */
 export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
   const logger = options.logger ?? new Logger({ serviceName: 'maas-predict' });
-  const provider =
-    options.provider ??
-    createRuntimeFromEnv({
-      hooks: { onModelLoad: (load) => logger.info('model loaded', { ...load }) },
-    });
+  const runtime =
+    options.provider === undefined
+      ? createRuntimeFromEnv({
+          hooks: { onModelLoad: (load) => logger.info('model loaded', { ...load }) },
+        })
+      : undefined;
+  const provider = options.provider ?? runtime!;
+  const preload =
+    options.preload ??
+    (process.env.AWS_LAMBDA_INITIALIZATION_TYPE === 'provisioned-concurrency'
+      ? config().runtime.preloadModels
+      : []);
+  const ready =
+    runtime === undefined || preload.length === 0
+      ? Promise.resolve()
+      : runtime.preload(preload).then((loaded) => {
+          for (const { model, error } of loaded) {
+            if (error !== undefined) logger.warn('preload failed', { model, error });
+          }
+        });
   const app = createPredictApp({
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
@@ -80,7 +101,7 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     shadow: options.shadow ?? shadowFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event, context) => {
       // The app bounds long work (explanations) by the invocation's remaining time, so they
@@ -101,6 +122,10 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
         return toApiGatewayResult(toHttpResponse(err, request.requestId));
       }
     });
+  /** settles once the preloaded models are loaded (or failed, logged) */
+  return Object.assign(handler, { ready });
 };
 
 export const handler = createPredictHandler();
+// Lambda's init waits for this: a provisioned instance takes traffic with its models loaded.
+await handler.ready;

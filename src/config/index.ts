@@ -34,6 +34,11 @@ export interface RuntimeConfig {
   rangedGetPartBytes: number;
   /** `MAAS_RANGED_GET_CONCURRENCY`: ranged GETs in flight at once */
   rangedGetConcurrency: number;
+  /**
+   * `MAAS_PRELOAD_MODELS`: comma-separated models whose production and candidate versions a
+   * provisioned-concurrency instance loads during its init (cdk.json `maas:predictPreloadModels`)
+   */
+  preloadModels: string[];
 }
 
 export interface LocalConfig {
@@ -224,6 +229,10 @@ export const loadConfig = (env: Env = process.env): MaasConfig => {
         1,
         64,
       ),
+      preloadModels: (envText(env, 'MAAS_PRELOAD_MODELS') ?? '')
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== ''),
     },
     local: {
       home: envText(env, 'MAAS_HOME') ?? DEFAULTS.home,

@@ -7,9 +7,11 @@ import {
   validateModel,
 } from '../onnx/index.ts';
 import {
+  type GateOptions,
   type GateResult,
   type QuantizationReport,
   type QuantizeOptions,
+  type QuantizeResult,
   quantizeModel,
 } from '../quantize/index.ts';
 import {
@@ -32,13 +34,15 @@ import type { SessionSettings } from '../runtime/index.ts';
 import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
 import { sampleMeans } from './baseline.ts';
+import { chooseInt8 } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
-import { parseUploadOptions, type UploadOptions } from './options.ts';
-import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
+import { describeAccuracy, parseUploadOptions, type UploadOptions } from './options.ts';
+import { type PreOptimized, preOptimize } from './preoptimize.ts';
+import { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './samples.ts';
 import type { IngestSettings } from './settings.ts';
-import { evaluateVariants, type WarmupReport, warmUp } from './trial.ts';
+import { type WarmupReport, warmUp } from './trial.ts';
 
 /** The progress log ingest writes; Powertools' Logger fits it as it is. */
 export interface IngestLogger {
@@ -55,6 +59,10 @@ export interface IngestDeps {
   /** validation caps over `DEFAULT_VALIDATION_LIMITS`; `maxBytes` is `settings.maxModelBytes` */
   validationLimits?: Partial<Omit<ValidationLimits, 'maxBytes'>>;
   quantizeOptions?: QuantizeOptions;
+  /** try static int8 (calibrated on the samples) besides dynamic. @default true */
+  staticQuantization?: boolean;
+  /** store the served variant pre-optimized when it loads faster (preoptimize.ts). @default true */
+  preOptimize?: boolean;
   /**
    * deliveries of one upload before an unexpected failure is recorded as a rejection: Lambda
    * delivers an asynchronous event at most three times. @default 3
@@ -108,6 +116,9 @@ interface Candidate {
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
+  /** the first sample, for the pre-optimized graph's check */
+  firstSample?: Feeds;
+  optimized?: PreOptimized;
 }
 
 /**
@@ -233,6 +244,7 @@ async function run(
       );
     }
     const candidate = await evaluate(ctx);
+    if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
     return await register(ctx, candidate);
   } catch (err) {
     return await settleFailure(ctx, err);
@@ -361,6 +373,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     options,
     warmup,
     samples: samples.source,
+    ...(samples.feeds[0] === undefined ? {} : { firstSample: samples.feeds[0] }),
     ...(samples.source === 'sidecar'
       ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
       : {}),
@@ -382,30 +395,59 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     };
   }
 
-  const quantized = quantizeVariant(bytes, deps);
-  const report = quantized.report;
+  const gateOptions: GateOptions = {
+    minCosine:
+      options.accuracy?.metric === 'cosine' && options.accuracy.min !== undefined
+        ? options.accuracy.min
+        : settings.minCosine,
+    objective: settings.objective,
+    ...(options.accuracy?.metric === 'top1'
+      ? {
+          accuracy: 'top1' as const,
+          ...(options.accuracy.min === undefined ? {} : { minTop1: options.accuracy.min }),
+        }
+      : {}),
+  };
+  const accuracyTest = describeAccuracy(
+    options.accuracy ?? { metric: 'cosine' },
+    settings.minCosine,
+  );
+  const choice = await chooseInt8({
+    fp32: bytes,
+    samples,
+    gate: gateOptions,
+    session,
+    dynamic: () => quantizeVariant(bytes, deps),
+    check: (variant) => variantProblem(variant, deps),
+    staticScheme: deps.staticQuantization !== false,
+    log: (message, attributes) => log.info(message, { key, ...attributes }),
+  });
+  const { gate, report } = choice;
   log.info('ingest: quantized', {
     key,
+    scheme: report.scheme,
     status: report.status,
     reason: report.reason,
     quantized: report.nodesQuantized,
     skipped: report.nodesSkipped,
     ms: report.quantizeMs,
+    alternatives: choice.alternatives,
   });
-  if (quantized.bytes === undefined) {
+  const extra = {
+    accuracyTest,
+    ...(choice.alternatives.length > 0 ? { alternatives: choice.alternatives } : {}),
+  };
+  if (gate === undefined) {
     return {
       ...evaluated,
       served: 'fp32',
-      quantization: { ...report, decision: `fp32 served: ${report.reason ?? 'not quantized'}` },
+      quantization: {
+        ...report,
+        ...extra,
+        decision: `fp32 served: ${report.reason ?? 'not quantized'}`,
+      },
     };
   }
-  const gate = await evaluateVariants({
-    fp32Bytes: bytes,
-    int8Bytes: quantized.bytes,
-    samples: samples.feeds,
-    options: { minCosine: settings.minCosine, objective: settings.objective },
-    session,
-  });
   log.info('ingest: gate', {
     key,
     accept: gate.accept,
@@ -414,19 +456,41 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     sizeRatio: gate.sizeRatio,
     latencyRatio: gate.latencyRatio,
   });
-  const refusal = gate.accept
-    ? await int8Refusal(quantized.bytes, samples.feeds, settings, session, signature)
-    : undefined;
-  const accepted = gate.accept && refusal === undefined;
+  const refusal =
+    choice.int8 !== undefined
+      ? await int8Refusal(choice.int8, samples.feeds, settings, session, signature)
+      : undefined;
+  const accepted = choice.int8 !== undefined && refusal === undefined;
   if (refusal !== undefined) log.warn('ingest: int8 variant refused', { key, reason: refusal });
   const verdict: GateResult =
     refusal === undefined ? gate : { ...gate, accept: false, decision: `fp32 served: ${refusal}` };
   return {
     ...evaluated,
     served: accepted ? 'int8' : 'fp32',
-    ...(accepted ? { int8: quantized.bytes } : {}),
-    quantization: gatedReport(report, verdict),
+    ...(accepted ? { int8: choice.int8 } : {}),
+    quantization: { ...gatedReport(report, verdict), ...extra },
   };
+}
+
+/** Stores the served variant pre-optimized when that measurably shortens a cold start. */
+async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
+  const { deps, log, upload } = ctx;
+  const served = candidate.served === 'int8' ? candidate.int8 : candidate.bytes;
+  if (served === undefined || candidate.firstSample === undefined) return;
+  const result = await preOptimize(served, candidate.firstSample, {
+    intraOpThreads: deps.settings.intraOpThreads,
+  });
+  if ('skipped' in result) {
+    log.info('ingest: no pre-optimized graph', { key: upload.sourceKey, reason: result.skipped });
+    return;
+  }
+  log.info('ingest: pre-optimized', {
+    key: upload.sourceKey,
+    loadLevel: result.loadLevel,
+    createMs: result.createMs,
+    bytes: result.bytes.byteLength,
+  });
+  candidate.optimized = result;
 }
 
 /**
@@ -525,11 +589,18 @@ async function loadSamples(
   });
 }
 
-/** The int8 variant, or why there is none; a quantizer failure only means fp32 is served. */
-function quantizeVariant(
-  bytes: Uint8Array,
-  deps: IngestDeps,
-): { bytes: Uint8Array | undefined; report: QuantizationReport } {
+/** Why a quantized variant must not be served: it must pass the same validation as an upload. */
+function variantProblem(variant: Uint8Array, deps: IngestDeps): string | undefined {
+  try {
+    validateModel(variant, { ...deps.validationLimits, maxBytes: deps.settings.maxModelBytes });
+    return undefined;
+  } catch (err) {
+    return `the int8 variant failed validation: ${errorMessage(err)}`;
+  }
+}
+
+/** The dynamic int8 variant, or why there is none; a quantizer failure only means fp32 is served. */
+function quantizeVariant(bytes: Uint8Array, deps: IngestDeps): QuantizeResult {
   const notApplied = (reason: string): QuantizationReport => ({
     scheme: 'dynamic int8',
     status: 'not-applied',
@@ -538,28 +609,16 @@ function quantizeVariant(
     nodesQuantized: 0,
     nodesSkipped: 0,
   });
-  let result: ReturnType<typeof quantizeModel>;
+  let result: QuantizeResult;
   try {
     result = quantizeModel(bytes, deps.quantizeOptions);
   } catch (err) {
     return { bytes: undefined, report: notApplied(`the quantizer failed: ${errorMessage(err)}`) };
   }
   if (result.bytes === undefined) return result;
-  try {
-    validateModel(result.bytes, {
-      ...deps.validationLimits,
-      maxBytes: deps.settings.maxModelBytes,
-    });
-  } catch (err) {
-    return {
-      bytes: undefined,
-      report: {
-        ...result.report,
-        ...notApplied(`the int8 variant failed validation: ${errorMessage(err)}`),
-      },
-    };
-  }
-  return result;
+  const problem = variantProblem(result.bytes, deps);
+  if (problem === undefined) return result;
+  return { bytes: undefined, report: { ...result.report, ...notApplied(problem) } };
 }
 
 /** The quantizer's report with the gate's figures; `status` says whether int8 is written. */
@@ -610,6 +669,18 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     candidate.int8 === undefined
       ? undefined
       : await deps.registry.putVariant(model, version, 'int8', candidate.int8);
+  const pre = candidate.optimized;
+  const optimized =
+    pre === undefined
+      ? undefined
+      : {
+          ...(await deps.registry.putOptimized(model, version, candidate.served, pre.bytes)),
+          of: candidate.served,
+          runtime: pre.runtime,
+          level: pre.level,
+          loadLevel: pre.loadLevel,
+          createMs: pre.createMs,
+        };
   const { signature } = candidate;
   const manifest: Manifest = {
     model,
@@ -628,6 +699,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
       parameterCount: signature.parameterCount,
     },
     quantization: candidate.quantization,
+    ...(optimized === undefined ? {} : { optimized }),
     warmup: candidate.warmup,
     ...(candidate.sampleMeans === undefined ? {} : { sampleMeans: candidate.sampleMeans }),
     createdAt: clock().toISOString(),

@@ -9,12 +9,27 @@ export interface UploadOptions {
   promote: PromotePolicy;
   /** `maas-canary-weight`: 0–1; the configured default when absent */
   canaryWeight?: number;
+  /**
+   * `maas-accuracy`: what the int8 gate compares, `cosine` (default; `cosine:0.99` sets the
+   * minimum) or `top1` (classifiers: share of rows with fp32's class, `top1:0.99`; default 0.98)
+   */
+  accuracy?: AccuracyTest;
 }
+
+export interface AccuracyTest {
+  metric: 'cosine' | 'top1';
+  /** the minimum; the configured gate minimum (cosine) or 0.98 (top1) when absent */
+  min?: number;
+}
+
+/** The lowest minimum an upload may ask for: below it int8 could serve a visibly different model. */
+export const MIN_ACCURACY_FLOOR = 0.9;
 
 export const METADATA = {
   quantize: 'maas-quantize',
   promote: 'maas-promote',
   canaryWeight: 'maas-canary-weight',
+  accuracy: 'maas-accuracy',
 } as const;
 
 const invalid = (name: string, value: string, expected: string): UploadRejectedError =>
@@ -47,5 +62,27 @@ export const parseUploadOptions = (metadata: Readonly<Record<string, string>>): 
     }
     options.canaryWeight = weight;
   }
+  const accuracyText = metadata[METADATA.accuracy]?.trim().toLowerCase();
+  if (accuracyText !== undefined) options.accuracy = parseAccuracy(accuracyText);
   return options;
 };
+
+const parseAccuracy = (text: string): AccuracyTest => {
+  const expected =
+    `\`cosine\`, \`top1\`, or either with a minimum from ${MIN_ACCURACY_FLOOR} to 1 ` +
+    '(`cosine:0.99`, `top1:0.98`)';
+  const [metric, minText, ...rest] = text.split(':');
+  if ((metric !== 'cosine' && metric !== 'top1') || rest.length > 0) {
+    throw invalid(METADATA.accuracy, text, expected);
+  }
+  if (minText === undefined) return { metric };
+  const min = Number(minText);
+  if (minText === '' || !Number.isFinite(min) || min < MIN_ACCURACY_FLOOR || min > 1) {
+    throw invalid(METADATA.accuracy, text, expected);
+  }
+  return { metric, min };
+};
+
+/** How a manifest names the test: `cosine>=0.999`, `top1>=0.98`. */
+export const describeAccuracy = (test: AccuracyTest, defaultCosine: number): string =>
+  test.metric === 'top1' ? `top1>=${test.min ?? 0.98}` : `cosine>=${test.min ?? defaultCosine}`;

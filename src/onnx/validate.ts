@@ -50,6 +50,9 @@ export const ALLOWED_DOMAINS: readonly string[] = ['', 'ai.onnx', 'ai.onnx.ml'];
 export const ALLOWED_MICROSOFT_OPS: readonly string[] = [
   'DynamicQuantizeMatMul',
   'MatMulIntegerToFloat',
+  // static int8 below opset 13: per-channel QDQ in the com.microsoft domain (src/quantize/static.ts)
+  'QuantizeLinear',
+  'DequantizeLinear',
 ];
 
 const SAVE_EMBEDDED =

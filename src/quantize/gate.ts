@@ -9,6 +9,13 @@ export interface GateOptions {
   objective?: GateObjective;
   /** timed rounds over all samples, per variant (default: enough for ≥ 30 timed runs, at least 3) */
   runs?: number;
+  /**
+   * `top1`: int8 must pick the same class as fp32 on at least `minTop1` of the rows (classifiers,
+   * whose logits cosine over-weights); `cosine` (default): `minCosine` on every float output
+   */
+  accuracy?: 'cosine' | 'top1';
+  /** lowest top-1 agreement for `accuracy: 'top1'` (default 0.98) */
+  minTop1?: number;
 }
 
 export interface GateResult {
@@ -34,6 +41,7 @@ export interface GateResult {
 }
 
 export const DEFAULT_MIN_COSINE = 0.999;
+export const DEFAULT_MIN_TOP1 = 0.98;
 
 type FloatData = Float32Array | Float64Array;
 
@@ -206,7 +214,19 @@ export const judgeVariants = (m: VariantMeasurement, options: GateOptions = {}):
   if (agreement.outputs === 0) {
     return reject('the model has no float32/float64 output to measure int8 accuracy on');
   }
-  if (!(result.cosine >= minCosine)) {
+  if (options.accuracy === 'top1') {
+    const minTop1 = options.minTop1 ?? DEFAULT_MIN_TOP1;
+    const top1 = result.top1Agreement;
+    if (top1 === undefined) {
+      return reject('no float output has a last dimension > 1 to compare top-1 classes on');
+    }
+    if (!(top1 >= minTop1)) {
+      return reject(
+        `int8 picks the same top-1 class as fp32 on ${fmt(top1 * 100, 1)}% of rows, below the ` +
+          `minimum ${fmt(minTop1 * 100, 1)}%: quantization costs this model too much accuracy`,
+      );
+    }
+  } else if (!(result.cosine >= minCosine)) {
     return reject(
       `int8 cosine similarity ${fmt(result.cosine, 5)} is below the minimum ${minCosine} ` +
         `(max abs error ${result.maxAbsError.toPrecision(3)}): quantization costs this model too much accuracy`,
@@ -221,7 +241,7 @@ export const judgeVariants = (m: VariantMeasurement, options: GateOptions = {}):
     ...result,
     accept: true,
     decision:
-      `int8 served: cosine ${fmt(result.cosine, 5)} ≥ ${minCosine}, ${speed}, ` +
+      `int8 served: ${options.accuracy === 'top1' ? `top-1 agreement ${fmt((result.top1Agreement ?? 0) * 100, 1)}% ≥ ${fmt((options.minTop1 ?? DEFAULT_MIN_TOP1) * 100, 1)}%, cosine ${fmt(result.cosine, 5)}` : `cosine ${fmt(result.cosine, 5)} ≥ ${minCosine}`}, ${speed}, ` +
       `size ${fmt(m.int8Bytes / m.fp32Bytes)}× fp32`,
   };
 };

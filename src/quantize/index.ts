@@ -2,6 +2,7 @@ export { InvalidGateInputError } from './errors.ts';
 export {
   Agreement,
   DEFAULT_MIN_COSINE,
+  DEFAULT_MIN_TOP1,
   type GateObjective,
   type GateOptions,
   type GateResult,
@@ -20,3 +21,14 @@ export {
   SCHEME_MATMUL_INTEGER,
 } from './quantize.ts';
 export type { QuantizationReport, QuantizedNodeReport } from './report.ts';
+export {
+  type ActivationRange,
+  type CalibrationMethod,
+  noiseMargins,
+  planStatic,
+  quantizeStatic,
+  rangesWithMargin,
+  SCHEME_STATIC_QDQ,
+  type StaticOptions,
+  type StaticPlan,
+} from './static.ts';

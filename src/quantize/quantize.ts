@@ -47,7 +47,7 @@ export const SCHEME_DYNAMIC_QUANTIZE_MATMUL =
   'Gather tables per-tensor (DequantizeLinear)';
 
 /** A constant weight, found through any Identity or 2-D Transpose nodes between it and its use. */
-interface ConstWeight {
+export interface ConstWeight {
   kind: 'const';
   /** name of the initializer or Constant output holding the data */
   source: string;
@@ -58,9 +58,9 @@ interface ConstWeight {
   via: string[];
 }
 
-type Resolved = ConstWeight | { kind: 'no'; reason: string };
+export type Resolved = ConstWeight | { kind: 'no'; reason: string };
 
-interface Analysis {
+export interface Analysis {
   irVersion: number;
   initializers: Map<string, TensorProto>;
   sparse: Set<string>;
@@ -68,18 +68,19 @@ interface Analysis {
   graphInputs: Set<string>;
 }
 
-const isAiOnnx = (domain: string) => domain === '' || domain === 'ai.onnx';
+export const isAiOnnx = (domain: string) => domain === '' || domain === 'ai.onnx';
 
-const attr = (n: NodeProto, name: string) => n.attribute.find((a) => a.name === name);
-const floatAttr = (n: NodeProto, name: string, fallback: number) => attr(n, name)?.f ?? fallback;
-const intAttr = (n: NodeProto, name: string, fallback: number) => {
+export const attr = (n: NodeProto, name: string) => n.attribute.find((a) => a.name === name);
+export const floatAttr = (n: NodeProto, name: string, fallback: number) =>
+  attr(n, name)?.f ?? fallback;
+export const intAttr = (n: NodeProto, name: string, fallback: number) => {
   const a = attr(n, name);
   return a === undefined ? fallback : Number(a.i);
 };
 
-const label = (n: NodeProto) => n.name || `${n.opType}(${n.output[0] ?? ''})`;
+export const label = (n: NodeProto) => n.name || `${n.opType}(${n.output[0] ?? ''})`;
 
-const resolveConstant = (name: string, a: Analysis, depth = 0): Resolved => {
+export const resolveConstant = (name: string, a: Analysis, depth = 0): Resolved => {
   const init = a.initializers.get(name);
   if (init) {
     // Before IR 4 every initializer had to be listed as an input too, so that says nothing; from
@@ -365,7 +366,12 @@ const notApplied = (
  * Drops the float weights the rewrite left unread (and the Identity/Transpose/Constant nodes in
  * front of them), walking each chain from its use towards the stored tensor.
  */
-const pruneUnused = (g: GraphProto, chains: ConstWeight[], a: Analysis, added: TensorProto[]) => {
+export const pruneUnused = (
+  g: GraphProto,
+  chains: ConstWeight[],
+  a: Analysis,
+  added: TensorProto[],
+) => {
   const uses = countUses(g);
   const dropNodes = new Set<NodeProto>();
   const dropValues = new Set<string>();

@@ -22,4 +22,27 @@ export interface QuantizationReport {
   /** why int8 is or is not served */
   decision?: string;
   quantizeMs?: number;
+  /** static schemes: how activation ranges were measured (`synthesized` samples calibrate weakly) */
+  calibration?: {
+    method: 'minmax' | 'percentile';
+    samples: number;
+    /** `sidecar`, or `synthesized` (inputs made up from the signature: a weak calibration) */
+    source: string;
+    /** activations quantized, of those planned; the others had a noise margin below the minimum */
+    activations?: number;
+    planned?: number;
+    minNoiseMargin?: number;
+  };
+  /** the accuracy test the gate applied, from the upload's `maas-accuracy` (e.g. `cosine>=0.999`) */
+  accuracyTest?: string;
+  /** the other int8 schemes ingest tried on this upload, with the gate's verdict on each */
+  alternatives?: {
+    scheme: string;
+    accepted: boolean;
+    decision: string;
+    sizeRatio?: number;
+    latencyRatio?: number;
+    cosine?: number;
+    top1Agreement?: number;
+  }[];
 }

@@ -147,15 +147,16 @@ export const quantizePerTensor = (w: Float32Array): { q: Int8Array; scale: numbe
 // |w / scale| <= 127 by construction; the clamp only absorbs float rounding at the edge.
 const clampRound = (v: number): number => Math.min(127, Math.max(-127, Math.round(v)));
 
-const bytesOf = (a: Int8Array | Float32Array): Uint8Array<ArrayBuffer> =>
-  new Uint8Array(a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
+const bytesOf = (
+  a: Int8Array | Uint8Array | Int32Array | BigInt64Array | Float32Array,
+): Uint8Array<ArrayBuffer> => new Uint8Array(a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
 
 /** A TensorProto over typed-array bytes, without the per-element work of the generic builder. */
 export const rawTensor = (
   name: string,
   dataType: TensorProto_DataType,
   dims: readonly number[],
-  values: Int8Array | Float32Array,
+  values: Int8Array | Uint8Array | Int32Array | BigInt64Array | Float32Array,
 ): TensorProto =>
   create(TensorProtoSchema, {
     name,
@@ -163,3 +164,70 @@ export const rawTensor = (
     dims: dims.map((d) => BigInt(d)),
     rawData: bytesOf(values),
   });
+
+/**
+ * Symmetric int8 per slice of the first axis (a Conv weight [M, C/g, kH, kW] per output channel,
+ * or a Gemm B stored [N, K] per output column), layout unchanged: DequantizeLinear reads it with
+ * `axis: 0`.
+ */
+export const quantizeAxis0 = (
+  w: Float32Array,
+  channels: number,
+): { q: Int8Array; scales: Float32Array } | string => {
+  if (!allFinite(w)) return NOT_FINITE;
+  if (channels <= 0 || w.length % channels !== 0) {
+    return `weight of ${w.length} values does not split into ${channels} channels`;
+  }
+  const per = w.length / channels;
+  const q = new Int8Array(w.length);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    const base = c * per;
+    let m = 0;
+    for (let i = 0; i < per; i++) {
+      const a = Math.abs(w[base + i]!);
+      if (a > m) m = a;
+    }
+    const s = m > 0 ? m / 127 : 1;
+    scales[c] = s;
+    const inv = 1 / Math.fround(s);
+    for (let i = 0; i < per; i++) q[base + i] = clampRound(w[base + i]! * inv);
+  }
+  return { q, scales };
+};
+
+/** Asymmetric uint8 parameters of an activation whose values were seen in [min, max]. */
+export const activationParams = (
+  min: number,
+  max: number,
+): { scale: number; zeroPoint: number } => {
+  // The range must hold 0 exactly: zero padding and ReLU's floor are then represented without error.
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0);
+  const scale = hi > lo ? (hi - lo) / 255 : 1;
+  const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+  return { scale, zeroPoint };
+};
+
+/**
+ * A bias as int32 at scale input scale × weight scale per channel, the layout onnxruntime's
+ * QLinearConv and QGemm take it in. Values beyond int32 are clamped (they would need an input
+ * scale 10⁹ times finer than the bias).
+ */
+export const quantizeBias = (
+  b: Float32Array,
+  inputScale: number,
+  weightScales: Float32Array,
+): { q: Int32Array; scales: Float32Array } => {
+  const q = new Int32Array(b.length);
+  const scales = new Float32Array(b.length);
+  for (let c = 0; c < b.length; c++) {
+    const s = Math.fround(
+      inputScale * (weightScales.length === 1 ? weightScales[0]! : weightScales[c]!),
+    );
+    scales[c] = s;
+    const v = Math.round(b[c]! / s);
+    q[c] = Number.isFinite(v) ? Math.min(2147483647, Math.max(-2147483647, v)) : 0;
+  }
+  return { q, scales };
+};

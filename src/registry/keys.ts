@@ -53,6 +53,9 @@ export const keys = {
     `${REGISTRY_PREFIX}${model}/${version}/`,
   variant: (model: string, version: number, variant: ServedVariant): string =>
     `${REGISTRY_PREFIX}${model}/${version}/${variant === 'int8' ? 'model.int8.onnx' : 'model.onnx'}`,
+  /** the served variant as ingest's onnxruntime optimized it (docs/performance.md) */
+  optimized: (model: string, version: number, variant: ServedVariant): string =>
+    `${REGISTRY_PREFIX}${model}/${version}/model.${variant}.optimized.onnx`,
   manifest: (model: string, version: number): string =>
     `${REGISTRY_PREFIX}${model}/${version}/manifest.json`,
   /** created first, with If-None-Match: *, to claim a version number */

@@ -323,7 +323,21 @@ export class Registry {
     bytes: Uint8Array,
   ): Promise<VariantInfo> {
     validateModelName(model);
-    const key = keys.variant(model, version, variant);
+    return this.putImmutable(keys.variant(model, version, variant), bytes);
+  }
+
+  /** The served variant pre-optimized by ingest; written once, like the variants. */
+  async putOptimized(
+    model: string,
+    version: number,
+    variant: ServedVariant,
+    bytes: Uint8Array,
+  ): Promise<VariantInfo> {
+    validateModelName(model);
+    return this.putImmutable(keys.optimized(model, version, variant), bytes);
+  }
+
+  private async putImmutable(key: string, bytes: Uint8Array): Promise<VariantInfo> {
     const info: VariantInfo = { key, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
     try {
       await this.store.put(key, bytes, {

@@ -25,6 +25,19 @@ export interface InputMean {
   elements?: number[];
 }
 
+export interface OptimizedVariant extends VariantInfo {
+  /** the variant it was optimized from */
+  of: ServedVariant;
+  /** onnxruntime version that wrote it: another version loads the plain variant */
+  runtime: string;
+  /** the transforms applied at ingest */
+  level: 'extended';
+  /** the optimization level predict creates its session with */
+  loadLevel: 'disabled' | 'all';
+  /** session creation, medians at ingest: the plain variant at `all` vs this one at `loadLevel` */
+  createMs: { original: number; optimized: number };
+}
+
 export interface Manifest {
   model: string;
   version: number;
@@ -38,6 +51,11 @@ export interface Manifest {
   outputs: TensorSpec[];
   signature?: Pick<ModelSignature, 'opHistogram' | 'nodeCount' | 'parameterCount'>;
   quantization?: QuantizationReport;
+  /**
+   * the served variant with onnxruntime's portable graph transforms already applied (written by
+   * ingest only when it loads measurably faster); predict uses it under the same runtime version
+   */
+  optimized?: OptimizedVariant;
   warmup?: { samples: number; p50Ms: number; loadMs: number };
   /** per input name; only when the upload came with sample requests */
   sampleMeans?: Record<string, InputMean>;

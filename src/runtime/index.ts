@@ -25,6 +25,7 @@ export type {
 export {
   createSession,
   type Feeds,
+  type OptimizationLevel,
   runtimeVersion,
   type Session,
   type SessionFactory,

@@ -34,7 +34,11 @@ import type {
   RuntimeLoadedModel,
 } from './provider.ts';
 import { SessionCache, type SessionEntry } from './session-cache.ts';
-import { createSession as defaultCreateSession, type SessionFactory } from './sessions.ts';
+import {
+  createSession as defaultCreateSession,
+  runtimeVersion,
+  type SessionFactory,
+} from './sessions.ts';
 import { TtlCache } from './ttl-cache.ts';
 import { type HashedBytes, readHashed } from './verified-read.ts';
 
@@ -178,6 +182,29 @@ export class ModelRuntime implements ModelProvider {
       : { ...served, promotion: { at: aliases.promotedAt, previous } };
   }
 
+  /**
+   * Loads the production and candidate versions of each model, as a provisioned instance does
+   * during its init; a model that cannot be loaded is reported, not thrown: the instance serves
+   * the others, and loads it on its first request as usual.
+   */
+  async preload(models: readonly string[]): Promise<{ model: string; error?: string }[]> {
+    return Promise.all(
+      models.map(async (model) => {
+        try {
+          const { aliases } = await this.readAliases(model);
+          const versions = [aliases?.production, aliases?.candidate?.version].filter(
+            (v): v is number => v !== undefined,
+          );
+          if (versions.length === 0) throw new NoProductionVersionError(model, []);
+          await Promise.all(versions.map((v) => this.load(model, v)));
+          return { model };
+        } catch (err) {
+          return { model, error: errorMessage(err) };
+        }
+      }),
+    );
+  }
+
   /** `model@version` of every live session, least recently used first */
   loadedModels(): string[] {
     return this.sessions.keys();
@@ -262,19 +289,30 @@ export class ModelRuntime implements ModelProvider {
     const t0 = performance.now();
     const manifest = await this.manifest(model, version);
     const served: ServedVariant = manifest.variants[manifest.served] ? manifest.served : 'fp32';
-    const fetched = await this.fetchVariant(
-      model,
-      version,
-      manifest.variants[served] ?? manifest.variants.fp32,
-    );
-    const sessionStart = performance.now();
+    const plain = manifest.variants[served] ?? manifest.variants.fp32;
+    const threads = { intraOpThreads: this.settings.intraOpThreads };
+    // The graph ingest optimized already, when it was made from this variant by this very
+    // onnxruntime: its transforms are then skipped, the cold start's largest cost after the fetch.
+    const pre = manifest.optimized;
+    const usable = pre !== undefined && pre.of === served && pre.runtime === runtimeVersion();
+    let fetched = await this.fetchVariant(model, version, usable ? pre : plain);
+    let sessionStart = performance.now();
     let session: ort.InferenceSession;
     try {
-      session = await this.createSession(fetched.bytes, {
-        intraOpThreads: this.settings.intraOpThreads,
-      });
+      session = await this.createSession(
+        fetched.bytes,
+        usable ? { ...threads, optimizationLevel: pre.loadLevel } : threads,
+      );
     } catch (err) {
-      throw new ModelLoadError(model, version, { cause: err });
+      if (!usable) throw new ModelLoadError(model, version, { cause: err });
+      // A stored optimization this runtime cannot load is an optimization lost, not an outage.
+      fetched = await this.fetchVariant(model, version, plain);
+      sessionStart = performance.now();
+      try {
+        session = await this.createSession(fetched.bytes, threads);
+      } catch (plainErr) {
+        throw new ModelLoadError(model, version, { cause: plainErr });
+      }
     }
     const done = performance.now();
     const entry: SessionEntry = {

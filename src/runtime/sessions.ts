@@ -8,7 +8,16 @@ import * as ort from 'onnxruntime-node';
 export interface SessionSettings {
   /** threads for one operator; default: onnxruntime's own choice */
   intraOpThreads?: number;
+  /**
+   * graph transforms at creation. @default 'all'. A graph ingest stored already optimized (its
+   * manifest's `optimized.loadLevel`) is loaded with less: the work was done once, at ingest.
+   */
+  optimizationLevel?: OptimizationLevel;
+  /** ingest only: where onnxruntime writes the graph it optimized (at `optimizationLevel`) */
+  optimizedModelFilePath?: string;
 }
+
+export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
 export type Session = ort.InferenceSession;
 export type Feeds = Record<string, ort.Tensor>;
@@ -17,7 +26,10 @@ export type SessionOutputs = ort.InferenceSession.OnnxValueMapType;
 export const sessionOptions = (
   settings: SessionSettings = {},
 ): ort.InferenceSession.SessionOptions => ({
-  graphOptimizationLevel: 'all',
+  graphOptimizationLevel: settings.optimizationLevel ?? 'all',
+  ...(settings.optimizedModelFilePath === undefined
+    ? {}
+    : { optimizedModelFilePath: settings.optimizedModelFilePath }),
   ...(settings.intraOpThreads === undefined ? {} : { intraOpNumThreads: settings.intraOpThreads }),
   // 4 = fatal only. onnxruntime's error lines quote node names verbatim, newlines included, on
   // stderr: at 3 a node named "x\n{...EMF...}\n" printed a line CloudWatch would read as another

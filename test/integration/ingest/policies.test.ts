@@ -151,6 +151,7 @@ describe('ingest decisions and per-upload options', () => {
       { 'maas-canary-weight': '1.5' },
       /maas-canary-weight="1.5" is not valid: set it to a number from 0 to 1/,
     ],
+    [{ 'maas-accuracy': 'mse' }, /maas-accuracy="mse" is not valid: set it to `cosine`, `top1`/],
   ])('rejects the invalid option %o and writes nothing else', async (metadata, message) => {
     const name = `bad-${Object.keys(metadata)[0]}`;
     const outcome = await ingest(name, 'tiny.onnx', tinyModel(), { metadata });

@@ -1,0 +1,244 @@
+import type * as ort from 'onnxruntime-node';
+import { errorMessage } from '../errors/index.ts';
+import {
+  Agreement,
+  type GateOptions,
+  type GateResult,
+  judgeVariants,
+  noiseMargins,
+  planStatic,
+  type QuantizationReport,
+  type QuantizeResult,
+  quantizeStatic,
+  rangesWithMargin,
+} from '../quantize/index.ts';
+import { createSession, type SessionSettings } from '../runtime/index.ts';
+import { type CalibrationRanges, calibrate } from './calibrate.ts';
+import type { SampleSet } from './samples.ts';
+import { evaluateVariants } from './trial.ts';
+
+/**
+ * Noise margins (see `noiseMargins`) below which an activation stays float, tried in order: the
+ * first rung quantizes every planned activation, later rungs give up the weakest ones.
+ */
+export const MARGIN_LADDER: readonly number[] = [0, 10, 20, 40];
+
+export interface ChooseInput {
+  fp32: Uint8Array;
+  samples: SampleSet;
+  gate: GateOptions;
+  session: SessionSettings;
+  /** the dynamic variant, already validated, or why there is none */
+  dynamic: () => QuantizeResult;
+  /** why a variant must not be served (validation), or `undefined` */
+  check: (bytes: Uint8Array) => string | undefined;
+  /** skip the static scheme (the upload or the tests ask for dynamic only) */
+  staticScheme?: boolean;
+  log?: (message: string, attributes: Record<string, unknown>) => void;
+}
+
+export interface Int8Choice {
+  /** the variant to serve, when one passed the gate */
+  int8?: Uint8Array;
+  gate?: GateResult;
+  /** the report of the scheme served, or of the best one tried */
+  report: QuantizationReport;
+  /** the bytes `report` describes, served or not (benchmarks look inside it) */
+  candidate?: Uint8Array;
+  /** the verdicts on the other schemes tried */
+  alternatives: NonNullable<QuantizationReport['alternatives']>;
+}
+
+interface Tried {
+  result: QuantizeResult & { bytes: Uint8Array };
+  gate: GateResult;
+}
+
+/**
+ * Whether a variant keeps the gate's accuracy on the samples, from one run of each sample: the
+ * gate's own rules judge it with the timing left out, so the ladder costs no timed runs.
+ */
+const accurateEnough = async (
+  reference: readonly ort.InferenceSession.OnnxValueMapType[],
+  bytes: Uint8Array,
+  input: ChooseInput,
+): Promise<GateResult> => {
+  const sizes = { fp32Bytes: input.fp32.byteLength, int8Bytes: bytes.byteLength };
+  let session: Awaited<ReturnType<typeof createSession>> | undefined;
+  try {
+    session = await createSession(bytes, input.session);
+    const agreement = new Agreement();
+    for (const [i, feeds] of input.samples.feeds.entries()) {
+      const out = await session.run(feeds);
+      for (const [name, t] of Object.entries(reference[i] ?? {})) {
+        agreement.add(name, t as ort.Tensor, out[name] as ort.Tensor | undefined);
+      }
+    }
+    return judgeVariants(
+      { ...sizes, fp32CreateMs: 0, agreement, fp32Times: [1], int8Times: [1] },
+      { ...input.gate, objective: 'size' },
+    );
+  } catch (err) {
+    const unrunnable = `failed in onnxruntime (${errorMessage(err)})`;
+    return judgeVariants({ ...sizes, fp32CreateMs: 0, unrunnable }, input.gate);
+  } finally {
+    await session?.release();
+  }
+};
+
+/**
+ * The static int8 variant: calibrates on the samples, then walks the margin ladder (with MinMax
+ * and percentile ranges alternately) until a variant keeps the gate's accuracy. Returns the first
+ * that does, or the report of why none did.
+ */
+const staticVariant = async (
+  input: ChooseInput,
+): Promise<{ tried?: QuantizeResult & { bytes: Uint8Array }; report?: QuantizationReport }> => {
+  const plan = planStatic(input.fp32);
+  if (plan.cores === 0) return {};
+  const feeds = input.samples.feeds;
+  // Ranges come from every other sample and the accuracy check runs on all of them: a variant
+  // fitted to its calibration samples alone must still hold on the ones it never saw.
+  const calibrationFeeds = feeds.length >= 2 ? feeds.filter((_, i) => i % 2 === 0) : feeds;
+  const ranges: CalibrationRanges = await calibrate(
+    input.fp32,
+    plan.tensors,
+    calibrationFeeds,
+    input.session,
+  );
+  const reference: ort.InferenceSession.OnnxValueMapType[] = [];
+  const fp32 = await createSession(input.fp32, input.session);
+  try {
+    for (const f of feeds) reference.push(await fp32.run(f));
+  } finally {
+    await fp32.release();
+  }
+  let lastReport: QuantizationReport | undefined;
+  let previous = -1;
+  for (const margin of MARGIN_LADDER) {
+    for (const method of ['minmax', 'percentile'] as const) {
+      const all = ranges[method];
+      const kept = rangesWithMargin(all, noiseMargins(all, ranges.channelRms), margin);
+      if (method === 'minmax' && kept.size === previous) continue;
+      if (method === 'minmax') previous = kept.size;
+      const calibration = {
+        method,
+        samples: calibrationFeeds.length,
+        source: input.samples.source,
+        activations: kept.size,
+        planned: all.size,
+        minNoiseMargin: margin,
+      };
+      // Weights of the ops left float are stored int8 first (a smaller file); where their
+      // rounding is what costs the accuracy, they stay float on the next try.
+      for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
+        const result = quantizeStatic(input.fp32, kept, { calibration, weightOnly });
+        if (result.bytes === undefined) {
+          lastReport = result.report;
+          continue;
+        }
+        const invalid = input.check(result.bytes);
+        const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
+        const detail = {
+          method,
+          margin,
+          weightOnly,
+          activations: kept.size,
+          planned: all.size,
+          ...(verdict ? { cosine: verdict.cosine, top1: verdict.top1Agreement } : {}),
+        };
+        input.log?.('ingest: static int8 candidate', {
+          ...detail,
+          accept: verdict?.accept,
+          invalid,
+        });
+        const reason = invalid ?? (verdict?.accept ? undefined : verdict?.decision);
+        if (reason === undefined) {
+          return { tried: { ...result, bytes: result.bytes } };
+        }
+        lastReport = { ...result.report, status: 'not-applied', reason };
+      }
+    }
+  }
+  return lastReport ? { report: lastReport } : {};
+};
+
+/** Latency ratios closer than this are a tie on a shared machine: the smaller file wins it. */
+const LATENCY_TIE = 0.05;
+
+/**
+ * The better of two accepted variants. Each variant's p50 is compared as its ratio to fp32 timed
+ * interleaved with it: two gate runs apart see different machine load, so their milliseconds do
+ * not compare, their ratios do.
+ */
+const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried => {
+  const smaller = a.result.bytes.byteLength <= b.result.bytes.byteLength ? a : b;
+  if (objective === 'size') return smaller;
+  const gap = a.gate.latencyRatio - b.gate.latencyRatio;
+  if (Math.abs(gap) <= LATENCY_TIE) return smaller;
+  return gap < 0 ? a : b;
+};
+
+const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
+  scheme: t.result.report.scheme,
+  accepted: t.gate.accept,
+  decision: t.gate.decision,
+  sizeRatio: t.gate.sizeRatio,
+  ...(Number.isFinite(t.gate.latencyRatio) ? { latencyRatio: t.gate.latencyRatio } : {}),
+  ...(Number.isFinite(t.gate.cosine) ? { cosine: t.gate.cosine } : {}),
+  ...(t.gate.top1Agreement === undefined ? {} : { top1Agreement: t.gate.top1Agreement }),
+});
+
+/**
+ * Ingest's int8 decision: the dynamic variant (MatMul/Gemm weights) and the static one (Conv,
+ * MatMul, Gemm and the ops between, calibrated on the samples) each go through the gate against
+ * fp32; the accepted one with the better objective (p50, or size) is served.
+ */
+export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
+  const candidates: (QuantizeResult & { bytes: Uint8Array })[] = [];
+  const reports: QuantizationReport[] = [];
+  const dynamic = input.dynamic();
+  if (dynamic.bytes) candidates.push({ ...dynamic, bytes: dynamic.bytes });
+  else reports.push(dynamic.report);
+  if (input.staticScheme !== false) {
+    const s = await staticVariant(input);
+    if (s.tried) candidates.push(s.tried);
+    else if (s.report) reports.push(s.report);
+  }
+  const gated: Tried[] = [];
+  for (const result of candidates) {
+    const gate = await evaluateVariants({
+      fp32Bytes: input.fp32,
+      int8Bytes: result.bytes,
+      samples: input.samples.feeds,
+      options: input.gate,
+      session: input.session,
+    });
+    gated.push({ result, gate });
+  }
+  const accepted = gated.filter((t) => t.gate.accept);
+  const best = accepted.reduce<Tried | undefined>(
+    (acc, t) => (acc ? better(acc, t, input.gate.objective) : t),
+    undefined,
+  );
+  const shown = best ?? gated[0];
+  const alternatives = gated.filter((t) => t !== shown).map(summary);
+  for (const r of reports) {
+    alternatives.push({
+      scheme: r.scheme,
+      accepted: false,
+      decision: `not timed: ${r.reason ?? 'nothing to quantize'}`,
+    });
+  }
+  if (!shown) {
+    const first = reports[0] ?? dynamic.report;
+    return { report: first, alternatives: alternatives.slice(1) };
+  }
+  return {
+    ...(best ? { int8: best.result.bytes } : {}),
+    gate: shown.gate,
+    report: shown.result.report,
+    candidate: shown.result.bytes,
+    alternatives,
+  };
+};

@@ -1,0 +1,600 @@
+import { create } from '@bufbuild/protobuf';
+import { OperatorSetIdProtoSchema } from 'onnx-buf';
+import {
+  encodeModel,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  node,
+  parseModel,
+  type TensorProto,
+  TensorProto_DataType,
+} from '../onnx/index.ts';
+import { countUses, NameAllocator } from './graph.ts';
+import {
+  type Analysis,
+  attr,
+  type ConstWeight,
+  DEFAULT_MIN_ELEMENTS,
+  floatAttr,
+  intAttr,
+  isAiOnnx,
+  label,
+  pruneUnused,
+  type QuantizeResult,
+  resolveConstant,
+} from './quantize.ts';
+import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
+import {
+  activationParams,
+  quantizeAxis0,
+  quantizeBias,
+  quantizePerChannel,
+  quantizePerTensor,
+  rawTensor,
+  readFloat32,
+} from './weights.ts';
+
+/** The values an activation took on the calibration samples. */
+export interface ActivationRange {
+  min: number;
+  max: number;
+}
+
+export type CalibrationMethod = 'minmax' | 'percentile';
+
+export interface StaticOptions {
+  /** MatMul/Gemm weights with fewer elements stay float (Conv weights are always quantized) */
+  minElements?: number;
+  /** nodes left in float, by node name or by the name of their first output */
+  excludeNodes?: readonly string[];
+  /** how the ranges were measured, for the report */
+  calibration?: NonNullable<QuantizationReport['calibration']>;
+  /**
+   * store int8 weights for the ops whose input has no range (they run float on dequantized
+   * weights): a smaller file, at the cost of their weight rounding. @default true
+   */
+  weightOnly?: boolean;
+  /** Gather over a constant float table (embeddings) reads int8 rows. @default true */
+  tables?: boolean;
+}
+
+export interface StaticPlan {
+  /** float activations calibration must measure (as graph outputs of the original model) */
+  tensors: string[];
+  /** Conv, MatMul and Gemm nodes that would run int8 */
+  cores: number;
+  /** why there is nothing to quantize statically, when `cores` is 0 */
+  reason?: string;
+}
+
+export const SCHEME_STATIC_QDQ =
+  'static int8 (QDQ): uint8 activations calibrated on the samples, per-channel symmetric int8 ' +
+  'weights of Conv, MatMul and Gemm, int32 biases';
+
+const MS_DOMAIN = 'com.microsoft';
+const { FLOAT, INT8, UINT8, INT32, INT64 } = TensorProto_DataType;
+
+/** Ops onnxruntime runs on uint8 given a calibrated scale for their output (QLinear kernels). */
+const CALIBRATED_OUTPUT = new Set([
+  'Add',
+  'Mul',
+  'Concat',
+  'GlobalAveragePool',
+  'AveragePool',
+  'Sigmoid',
+]);
+/** Ops that move or select uint8 values: their output keeps their input's scale and zero point. */
+const SAME_SCALE = new Set(['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
+interface Core {
+  node: NodeProto;
+  weight: ConstWeight;
+  bias?: ConstWeight;
+  /** Gemm weight stored [K, N] (quantized per column, axis 1) rather than [N, K] or [M, ...] */
+  columns: boolean;
+}
+
+type Source = { kind: 'calibrated' } | { kind: 'same'; as: string };
+
+interface Prepared {
+  model: ModelProto;
+  g: GraphProto;
+  opset: number;
+  analysis: Analysis;
+  cores: Core[];
+  /** activations to quantize, in the order they were chosen */
+  quantized: Map<string, Source>;
+  reports: QuantizedNodeReport[];
+  /** float constants the rewrite may leave unread */
+  replaced: ConstWeight[];
+  added: TensorProto[];
+  names: NameAllocator;
+}
+
+const analyse = (model: ModelProto, g: GraphProto): Analysis => ({
+  irVersion: Number(model.irVersion),
+  initializers: new Map(g.initializer.map((t) => [t.name, t])),
+  sparse: new Set(g.sparseInitializer.flatMap((s) => (s.values ? [s.values.name] : []))),
+  producers: new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const))),
+  graphInputs: new Set(g.input.map((v) => v.name)),
+});
+
+const constFloats = (name: string, a: Analysis) => {
+  const r = resolveConstant(name, a);
+  if (r.kind !== 'const' || r.transposed) return undefined;
+  const read = readFloat32(r.tensor);
+  return read.ok ? { c: r, data: read.data, dims: read.dims } : undefined;
+};
+
+/**
+ * Folds BatchNormalization into the Conv in front of it. onnxruntime does this itself on float
+ * graphs, but not once the Conv's weight sits behind a DequantizeLinear: it must happen before.
+ */
+const foldBatchNorms = (
+  g: GraphProto,
+  a: Analysis,
+  names: NameAllocator,
+  replaced: ConstWeight[],
+  added: TensorProto[],
+) => {
+  const uses = countUses(g);
+  const drop = new Set<NodeProto>();
+  for (const bn of g.node) {
+    if (bn.opType !== 'BatchNormalization' || !isAiOnnx(bn.domain) || bn.output.length !== 1) {
+      continue;
+    }
+    const y = bn.input[0] ?? '';
+    const conv = a.producers.get(y);
+    if (conv?.opType !== 'Conv' || !isAiOnnx(conv.domain) || (uses.get(y) ?? 0) !== 1) continue;
+    const w = constFloats(conv.input[1] ?? '', a);
+    const m = w?.dims[0] ?? 0;
+    const params = [1, 2, 3, 4].map((i) => constFloats(bn.input[i] ?? '', a));
+    const b = conv.input[2] ? constFloats(conv.input[2], a) : undefined;
+    if (!w || (conv.input[2] && !b) || params.some((p) => p?.data.length !== m)) continue;
+    const [scale, shift, mean, variance] = params.map((p) => p!.data) as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
+    const eps = floatAttr(bn, 'epsilon', 1e-5);
+    const per = w.data.length / m;
+    const wf = new Float32Array(w.data.length);
+    const bf = new Float32Array(m);
+    for (let c = 0; c < m; c++) {
+      const f = scale[c]! / Math.sqrt(variance[c]! + eps);
+      for (let i = 0; i < per; i++) wf[c * per + i] = w.data[c * per + i]! * f;
+      bf[c] = ((b?.data[c] ?? 0) - mean[c]!) * f + shift[c]!;
+    }
+    const base = label(conv);
+    const wName = names.fresh(`${base}_folded_weight`);
+    const bName = names.fresh(`${base}_folded_bias`);
+    added.push(rawTensor(wName, FLOAT, w.dims, wf), rawTensor(bName, FLOAT, [m], bf));
+    replaced.push(w.c, ...(b ? [b.c] : []), ...params.map((p) => p!.c));
+    conv.input = [conv.input[0] ?? '', wName, bName];
+    conv.output = [bn.output[0] ?? ''];
+    drop.add(bn);
+  }
+  g.node = g.node.filter((n) => !drop.has(n));
+  g.initializer.push(...added);
+};
+
+/** The constant weight (and bias) of a Conv, MatMul or Gemm, or why it stays float. */
+const coreOf = (n: NodeProto, a: Analysis, minElements: number): Core | string => {
+  const weight = resolveConstant(n.input[1] ?? '', a);
+  if (weight.kind === 'no') return weight.reason;
+  if (weight.transposed) return 'weight comes through a Transpose';
+  if (resolveConstant(n.input[0] ?? '', a).kind === 'const') return 'input A is a constant';
+  const read = readFloat32(weight.tensor);
+  if (!read.ok) return read.reason;
+  if (n.opType === 'Conv') {
+    if (read.dims.length < 3) return `Conv weight has rank ${read.dims.length}`;
+    const bias = n.input[2] ? resolveConstant(n.input[2], a) : undefined;
+    if (bias?.kind === 'no') return `Conv bias: ${bias.reason}`;
+    return { node: n, weight, ...(bias ? { bias } : {}), columns: false };
+  }
+  if (read.dims.length !== 2) return `weight has rank ${read.dims.length}; only 2-D is quantized`;
+  if (read.data.length < minElements) {
+    return `weight has ${read.data.length} elements, below minElements ${minElements}`;
+  }
+  if (n.opType === 'MatMul') return { node: n, weight, columns: true };
+  if (intAttr(n, 'transA', 0) !== 0) return 'Gemm with transA';
+  if (floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) {
+    return 'Gemm with alpha or beta other than 1';
+  }
+  const bias = n.input[2] ? resolveConstant(n.input[2], a) : undefined;
+  if (bias?.kind === 'no') return `Gemm C: ${bias.reason}`;
+  const columns = intAttr(n, 'transB', 0) === 0;
+  return { node: n, weight, ...(bias ? { bias } : {}), columns };
+};
+
+/** Relu, or a Clip whose floor is ≥ 0: onnxruntime drops either into the QuantizeLinear after it. */
+const isRemovableActivation = (n: NodeProto, a: Analysis): boolean => {
+  if (!isAiOnnx(n.domain)) return false;
+  if (n.opType === 'Relu') return true;
+  if (n.opType !== 'Clip') return false;
+  const floor = n.input[1] ? constFloats(n.input[1], a)?.data[0] : floatAttr(n, 'min', -Infinity);
+  return floor !== undefined && floor >= 0;
+};
+
+/**
+ * Opset 9 has no QuantizeLinear, and the QLinearConv onnxruntime fuses a QDQ group into needs ai.onnx
+ * 10. Between 9 and 10 only Slice, TopK, Upsample and Dropout's mask changed meaning; Slice's
+ * attributes become constant inputs here, and a model with any of the others stays at 9 (and
+ * float). The gate still compares the result with the original model.
+ */
+const upgradeOpset9 = (
+  model: ModelProto,
+  g: GraphProto,
+  names: NameAllocator,
+): string | undefined => {
+  const ai = model.opsetImport.find((o) => isAiOnnx(o.domain));
+  if (ai?.version !== 9n) return undefined;
+  const blocking = g.node.find(
+    (n) =>
+      isAiOnnx(n.domain) &&
+      (n.opType === 'TopK' ||
+        n.opType === 'Upsample' ||
+        (n.opType === 'Dropout' && (n.output[1] ?? '') !== '')),
+  );
+  if (blocking) {
+    return `opset 9 model with ${blocking.opType}, whose meaning changed in opset 10 (needed for QLinearConv)`;
+  }
+  const added: TensorProto[] = [];
+  for (const n of g.node) {
+    if (n.opType !== 'Slice' || !isAiOnnx(n.domain)) continue;
+    const ints = (name: string) => attr(n, name)?.ints.map(Number);
+    const starts = ints('starts') ?? [];
+    const ends = ints('ends') ?? [];
+    const axes = ints('axes') ?? starts.map((_, i) => i);
+    const base = label(n);
+    const input = (what: string, v: number[]) => {
+      const name = names.fresh(`${base}_${what}`);
+      added.push(rawTensor(name, INT64, [v.length], BigInt64Array.from(v.map(BigInt))));
+      return name;
+    };
+    n.input = [n.input[0] ?? '', input('starts', starts), input('ends', ends), input('axes', axes)];
+    n.attribute = [];
+  }
+  g.initializer.push(...added);
+  ai.version = 10n;
+  return undefined;
+};
+
+const prepare = (bytes: Uint8Array, options: StaticOptions): Prepared | string => {
+  const model = parseModel(bytes);
+  const g = model.graph;
+  if (!g) return 'model has no graph';
+  const names = new NameAllocator(g);
+  const blocked = upgradeOpset9(model, g, names);
+  if (blocked) return blocked;
+  const opset = Number(model.opsetImport.find((o) => isAiOnnx(o.domain))?.version ?? 0);
+  if (opset === 0) return 'model imports no ai.onnx opset';
+  if (opset < 9)
+    return `opset ${opset} predates the QDQ ops; only opset 9 and later are quantized statically`;
+  const replaced: ConstWeight[] = [];
+  const added: TensorProto[] = [];
+  foldBatchNorms(g, analyse(model, g), names, replaced, added);
+  const analysis = analyse(model, g);
+  const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
+  const excluded = new Set(options.excludeNodes ?? []);
+  const reports: QuantizedNodeReport[] = [];
+  const cores: Core[] = [];
+  for (const n of g.node) {
+    if (!['Conv', 'MatMul', 'Gemm'].includes(n.opType) || !isAiOnnx(n.domain)) continue;
+    const core =
+      excluded.has(n.name) || excluded.has(n.output[0] ?? '')
+        ? 'excluded by options.excludeNodes'
+        : coreOf(n, analysis, minElements);
+    if (typeof core === 'string') {
+      reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason: core });
+    } else cores.push(core);
+  }
+
+  const consumers = new Map<string, NodeProto[]>();
+  for (const n of g.node) {
+    for (const i of n.input) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  const graphOutputs = new Set(g.output.map((v) => v.name));
+  const isConst = (t: string) => resolveConstant(t, analysis).kind === 'const';
+  const quantized = new Map<string, Source>();
+  /** where an op's output is quantized: after a lone Relu/Clip it feeds, which then disappears */
+  const outputSite = (t: string): string | undefined => {
+    if (graphOutputs.has(t) || t === '') return undefined;
+    const next = consumers.get(t) ?? [];
+    const act = next[0];
+    if (next.length === 1 && act && act.input[0] === t && isRemovableActivation(act, analysis)) {
+      const out = act.output[0] ?? '';
+      return graphOutputs.has(out) ? undefined : out;
+    }
+    return t;
+  };
+  const mark = (t: string | undefined, source: Source) => {
+    if (t === undefined || t === '' || quantized.has(t) || isConst(t)) return false;
+    quantized.set(t, source);
+    return true;
+  };
+  for (const core of cores) {
+    mark(core.node.input[0], { kind: 'calibrated' });
+    mark(outputSite(core.node.output[0] ?? ''), { kind: 'calibrated' });
+  }
+  // The ops between the int8 ones: each one whose inputs are all quantized runs quantized too.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const n of g.node) {
+      if (!isAiOnnx(n.domain) || n.output.length !== 1) continue;
+      const out = n.output[0] ?? '';
+      if (quantized.has(out)) continue;
+      if (CALIBRATED_OUTPUT.has(n.opType)) {
+        const inputs = n.input.filter((i) => i !== '');
+        if (inputs.length > 0 && inputs.every((i) => quantized.has(i))) {
+          changed = mark(outputSite(out), { kind: 'calibrated' }) || changed;
+        }
+      } else if (SAME_SCALE.has(n.opType) && quantized.has(n.input[0] ?? '')) {
+        if (!graphOutputs.has(out))
+          changed = mark(out, { kind: 'same', as: n.input[0]! }) || changed;
+      }
+    }
+  }
+  return { model, g, opset, analysis, cores, quantized, reports, replaced, added, names };
+};
+
+/**
+ * Which activations a static quantization of this model needs ranges for: the inputs and outputs
+ * of its Conv, MatMul and Gemm nodes and of the ops between them that run quantized.
+ */
+export const planStatic = (bytes: Uint8Array, options: StaticOptions = {}): StaticPlan => {
+  const p = prepare(bytes, options);
+  if (typeof p === 'string') return { tensors: [], cores: 0, reason: p };
+  const tensors = [...p.quantized].filter(([, s]) => s.kind === 'calibrated').map(([t]) => t);
+  return {
+    tensors,
+    cores: p.cores.length,
+    ...(p.cores.length === 0
+      ? { reason: 'model has no Conv, MatMul or Gemm with a constant float32 weight' }
+      : {}),
+  };
+};
+
+const notApplied = (started: number, reason: string, nodes: QuantizedNodeReport[]) => ({
+  bytes: undefined,
+  report: {
+    scheme: SCHEME_STATIC_QDQ,
+    status: 'not-applied' as const,
+    reason,
+    nodes,
+    nodesQuantized: 0,
+    nodesSkipped: nodes.length,
+    quantizeMs: performance.now() - started,
+  },
+});
+
+/**
+ * Static int8 in the QDQ format: QuantizeLinear → DequantizeLinear pairs on the calibrated
+ * activations, DequantizeLinear in front of per-channel int8 weights and int32 biases, the float
+ * ops left in place. onnxruntime fuses each DQ → op → Q group into its integer kernel
+ * (QLinearConv, QLinearMatMul, QGemm, QLinearAdd...), and runs what it cannot fuse in float.
+ * From opset 13 the standard ops carry per-channel scales; below, the com.microsoft ones do, as
+ * the model's opset is never raised. Graph inputs and outputs keep their names and types.
+ */
+export const quantizeStatic = (
+  bytes: Uint8Array,
+  ranges: ReadonlyMap<string, ActivationRange>,
+  options: StaticOptions = {},
+): QuantizeResult => {
+  const started = performance.now();
+  const p = prepare(bytes, options);
+  if (typeof p === 'string') return notApplied(started, p, []);
+  const { g, opset, names, reports } = p;
+  const domain = opset < 13 ? MS_DOMAIN : '';
+  const qdq = (op: string, inputs: string[], output: string, axis?: number) =>
+    node(op, inputs, [output], axis === undefined ? {} : { axis }, {
+      name: names.fresh(output),
+      domain,
+    });
+  const init = (
+    base: string,
+    type: TensorProto_DataType,
+    dims: number[],
+    v: Parameters<typeof rawTensor>[3],
+  ) => {
+    const name = names.fresh(base);
+    p.added.push(rawTensor(name, type, dims, v));
+    g.initializer.push(p.added.at(-1)!);
+    return name;
+  };
+
+  // Scale and zero point of every quantized activation; `same` ones share their source's.
+  const params = new Map<string, { scale: string; zero: string; value: number }>();
+  const resolve = (t: string): { scale: string; zero: string; value: number } | undefined => {
+    const known = params.get(t);
+    if (known) return known;
+    const source = p.quantized.get(t);
+    if (!source) return undefined;
+    let made: { scale: string; zero: string; value: number } | undefined;
+    if (source.kind === 'same') made = resolve(source.as);
+    else {
+      const r = ranges.get(t);
+      if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max)) return undefined;
+      const { scale, zeroPoint } = activationParams(r.min, r.max);
+      made = {
+        scale: init(`${t}_scale`, FLOAT, [], Float32Array.of(scale)),
+        zero: init(`${t}_zero_point`, UINT8, [], Uint8Array.of(zeroPoint)),
+        value: Math.fround(scale),
+      };
+    }
+    if (made) params.set(t, made);
+    return made;
+  };
+
+  const front: NodeProto[] = [];
+  const after = new Map<string, NodeProto[]>();
+  const rename = new Map<string, string>();
+  for (const t of p.quantized.keys()) {
+    const q = resolve(t);
+    if (!q) continue;
+    const qName = names.fresh(`${t}_quantized`);
+    const dqName = names.fresh(`${t}_dequantized`);
+    const pair = [
+      qdq('QuantizeLinear', [t, q.scale, q.zero], qName),
+      qdq('DequantizeLinear', [qName, q.scale, q.zero], dqName),
+    ];
+    rename.set(t, dqName);
+    if (p.analysis.producers.has(t)) after.set(t, pair);
+    else front.push(...pair);
+  }
+
+  let quantizedCores = 0;
+  for (const core of p.cores) {
+    const n = core.node;
+    const x = params.get(n.input[0] ?? '');
+    const reportSkip = (reason: string) =>
+      reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason });
+    // Without a range for its input the op runs float, on weights stored int8 all the same: the
+    // file shrinks, and onnxruntime dequantizes them (once, or per run, which is cheap next to a
+    // convolution over activations).
+    const weightOnly = !x;
+    if (weightOnly && options.weightOnly === false) {
+      reportSkip('no calibrated range reached its input');
+      continue;
+    }
+    const read = readFloat32(core.weight.tensor);
+    if (!read.ok) {
+      reportSkip(read.reason);
+      continue;
+    }
+    const base = label(n);
+    let wq: { q: Int8Array; scales: Float32Array; dims: number[]; axis: number } | string;
+    if (core.columns) {
+      const [rows = 0, cols = 0] = read.dims;
+      const w = quantizePerChannel(read.data, rows, cols, false);
+      wq = typeof w === 'string' ? w : { q: w.q, scales: w.scales, dims: read.dims, axis: 1 };
+    } else {
+      const w = quantizeAxis0(read.data, read.dims[0] ?? 0);
+      wq = typeof w === 'string' ? w : { ...w, dims: read.dims, axis: 0 };
+    }
+    if (typeof wq === 'string') {
+      reportSkip(wq);
+      continue;
+    }
+    const channels = wq.scales.length;
+    let biasName: string | undefined;
+    if (core.bias && x) {
+      const b = readFloat32(core.bias.tensor);
+      if (!b.ok || b.data.length !== channels) {
+        reportSkip(b.ok ? `bias has ${b.data.length} values for ${channels} channels` : b.reason);
+        continue;
+      }
+      const qb = quantizeBias(b.data, x.value, wq.scales);
+      const bq = init(`${base}_bias_quantized`, INT32, [channels], qb.q);
+      const bs = init(`${base}_bias_scale`, FLOAT, [channels], qb.scales);
+      biasName = names.fresh(`${base}_bias_dequantized`);
+      front.push(qdq('DequantizeLinear', [bq, bs], biasName, 0));
+    }
+    const wName = init(`${base}_weight_quantized`, INT8, wq.dims, wq.q);
+    const ws = init(`${base}_weight_scale`, FLOAT, [channels], wq.scales);
+    const wz = init(`${base}_weight_zero_point`, INT8, [channels], new Int8Array(channels));
+    const wDq = names.fresh(`${base}_weight_dequantized`);
+    front.push(qdq('DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
+    n.input[1] = wDq;
+    if (biasName) n.input[2] = biasName;
+    p.replaced.push(core.weight, ...(core.bias && x ? [core.bias] : []));
+    reports.push({
+      node: label(n),
+      opType: n.opType,
+      action: 'quantized',
+      ...(weightOnly
+        ? { reason: 'weights only: its input has no calibrated range, so it runs float' }
+        : {}),
+    });
+    quantizedCores++;
+  }
+  if (quantizedCores === 0) {
+    return notApplied(started, 'no Conv, MatMul or Gemm could run int8 (see nodes)', reports);
+  }
+  if (options.tables !== false) {
+    const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
+    for (const n of g.node) {
+      if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) continue;
+      const table = resolveConstant(n.input[0] ?? '', p.analysis);
+      if (table.kind !== 'const' || table.transposed) continue;
+      const read = readFloat32(table.tensor);
+      if (!read.ok || read.data.length < minElements) continue;
+      const t = quantizePerTensor(read.data);
+      if (typeof t === 'string') continue;
+      const base = label(n);
+      const qName = init(`${table.source}_quantized`, INT8, read.dims, t.q);
+      const scale = init(`${table.source}_scale`, FLOAT, [], Float32Array.of(t.scale));
+      const zero = init(`${table.source}_zero_point`, INT8, [], new Int8Array(1));
+      const out = n.output[0] ?? '';
+      const gathered = names.fresh(`${out}_quantized`);
+      n.input[0] = qName;
+      n.output[0] = gathered;
+      // The pair quantizing `out` for its consumers, if it has one, now follows the new producer.
+      after.set(gathered, [
+        qdq('DequantizeLinear', [gathered, scale, zero], out),
+        ...(after.get(out) ?? []),
+      ]);
+      after.delete(out);
+      p.replaced.push(table);
+      reports.push({ node: base, opType: 'Gather', action: 'quantized' });
+    }
+  }
+
+  const nodes: NodeProto[] = [...front];
+  for (const n of g.node) {
+    n.input = n.input.map((i) => rename.get(i) ?? i);
+    nodes.push(n);
+    for (const o of n.output) nodes.push(...(after.get(o) ?? []));
+  }
+  g.node = nodes;
+  pruneUnused(g, p.replaced, p.analysis, p.added);
+  if (domain === MS_DOMAIN && !p.model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
+    p.model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
+  }
+  const out = encodeModel(p.model);
+  const quantizedNodes = reports.filter((r) => r.action === 'quantized').length;
+  return {
+    bytes: out,
+    report: {
+      scheme: SCHEME_STATIC_QDQ,
+      status: 'applied',
+      nodes: reports,
+      nodesQuantized: quantizedNodes,
+      nodesSkipped: reports.length - quantizedNodes,
+      sizeRatio: out.byteLength / bytes.byteLength,
+      quantizeMs: performance.now() - started,
+      ...(options.calibration ? { calibration: options.calibration } : {}),
+    } satisfies QuantizationReport,
+  };
+};
+
+/**
+ * How far each activation's weak channels sit above the rounding noise its uint8 scale adds: the
+ * 10th percentile, over channels, of channel RMS ÷ (scale / √12). A tensor whose small channels
+ * carry a few quantization steps (depthwise convs in re-parameterised networks, mostly) loses
+ * them to rounding even though its overall error looks small, and downstream layers amplify it.
+ */
+export const noiseMargins = (
+  ranges: ReadonlyMap<string, ActivationRange>,
+  channelRms: ReadonlyMap<string, ArrayLike<number>>,
+): Map<string, number> => {
+  const out = new Map<string, number>();
+  for (const [t, r] of ranges) {
+    const rms = channelRms.get(t);
+    if (!rms || rms.length === 0) continue;
+    const { scale } = activationParams(r.min, r.max);
+    const margins = Array.from(rms, (v) => v / (scale / Math.sqrt(12))).sort((a, b) => a - b);
+    out.set(t, margins[Math.floor(margins.length * 0.1)]!);
+  }
+  return out;
+};
+
+/** The ranges of the activations whose noise margin reaches `minMargin`; the rest stay float. */
+export const rangesWithMargin = (
+  ranges: ReadonlyMap<string, ActivationRange>,
+  margins: ReadonlyMap<string, number>,
+  minMargin: number,
+): Map<string, ActivationRange> =>
+  new Map([...ranges].filter(([t]) => minMargin <= 0 || (margins.get(t) ?? 0) >= minMargin));

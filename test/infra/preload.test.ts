@@ -1,0 +1,84 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readSettings, SettingsError } from '../../infra/settings.ts';
+import { synthesize } from './synth.ts';
+
+const problemsOf = (context: Record<string, unknown>): readonly string[] => {
+  try {
+    readSettings((key) => context[key], Object.keys(context));
+  } catch (err) {
+    if (err instanceof SettingsError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('maas:predictPreloadModels', () => {
+  const synth = synthesize({
+    'maas:predictProvisionedConcurrency': 1,
+    'maas:predictPreloadModels': ['encoder', 'iris'],
+  });
+  afterAll(() => synth.dispose());
+
+  it('hands the list to predict, whose provisioned instances load the models during init', () => {
+    synth.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          POWERTOOLS_SERVICE_NAME: 'maas-predict',
+          MAAS_PRELOAD_MODELS: 'encoder,iris',
+        }),
+      },
+    });
+  });
+
+  it('refuses a list without provisioned instances, and names that are not model names', () => {
+    expect(problemsOf({ 'maas:predictPreloadModels': 'iris' })).toEqual([
+      expect.stringMatching(
+        /predictProvisionedConcurrency is 0: models are preloaded only by provisioned instances/,
+      ),
+    ]);
+    expect(
+      problemsOf({ 'maas:predictProvisionedConcurrency': 1, 'maas:predictPreloadModels': 'Iris!' }),
+    ).toEqual([expect.stringMatching(/names "Iris!", which is not a model name/)]);
+  });
+
+  it('sets nothing by default', () => {
+    const plain = synthesize();
+    try {
+      const fns = plain.template.findResources('AWS::Lambda::Function');
+      for (const fn of Object.values(fns) as {
+        Properties: { Environment?: { Variables?: Record<string, unknown> } };
+      }[]) {
+        expect(fn.Properties.Environment?.Variables?.MAAS_PRELOAD_MODELS).toBeUndefined();
+      }
+    } finally {
+      plain.dispose();
+    }
+  });
+});
+
+describe('maas:ingestMaxModelMb', () => {
+  it('refuses an upload cap the ingest memory cannot hold, with the memory it needs', () => {
+    const [problem] = problemsOf({ 'maas:ingestMaxModelMb': 1024 });
+    expect(problem).toMatch(
+      /ingestMaxModelMb=1024 needs an ingest function of 6816 MB .* raise maas:ingestMemoryMb to 6816 or more .* or lower maas:ingestMaxModelMb to 438/,
+    );
+    expect(problemsOf({ 'maas:ingestMaxModelMb': 1024, 'maas:ingestMemoryMb': 6816 })).toEqual([]);
+  });
+
+  it('gives ingest its cap in bytes', () => {
+    const synth = synthesize({ 'maas:ingestMaxModelMb': 200 });
+    try {
+      synth.template.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: 'maas-ingest',
+            MAAS_MAX_MODEL_BYTES: String(200 * 1024 * 1024),
+          }),
+        },
+      });
+    } finally {
+      synth.dispose();
+    }
+  });
+});
