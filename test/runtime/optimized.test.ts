@@ -15,7 +15,7 @@ import {
 } from '../../src/runtime/index.ts';
 import { RecordingStore, tempDir } from '../integration/runtime/fixtures.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
-import { registerVersion, setAliases } from '../support/registry.ts';
+import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
 
 const plain = buildCnnModel(SMALL_CNN);
 const image = () =>
@@ -75,7 +75,7 @@ const register = async (
       ...patch,
     },
   };
-  await s3.store.put(keys.manifest(name, m.version), JSON.stringify(manifest));
+  await overwrite(s3.store, keys.manifest(name, m.version), JSON.stringify(manifest));
   await setAliases(registry, name, { production: m.version });
 };
 

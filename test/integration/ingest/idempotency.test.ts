@@ -102,11 +102,15 @@ describe('ingest idempotency and races', () => {
     const retried = await harness.deliver([record]);
     expect(retried).toMatchObject([{ status: 'registered', version: 1 }]);
     expect(await harness.registry.listVersions('flaky')).toEqual([1]);
-    expect((await registryKeys(harness, 'flaky')).filter((k) => /^\d+\//.test(k)).sort()).toEqual([
+    // one version's objects, no second reservation; the pre-optimized graph is stored only when
+    // it loads faster on this machine, so it may or may not be there
+    const versionKeys = (await registryKeys(harness, 'flaky')).filter((k) => /^\d+\//.test(k));
+    expect(versionKeys.filter((k) => !k.endsWith('.optimized.onnx')).sort()).toEqual([
       '1/manifest.json',
       '1/model.onnx',
       '1/reserved.json',
     ]);
+    expect(versionKeys.every((k) => k.startsWith('1/'))).toBe(true);
   });
 
   it('finishes a version committed before a storage failure without registering it twice', async () => {
