@@ -54,7 +54,7 @@ const MEMORY_MB = 1769;
 
 /**
  * The local API Gateway: turns HTTP requests into HTTP API payload 2.0 events, runs them through
- * handler instances in worker threads (one request at a time each, like Lambda) and answers with
+ * handler instances in child processes (one request at a time each, like Lambda) and answers with
  * what the handler returned. Load beyond the instances and the queue is shed with 429 on the same
  * kept-alive connection, bodies over the cap get 413 before they are read (and the connection
  * closed).
