@@ -1,3 +1,4 @@
+import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import { InvalidRequestError, InvalidTensorError, PayloadTooLargeError } from './errors.ts';
 import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, JSON_CONTENT_TYPE } from './http.ts';
@@ -48,12 +49,20 @@ export const parseJsonBody = (bytes: Uint8Array, what: string, expected: string)
   } catch (cause) {
     throw new InvalidRequestError(`${what} is not valid UTF-8; ${expected}`, { cause });
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (cause) {
     const reason = cause instanceof SyntaxError ? ` (${cause.message})` : '';
     throw new InvalidRequestError(`${what} is not valid JSON${reason}; ${expected}`, { cause });
   }
+  if (nestsTooDeep(value)) {
+    throw new InvalidRequestError(
+      `${what} nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; ${expected}, ` +
+        "with data nested no deeper than the tensor's rank (or flat)",
+    );
+  }
+  return value;
 };
 
 const optionalObject = (value: unknown, what: string): JsonObject => {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import {
   normalizeEtag,
   ObjectNotFoundError,
@@ -570,6 +571,8 @@ function parseRecord<T>(object: StoredObject, key: string): T {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new TypeError('expected a JSON object');
     }
+    // whatever reads the record next (a log line, the CLI's output) would overflow the stack
+    if (nestsTooDeep(value)) throw new TypeError(`nests more than ${MAX_JSON_DEPTH} levels deep`);
     return value as T;
   } catch (err) {
     throw new CorruptRecordError(key, err);
