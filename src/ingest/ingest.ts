@@ -21,7 +21,14 @@ import {
   uploadDetails,
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
-import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
+import {
+  normalizeEtag,
+  ObjectNotFoundError,
+  type ObjectStore,
+  ObjectTooLargeError,
+  PreconditionFailedError,
+  type StoredObject,
+} from '../storage/index.ts';
 import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
@@ -307,10 +314,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     );
   }
   const options = parseUploadOptions(head.metadata);
-  const object =
-    head.size >= LARGE_READ_BYTES && store.getLarge !== undefined
-      ? await store.getLarge(key)
-      : await store.get(key);
+  const object = await readSized(store, upload, head.size);
   if (object === undefined || normalizeEtag(object.etag) !== upload.etag) {
     throw superseded(upload, object?.etag);
   }
@@ -430,6 +434,24 @@ const superseded = (upload: UploadRef, current: string | undefined): UploadRejec
     { details: current === undefined ? {} : { currentEtag: normalizeEtag(current) } },
   );
 
+/**
+ * Exactly the object the HEAD sized: the same ETag (If-Match), and not a byte past its size. An
+ * upload replaced in between by a larger one is never downloaded, only found superseded.
+ */
+async function readSized(store: ObjectStore, upload: UploadRef, size: number) {
+  const sized = { ifMatch: upload.etag, maxBytes: size };
+  try {
+    return size >= LARGE_READ_BYTES && store.getLarge !== undefined
+      ? await store.getLarge(upload.sourceKey, sized)
+      : await store.get(upload.sourceKey, sized);
+  } catch (err) {
+    if (err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError) {
+      throw superseded(upload, undefined);
+    }
+    throw err;
+  }
+}
+
 async function headUpload(store: ObjectStore, upload: UploadRef) {
   try {
     const head = await store.head(upload.sourceKey);
@@ -465,7 +487,17 @@ async function loadSamples(
         `${fmtBytes(settings.maxSamplesBytes)} limit. Upload fewer or smaller sample requests.`,
     );
   }
-  const object = await store.get(samplesKey);
+  let object: StoredObject | undefined;
+  try {
+    object = await store.get(samplesKey, { ifMatch: head.etag, maxBytes: head.size });
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError)) throw err;
+    throw new UploadRejectedError(
+      'InvalidSamples',
+      `The samples file ${samplesKey} changed while ingest read it. Upload the samples, then the ` +
+        '.onnx file, one after the other.',
+    );
+  }
   if (object === undefined) return synthesizeSamples(signature.inputs);
   return decodeSidecar(samplesKey, object.body, signature, {
     maxSamples: settings.maxSamples,

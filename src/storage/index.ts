@@ -11,6 +11,7 @@ export type {
 } from './object-store.ts';
 export {
   ObjectNotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StorageUnavailableError,
 } from './object-store.ts';
