@@ -189,14 +189,14 @@ async function serve(
     return true;
   };
   if (!take(Number.isSafeInteger(declared) && declared > 0 ? declared : 0)) {
-    return reject(req, res, overloaded(budget, requestId));
+    return refuse(req, res, overloaded(budget, requestId));
   }
   const body = await readBody(
     req,
     settings.maxBodyBytes,
     (size) => size <= taken || take(size - taken),
   );
-  if (body === 'over-budget') return reject(req, res, overloaded(budget, requestId));
+  if (body === 'over-budget') return refuse(req, res, overloaded(budget, requestId));
   if (body === undefined) return reject(req, res, tooLarge(settings, requestId));
   const request: IncomingRequest = {
     method: req.method ?? 'GET',
@@ -348,6 +348,17 @@ const consumeBody = (
       if (!req.complete) reject(new Error('the client closed the connection mid-body'));
     });
   });
+
+/**
+ * Answers at once, then reads and drops the rest of the body before the connection closes: nothing
+ * is held, and the client, still sending, reads its answer instead of a reset (closing a socket
+ * with unread bytes resets it, and the reset can destroy the answer in flight).
+ */
+const refuse = (req: IncomingMessage, res: ServerResponse, response: OutgoingResponse): void => {
+  response.headers.connection = 'close';
+  send(res, response);
+  req.resume();
+};
 
 const send = (res: ServerResponse, response: OutgoingResponse): void => {
   res.writeHead(response.statusCode, {
