@@ -9,6 +9,7 @@ import {
 import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
 import {
   type HistoryRecord,
+  type InputLimits,
   isValidModelName,
   keys,
   type Manifest,
@@ -100,6 +101,7 @@ interface Candidate {
   options: UploadOptions;
   warmup: WarmupReport;
   samples: SampleSet['source'];
+  inputLimits: InputLimits | undefined;
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
@@ -339,7 +341,8 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
-  const evaluated = { bytes, signature, options, warmup, samples: samples.source };
+  const inputLimits = learnInputLimits(options, samples);
+  const evaluated = { bytes, signature, options, warmup, samples: samples.source, inputLimits };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
     return {
@@ -465,6 +468,32 @@ async function headUpload(store: ObjectStore, upload: UploadRef) {
     );
   }
 }
+
+/**
+ * How much larger than its largest sample a request may be. The samples show what traffic looks
+ * like; 64× lets an encoder sampled at [4, 24] take [12, 512] but not [64, 512], which took an
+ * instance from 0.7 to 2.8 GB (docs/limits.md).
+ */
+export const INPUT_HEADROOM = 64;
+
+/** The upload's `maas-max-elements`, else the largest sidecar sample × the headroom, else none. */
+export const learnInputLimits = (
+  options: Pick<UploadOptions, 'maxElements'>,
+  samples: SampleSet,
+): InputLimits | undefined => {
+  if (options.maxElements === 'off') return undefined;
+  if (options.maxElements !== undefined) {
+    return { maxElements: options.maxElements, source: 'metadata' };
+  }
+  // inputs made up from the signature (dynamic dims 1) say nothing about real traffic
+  if (samples.source !== 'sidecar') return undefined;
+  const largest = Math.max(
+    ...samples.feeds.map((feeds) =>
+      Object.values(feeds).reduce((sum, tensor) => sum + tensor.size, 0),
+    ),
+  );
+  return { maxElements: Math.max(1, largest) * INPUT_HEADROOM, source: 'samples' };
+};
 
 async function loadSamples(
   store: ObjectStore,
@@ -609,6 +638,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     },
     quantization: candidate.quantization,
     warmup: candidate.warmup,
+    ...(candidate.inputLimits === undefined ? {} : { inputLimits: candidate.inputLimits }),
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);

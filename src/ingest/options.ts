@@ -9,12 +9,18 @@ export interface UploadOptions {
   promote: PromotePolicy;
   /** `maas-canary-weight`: 0–1; the configured default when absent */
   canaryWeight?: number;
+  /**
+   * `maas-max-elements`: elements across the inputs of one request this model accepts; `off`
+   * leaves only the platform's caps. Absent: learned from the samples.
+   */
+  maxElements?: number | 'off';
 }
 
 export const METADATA = {
   quantize: 'maas-quantize',
   promote: 'maas-promote',
   canaryWeight: 'maas-canary-weight',
+  maxElements: 'maas-max-elements',
 } as const;
 
 const invalid = (name: string, value: string, expected: string): UploadRejectedError =>
@@ -46,6 +52,14 @@ export const parseUploadOptions = (metadata: Readonly<Record<string, string>>): 
       throw invalid(METADATA.canaryWeight, weightText, 'a number from 0 to 1');
     }
     options.canaryWeight = weight;
+  }
+  const maxText = metadata[METADATA.maxElements]?.trim().toLowerCase();
+  if (maxText !== undefined) {
+    const max = Number(maxText);
+    if (maxText === 'off') options.maxElements = 'off';
+    else if (maxText === '' || !Number.isSafeInteger(max) || max < 1) {
+      throw invalid(METADATA.maxElements, maxText, 'a whole number of elements, or `off`');
+    } else options.maxElements = max;
   }
   return options;
 };

@@ -2,7 +2,7 @@ import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import { InvalidRequestError, InvalidTensorError, PayloadTooLargeError } from './errors.ts';
 import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, JSON_CONTENT_TYPE } from './http.ts';
-import type { ProtocolLimits } from './limits.ts';
+import { checkModelLimit, type DecodeLimits } from './limits.ts';
 import {
   checkShape,
   type DecodedTensor,
@@ -111,7 +111,7 @@ export const decodeInferRequest = (
   body: Uint8Array,
   headerLength: number | undefined,
   signature: Signature,
-  limits: Pick<ProtocolLimits, 'maxElements'>,
+  limits: DecodeLimits,
 ): DecodedInferRequest => {
   const header = parseJsonBody(
     headerLength === undefined ? body : body.subarray(0, headerLength),
@@ -169,7 +169,7 @@ const planInputs = (
   inputs: unknown,
   specs: readonly TensorSpec[],
   binaryAllowed: boolean,
-  limits: Pick<ProtocolLimits, 'maxElements'>,
+  limits: DecodeLimits,
 ): InputPlan[] => {
   const expected = specs.map((s) => s.name).join(', ');
   if (!Array.isArray(inputs) || inputs.length === 0) {
@@ -253,6 +253,11 @@ const planInputs = (
       `missing input(s): ${missing.join(', ')}; this model takes ${specs.length}: ${expected}`,
     );
   }
+  checkModelLimit(
+    limits.model,
+    total,
+    plans.map((p) => ({ name: p.spec.name, shape: p.shape })),
+  );
   return plans;
 };
 

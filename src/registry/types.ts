@@ -34,6 +34,18 @@ export interface QuantizationReport {
   quantizeMs?: number;
 }
 
+/**
+ * A model's own bound on one request, enforced before the run (413 with the bound): the element
+ * caps of the protocol bound the input, not what a model allocates from it (an encoder turned a
+ * 525 KB [64, 512] request into 2 GB of activations).
+ */
+export interface InputLimits {
+  /** elements across all inputs of one request */
+  maxElements: number;
+  /** `samples`: the largest sample request × the headroom; `metadata`: the upload's `maas-max-elements` */
+  source: 'samples' | 'metadata';
+}
+
 export interface Manifest {
   model: string;
   version: number;
@@ -48,6 +60,8 @@ export interface Manifest {
   signature?: Pick<ModelSignature, 'opHistogram' | 'nodeCount' | 'parameterCount'>;
   quantization?: QuantizationReport;
   warmup?: { samples: number; p50Ms: number; loadMs: number };
+  /** absent: only the platform's caps apply (no samples, or `maas-max-elements=off`) */
+  inputLimits?: InputLimits;
   createdAt: string;
 }
 
