@@ -44,14 +44,14 @@ import {
   encodeModel,
   graph,
   model,
-  mulberry32,
   node,
   TensorProto_DataType,
   valueInfo,
 } from '../src/onnx/index.ts';
 import { Registry } from '../src/registry/index.ts';
 import { readHashed } from '../src/runtime/verified-read.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
+import { mulberry32 } from '../src/util/index.ts';
 import { registerVersion, setAliases } from '../test/support/registry.ts';
 import { printTable, writeResults } from './lib/report.ts';
 

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ensureExampleModels } from '../models/generate.ts';
 import { evaluateVariants } from '../src/ingest/index.ts';
-import { mulberry32, parseModel } from '../src/onnx/index.ts';
+import { parseModel } from '../src/onnx/index.ts';
 import { type GateResult, quantizeModel } from '../src/quantize/index.ts';
+import { mulberry32 } from '../src/util/index.ts';
 import { floatFeed, mlpModel } from '../test/integration/quantize/fixtures.ts';
 import { printTable, writeResults } from './lib/report.ts';
 

@@ -1,10 +1,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { Registry } from '../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
 import { resolveTarget, type Target } from './target.ts';
 
-/** s3rver's fixed account, which the local stack accepts (DESIGN.md). */
+/** s3rver's fixed account, which the local stack accepts (docs/design.md). */
 const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 export interface GlobalOptions {

@@ -14,12 +14,13 @@ import {
   Registry,
   type UploadRef,
 } from '../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../src/storage/index.ts';
+import { normalizeEtag } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
 
 /**
- * `npm start`: the local stack with the example models, configured by the variables of DESIGN.md
+ * `npm start`: the local stack with the example models, configured by the variables of docs/design.md
  * (`MAAS_S3_PORT`, `MAAS_BUCKET`, `MAAS_HOME`, `PORT`). The examples go in through the upload path
  * users take, once: a restart finds them registered and keeps everything else too.
  */

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { INGEST_DEFAULTS } from '../src/ingest/index.ts';
 import { parseEmfLine } from '../src/metrics/index.ts';
 import { Registry } from '../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
 import {
   LOCAL_TIME_SCALE,
   type LocalGuard,

@@ -1,9 +1,7 @@
 import {
   encodeModel,
-  gaussian,
   graph,
   model,
-  mulberry32,
   type NodeProto,
   node,
   TensorProto_DataType as T,
@@ -11,6 +9,7 @@ import {
   tensor,
   valueInfo,
 } from '../src/onnx/index.ts';
+import { gaussian, mulberry32 } from '../src/util/index.ts';
 
 /** all-MiniLM-L6-v2's shape: 6 post-LN layers, hidden 384, 12 heads, FFN 1536. */
 export const ENCODER = {

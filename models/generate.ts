@@ -28,7 +28,7 @@ const RECIPE_SOURCES = [
   'iris-data.ts',
   'encoder.ts',
   '../src/onnx/builder.ts',
-  '../src/onnx/random.ts',
+  '../src/util/random.ts',
 ];
 
 export interface ExampleModels {

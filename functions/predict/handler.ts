@@ -4,16 +4,14 @@ import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
-  createPredictApp,
   type HttpRequest,
   type HttpResponse,
   limitsFromEnv,
-  type ModelProvider,
   type ProtocolLimits,
-  type RequestRecord,
   toHttpResponse,
 } from '../../src/protocol/index.ts';
-import { createRuntimeFromEnv } from '../../src/runtime/index.ts';
+import { createRuntimeFromEnv, type ModelProvider } from '../../src/runtime/index.ts';
+import { createPredictApp, type RequestRecord } from '../../src/serve/index.ts';
 
 /** API Gateway HTTP API (payload 2.0) event → the protocol's request. */
 export const toHttpRequest = (event: APIGatewayProxyEventV2): HttpRequest => ({

@@ -1,10 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import {
-  type GuardDeps,
-  guardDepsFromEnv,
-  runPromoteSchedule,
-  type ScheduleResult,
-} from '../../src/guard/index.ts';
+import { guardDepsFromEnv } from '../../src/guard/aws.ts';
+import { type GuardDeps, runPromoteSchedule, type ScheduleResult } from '../../src/guard/index.ts';
 
 export interface PromoteHandlerOptions {
   /** default: the model bucket, CloudWatch and SNS configured from the environment (at first use) */

@@ -1,10 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import {
-  type AlarmResponse,
-  type GuardDeps,
-  guardDepsFromEnv,
-  respondToAlarm,
-} from '../../src/guard/index.ts';
+import { guardDepsFromEnv } from '../../src/guard/aws.ts';
+import { type AlarmResponse, type GuardDeps, respondToAlarm } from '../../src/guard/index.ts';
 import { parseAlarmEvent } from './event.ts';
 
 export {

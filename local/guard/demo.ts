@@ -2,9 +2,10 @@ import '../sdk-warning.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/index.ts';
 import { errorMessage } from '../../src/errors/index.ts';
-import { mulberry32 } from '../../src/onnx/index.ts';
 import { keys, Registry, validateModelName } from '../../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
+import { normalizeEtag } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../s3/index.ts';
 import { healthyModel, inferBody, lookupModel, sampleRow, trafficRow } from './demo-models.ts';
 

@@ -186,16 +186,21 @@ const defaultSessionCacheBytes = (env: Env): number => {
   return Math.floor(memoryMb * MiB * DEFAULTS.sessionCacheShareOfMemory);
 };
 
+/** Where the model bucket is: the part of the configuration every S3 client needs. */
+export const storageFromEnv = (env: Env = process.env): StorageConfig => {
+  const endpoint = endpointUrl(env);
+  return {
+    bucket: envText(env, 'MAAS_BUCKET') ?? DEFAULTS.bucket,
+    ...(endpoint === undefined ? {} : { endpoint }),
+    region: envText(env, 'AWS_REGION') ?? envText(env, 'AWS_DEFAULT_REGION') ?? DEFAULTS.region,
+  };
+};
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export const loadConfig = (env: Env = process.env): MaasConfig => {
   const cores = availableParallelism();
-  const endpoint = endpointUrl(env);
   return {
-    storage: {
-      bucket: envText(env, 'MAAS_BUCKET') ?? DEFAULTS.bucket,
-      ...(endpoint === undefined ? {} : { endpoint }),
-      region: envText(env, 'AWS_REGION') ?? envText(env, 'AWS_DEFAULT_REGION') ?? DEFAULTS.region,
-    },
+    storage: storageFromEnv(env),
     runtime: {
       sessionCacheBytes: integer(env, 'MAAS_SESSION_CACHE_BYTES', defaultSessionCacheBytes(env), 1),
       tmpCacheDir: envText(env, 'MAAS_TMP_CACHE_DIR') ?? join(tmpdir(), DEFAULTS.tmpCacheDirName),

@@ -2,22 +2,11 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { loadConfig } from '../config/index.ts';
 import { Registry } from '../registry/index.ts';
-import { S3ObjectStore } from '../storage/index.ts';
+import { S3ObjectStore } from '../storage/s3.ts';
 import { CloudWatchMetricsReader } from './cloudwatch.ts';
-import type { MetricsReader } from './health.ts';
+import type { GuardDeps } from './deps.ts';
 import { SnsNotifier } from './notify.ts';
-import type { Notifier } from './rollback.ts';
-import { type GuardSettings, guardSettings } from './settings.ts';
-
-/** What the rollback and promote functions work with. */
-export interface GuardDeps {
-  registry: Registry;
-  /** the exact per-period figures the rules are confirmed against */
-  metrics: MetricsReader;
-  settings: GuardSettings;
-  notifier?: Notifier;
-  clock?: () => Date;
-}
+import { guardSettings } from './settings.ts';
 
 /** The cloud wiring: the model bucket, CloudWatch, and SNS when `MAAS_ALERT_TOPIC_ARN` is set. */
 export function guardDepsFromEnv(

@@ -1,3 +1,8 @@
+/**
+ * The guard's public face: rules, evaluation, promotion and rollback over interfaces. It loads no
+ * AWS client, so the CDK app and the local stack import the rules from here; the CloudWatch and
+ * SNS adapters are in `./aws.ts`.
+ */
 export {
   type AlarmDefinition,
   type AlarmOptions,
@@ -15,9 +20,8 @@ export {
   periodMs,
   statisticOf,
 } from './alarms.ts';
-export { CloudWatchMetricsReader } from './cloudwatch.ts';
+export type { GuardDeps } from './deps.ts';
 export { InvalidAlarmOptionsError, NothingToRollBackError } from './errors.ts';
-export { type GuardDeps, guardDepsFromEnv } from './from-env.ts';
 export {
   checkHealth,
   evaluationMetrics,
@@ -25,7 +29,6 @@ export {
   type HealthReport,
   type MetricsReader,
 } from './health.ts';
-export { SnsNotifier } from './notify.ts';
 export {
   type HealthCheck,
   type ManualOutcome,
@@ -47,13 +50,9 @@ export {
   type AlarmFacts,
   DEFAULT_WATCH_WINDOW_MS,
   type GuardNotification,
-  type NoRollbackReason,
   type Notifier,
-  planRollback,
-  type RollbackAction,
   type RollbackOptions,
   type RollbackOutcome,
-  type RollbackPlan,
   type RollbackRequest,
   rollback,
 } from './rollback.ts';

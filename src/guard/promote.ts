@@ -1,6 +1,14 @@
-import type { Aliases, Registry } from '../registry/index.ts';
-import { validateModelName } from '../registry/index.ts';
-import { addVersion, normalizeAliases, removeVersion, withoutPromotedAt } from './aliases.ts';
+import {
+  type Aliases,
+  emptyAliases,
+  type HistoryRecord,
+  isDue,
+  normalizeAliases,
+  promoted,
+  type Registry,
+  restored,
+  validateModelName,
+} from '../registry/index.ts';
 import { NothingToRollBackError } from './errors.ts';
 import type { HealthReport } from './health.ts';
 import { type RollbackOutcome, rollback } from './rollback.ts';
@@ -22,33 +30,6 @@ export interface PromoteOptions {
   /** models checked at once. @default 4 */
   concurrency?: number;
 }
-
-/**
- * The candidate promotion as a pure function of the stored aliases: production becomes the
- * version, the old production joins `knownGood`, `promotedAt` starts the version's watch window.
- */
-const promoted = (current: Aliases, version: number, now: Date): Aliases => {
-  const { candidate, ...rest } = current;
-  const previous = current.production;
-  return {
-    ...rest,
-    ...(candidate !== undefined && candidate.version !== version ? { candidate } : {}),
-    production: version,
-    knownGood:
-      previous === undefined || previous === version || current.rolledBack.includes(previous)
-        ? removeVersion(current.knownGood, version)
-        : addVersion(removeVersion(current.knownGood, version), previous),
-    rolledBack: removeVersion(current.rolledBack, version),
-    promotedAt: now.toISOString(),
-  };
-};
-
-const isDue = (aliases: Aliases, now: Date): boolean => {
-  const candidate = aliases.candidate;
-  if (candidate === undefined || aliases.rolledBack.includes(candidate.version)) return false;
-  const bakeUntil = Date.parse(candidate.bakeUntil);
-  return !Number.isNaN(bakeUntil) && bakeUntil <= now.getTime();
-};
 
 /**
  * The scheduled promotion: each candidate whose bake time has passed and whose rules are OK
@@ -131,92 +112,97 @@ export interface ManualOutcome {
 }
 
 /**
- * `maas promote NAME VERSION`: makes a committed version production at once, even one the guard
- * rolled back (it leaves `rolledBack`: a person decided). The version's watch window starts now.
+ * A change made by hand to one committed version: `transition` decides the new aliases (the
+ * production before it is passed on), `record` the history entry written when something changed.
  */
-export async function promoteVersion(
+async function manualChange(
   registry: Registry,
   model: string,
   version: number,
-  options: PromoteOptions = {},
+  options: PromoteOptions,
+  transition: (current: Aliases, now: Date) => Aliases,
+  record: (
+    previous: number | undefined,
+    current: Aliases,
+  ) => Pick<HistoryRecord, 'event' | 'reason' | 'details'> & { version?: number },
 ): Promise<ManualOutcome> {
   validateModelName(model);
   await registry.getManifest(model, version);
   const now = (options.clock ?? (() => new Date()))();
-  const decided: { previous?: number; overrode?: boolean } = {};
+  const decided: { previous?: number; before?: Aliases } = {};
   const update = await registry.updateAliases(model, (stored) => {
     const current = normalizeAliases(stored ?? emptyAliases(model, now));
     if (current.production === version) return undefined;
     decided.previous = current.production;
-    decided.overrode = current.rolledBack.includes(version);
-    return promoted(current, version, now);
+    decided.before = current;
+    return transition(current, now);
   });
-  if (update.changed) {
+  if (update.changed && decided.before !== undefined) {
     await registry.appendHistory({
       model,
-      event: 'promoted',
-      version,
       at: now.toISOString(),
       actor: options.actor ?? 'cli',
-      reason: decided.overrode
-        ? 'manual promote, overriding an earlier rollback'
-        : 'manual promote',
-      details: {
-        manual: true,
-        ...(decided.previous === undefined ? {} : { previous: decided.previous }),
-      },
+      ...record(decided.previous, decided.before),
     });
   }
-  return outcomeOf(model, version, update.changed, decided.previous, update.aliases);
+  return {
+    model,
+    version,
+    changed: update.changed,
+    ...(decided.previous === undefined ? {} : { previous: decided.previous }),
+    ...(update.aliases === undefined ? {} : { aliases: update.aliases }),
+  };
 }
+
+/**
+ * `maas promote NAME VERSION`: makes a committed version production at once, even one the guard
+ * rolled back (it leaves `rolledBack`: a person decided). The version's watch window starts now.
+ */
+export const promoteVersion = (
+  registry: Registry,
+  model: string,
+  version: number,
+  options: PromoteOptions = {},
+): Promise<ManualOutcome> =>
+  manualChange(
+    registry,
+    model,
+    version,
+    options,
+    (current, now) => promoted(current, version, now),
+    (previous, current) => ({
+      event: 'promoted',
+      version,
+      reason: current.rolledBack.includes(version)
+        ? 'manual promote, overriding an earlier rollback'
+        : 'manual promote',
+      details: { manual: true, ...(previous === undefined ? {} : { previous }) },
+    }),
+  );
 
 /**
  * `maas rollback NAME --to VERSION`: production becomes the named committed version; the version
  * it replaces is marked rolled back. A version restored by hand is not watched as a new promotion.
  */
-export async function rollbackTo(
+export const rollbackTo = (
   registry: Registry,
   model: string,
   version: number,
   options: PromoteOptions = {},
-): Promise<ManualOutcome> {
-  validateModelName(model);
-  await registry.getManifest(model, version);
-  const now = (options.clock ?? (() => new Date()))();
-  const decided: { previous?: number } = {};
-  const update = await registry.updateAliases(model, (stored) => {
-    const current = normalizeAliases(stored ?? emptyAliases(model, now));
-    if (current.production === version) return undefined;
-    decided.previous = current.production;
-    const { candidate, ...rest } = current;
-    const previous = current.production;
-    let rolledBack = removeVersion(current.rolledBack, version);
-    if (previous !== undefined) rolledBack = addVersion(rolledBack, previous);
-    return withoutPromotedAt({
-      ...rest,
-      ...(candidate !== undefined && candidate.version !== version ? { candidate } : {}),
-      production: version,
-      knownGood: current.knownGood.filter((v) => v !== version && v !== previous),
-      rolledBack,
-    });
-  });
-  if (update.changed) {
-    await registry.appendHistory({
-      model,
+): Promise<ManualOutcome> =>
+  manualChange(
+    registry,
+    model,
+    version,
+    options,
+    (current) => restored(current, version),
+    (previous) => ({
       event: 'rolled-back',
-      ...(decided.previous === undefined ? {} : { version: decided.previous }),
-      at: now.toISOString(),
-      actor: options.actor ?? 'cli',
+      ...(previous === undefined ? {} : { version: previous }),
       reason: `manual rollback to version ${version}`,
-      details: {
-        manual: true,
-        action: 'rolled-back-to',
-        restored: version,
-      },
-    });
-  }
-  return outcomeOf(model, version, update.changed, decided.previous, update.aliases);
-}
+      details: { manual: true, action: 'rolled-back-to', restored: version },
+    }),
+  );
 
 /**
  * `maas rollback NAME`: undoes the latest change the way the guard would, without its watch
@@ -240,24 +226,3 @@ export async function rollbackLatest(
   if (!outcome.changed) throw new NothingToRollBackError(model, outcome.detail);
   return outcome;
 }
-
-const emptyAliases = (model: string, now: Date): Aliases => ({
-  model,
-  knownGood: [],
-  rolledBack: [],
-  updatedAt: now.toISOString(),
-});
-
-const outcomeOf = (
-  model: string,
-  version: number,
-  changed: boolean,
-  previous: number | undefined,
-  aliases: Aliases | undefined,
-): ManualOutcome => ({
-  model,
-  version,
-  changed,
-  ...(previous === undefined ? {} : { previous }),
-  ...(aliases === undefined ? {} : { aliases }),
-});

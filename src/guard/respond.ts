@@ -1,6 +1,6 @@
 import { isValidModelName } from '../registry/index.ts';
 import type { AlarmDefinition } from './alarms.ts';
-import type { GuardDeps } from './from-env.ts';
+import type { GuardDeps } from './deps.ts';
 import { checkHealth, evaluationMetrics, type HealthReport } from './health.ts';
 import { type PromoteDueOutcome, promoteDue } from './promote.ts';
 import { type RollbackOutcome, rollback } from './rollback.ts';

@@ -1,6 +1,13 @@
 import { errorMessage } from '../errors/index.ts';
-import { type Aliases, type Registry, validateModelName } from '../registry/index.ts';
-import { addVersion, normalizeAliases, withoutPromotedAt } from './aliases.ts';
+import {
+  type Aliases,
+  type NoRollbackReason,
+  planRollback,
+  type Registry,
+  type RollbackAction,
+  type RollbackPlan,
+  validateModelName,
+} from '../registry/index.ts';
 
 /** What fired: copied into the history record and the notification. */
 export interface AlarmFacts {
@@ -20,20 +27,6 @@ export interface RollbackRequest {
   version?: number;
   alarm: AlarmFacts;
 }
-
-export type RollbackAction = 'dropped-candidate' | 'reverted-production';
-
-export type NoRollbackReason =
-  /** the model has no aliases: nothing is served */
-  | 'no-aliases'
-  /** the version was rolled back already (a duplicate delivery) */
-  | 'already-rolled-back'
-  /** the version is neither candidate nor production (superseded, or only pinned traffic) */
-  | 'not-serving'
-  /** production, but promoted longer ago than the watch window: a human decides */
-  | 'outside-watch-window'
-  /** production in its watch window, but no healthy earlier version to return to */
-  | 'no-known-good';
 
 export type RollbackOutcome =
   | {
@@ -77,80 +70,6 @@ export interface RollbackOptions {
 
 /** One hour: long enough for a slow regression to show, short enough not to undo old decisions. */
 export const DEFAULT_WATCH_WINDOW_MS = 60 * 60 * 1000;
-
-export type RollbackPlan =
-  | { next: Aliases; version: number; action: RollbackAction; restored?: number }
-  | { next: undefined; version?: number; why: NoRollbackReason; detail: string };
-
-const none = (why: NoRollbackReason, detail: string, version?: number): RollbackPlan =>
-  version === undefined
-    ? { next: undefined, why, detail }
-    : { next: undefined, why, detail, version };
-
-/**
- * The rollback decision as a pure function of the stored aliases, so the If-Match retry loop can
- * re-run it on whatever a concurrent writer left: the candidate in alarm is dropped; production
- * in alarm within its watch window goes back to the newest known-good version; the bad version
- * joins `rolledBack`. Anything else changes nothing, which makes duplicate deliveries no-ops.
- */
-export function planRollback(
-  stored: Aliases | undefined,
-  version: number | undefined,
-  options: { now: Date; watchWindowMs?: number | undefined },
-): RollbackPlan {
-  if (stored === undefined) return none('no-aliases', 'the model has no aliases yet', version);
-  const current = normalizeAliases(stored);
-  const target = version ?? current.candidate?.version ?? current.production;
-  if (target === undefined) return none('not-serving', 'the model serves no version');
-  if (current.candidate?.version === target) {
-    const { candidate: _dropped, ...rest } = current;
-    return {
-      next: { ...rest, rolledBack: addVersion(current.rolledBack, target) },
-      version: target,
-      action: 'dropped-candidate',
-    };
-  }
-  if (current.production === target) {
-    if (options.watchWindowMs !== undefined) {
-      const promotedAt =
-        current.promotedAt === undefined ? Number.NaN : Date.parse(current.promotedAt);
-      const age = options.now.getTime() - promotedAt;
-      if (!(age <= options.watchWindowMs)) {
-        return none(
-          'outside-watch-window',
-          `production version ${target} was promoted ${current.promotedAt ?? 'at an unknown time'}, outside the ${Math.round(options.watchWindowMs / 60_000)}-minute watch window; roll it back by hand if it must go`,
-          target,
-        );
-      }
-    }
-    const restored = current.knownGood.findLast(
-      (v) => v !== target && !current.rolledBack.includes(v),
-    );
-    if (restored === undefined) {
-      return none(
-        'no-known-good',
-        `production version ${target} has no earlier known-good version to go back to`,
-        target,
-      );
-    }
-    const rolledBack = addVersion(current.rolledBack, target);
-    return {
-      next: withoutPromotedAt({
-        ...current,
-        production: restored,
-        knownGood: current.knownGood.filter((v) => v !== restored && !rolledBack.includes(v)),
-        rolledBack,
-      }),
-      version: target,
-      action: 'reverted-production',
-      restored,
-    };
-  }
-  if (current.rolledBack.includes(target)) {
-    return none('already-rolled-back', `version ${target} was rolled back already`, target);
-  }
-  return none('not-serving', `version ${target} is neither the candidate nor production`, target);
-}
 
 /**
  * Rolls back the model in alarm, and only it: race-safe through `updateAliases` (If-Match), and

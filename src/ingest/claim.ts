@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { MaasError } from '../errors/index.ts';
 import { nestsTooDeep } from '../json/index.ts';
-import { CorruptRecordError, keys, type UploadRef } from '../registry/index.ts';
+import { type AliasPolicy, CorruptRecordError, keys, type UploadRef } from '../registry/index.ts';
 import {
   ObjectNotFoundError,
   type ObjectStore,
   PreconditionFailedError,
 } from '../storage/index.ts';
-import type { AliasPolicy } from './aliases.ts';
 
 /**
  * One object per upload (key + ETag), created with `If-None-Match: *` by the first invocation that

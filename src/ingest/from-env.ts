@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/index.ts';
 import { Registry } from '../registry/index.ts';
-import { S3ObjectStore } from '../storage/index.ts';
+import { S3ObjectStore } from '../storage/s3.ts';
 import type { IngestDeps, IngestLogger } from './ingest.ts';
 import { ingestSettingsFromEnv } from './settings.ts';
 

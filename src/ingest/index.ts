@@ -1,4 +1,3 @@
-export { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
 export { type Claim, ClaimLostError, claimKey } from './claim.ts';
 export {
   INGEST_REJECTION_CODES,

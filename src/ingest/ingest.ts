@@ -1,20 +1,27 @@
 import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
-  fmtBytes,
   ModelRejectedError,
   type ModelSignature,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
-import { type GateResult, type QuantizeOptions, quantizeModel } from '../quantize/index.ts';
 import {
+  type GateResult,
+  type QuantizationReport,
+  type QuantizeOptions,
+  quantizeModel,
+} from '../quantize/index.ts';
+import {
+  type AliasOutcome,
+  type AliasPolicy,
+  aliasOutcome,
   type HistoryRecord,
   type InputLimits,
   isValidModelName,
   keys,
   type Manifest,
   parseIncomingKey,
-  type QuantizationReport,
+  placeVersion,
   type Registry,
   type ServedVariant,
   sha256Hex,
@@ -30,7 +37,7 @@ import {
   PreconditionFailedError,
   type StoredObject,
 } from '../storage/index.ts';
-import { type AliasOutcome, type AliasPolicy, aliasOutcome, placeVersion } from './aliases.ts';
+import { fmtBytes } from '../util/index.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
@@ -586,7 +593,7 @@ function gatedReport(report: QuantizationReport, gate: GateResult): Quantization
   const { reason: _quantizerReason, ...rest } = report;
   return {
     ...rest,
-    // Only an accepted variant is written (DESIGN.md: model.int8.onnx "when accepted"); the
+    // Only an accepted variant is written (docs/design.md: model.int8.onnx "when accepted"); the
     // figures of a refused one stay here, so the refusal can be checked.
     status: gate.accept ? 'applied' : 'not-applied',
     ...(gate.accept ? {} : { reason: gate.decision }),

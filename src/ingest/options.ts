@@ -1,7 +1,7 @@
 import type { PromotePolicy } from '../registry/index.ts';
 import { UploadRejectedError } from './errors.ts';
 
-/** Per-upload choices, carried as S3 user metadata on the `.onnx` object (DESIGN.md). */
+/** Per-upload choices, carried as S3 user metadata on the `.onnx` object (docs/design.md). */
 export interface UploadOptions {
   /** `maas-quantize`: `on` (default) or `off` */
   quantize: boolean;

@@ -1,8 +1,10 @@
 import { Tensor } from 'onnxruntime-node';
 import { errorMessage, MaasError } from '../errors/index.ts';
 import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
-import { type Datatype, mulberry32, type TensorSpec } from '../onnx/index.ts';
-import { decodeInferRequest, toOrtTensor } from '../protocol/index.ts';
+import type { Datatype, TensorSpec } from '../onnx/index.ts';
+import { decodeInferRequest } from '../protocol/index.ts';
+import { toOrtTensor } from '../runtime/index.ts';
+import { mulberry32 } from '../util/index.ts';
 import { UploadRejectedError } from './errors.ts';
 
 /** Inputs for one run, by input name, as onnxruntime takes them. */

@@ -45,6 +45,16 @@ export const INGEST_DEFAULTS: Readonly<Omit<IngestSettings, 'intraOpThreads'>> =
   bakeMinutes: 30,
 });
 
+/** The integer settings: variable, and the range a value must fall in. */
+const INTEGERS = {
+  maxModelBytes: ['MAAS_MAX_MODEL_BYTES', 2 * 1024 * MiB],
+  maxSamplesBytes: ['MAAS_MAX_SAMPLES_BYTES', undefined],
+  maxSamples: ['MAAS_MAX_SAMPLES', 10_000],
+  maxSampleElements: ['MAAS_MAX_SAMPLE_ELEMENTS', undefined],
+  loadTimeoutMs: ['MAAS_INGEST_LOAD_TIMEOUT_MS', undefined],
+  runTimeoutMs: ['MAAS_INGEST_RUN_TIMEOUT_MS', undefined],
+} as const satisfies Partial<Record<keyof IngestSettings, readonly [string, number | undefined]>>;
+
 /** Reads the ingest settings once (at cold start); a bad value names its variable. */
 export const ingestSettingsFromEnv = (env: Env = process.env): IngestSettings => {
   const d = INGEST_DEFAULTS;
@@ -52,33 +62,18 @@ export const ingestSettingsFromEnv = (env: Env = process.env): IngestSettings =>
   if (objective !== 'latency' && objective !== 'size') {
     throw new ConfigError('MAAS_GATE_OBJECTIVE', objective, '`latency` or `size`');
   }
+  const integers = Object.fromEntries(
+    Object.entries(INTEGERS).map(([key, [name, max]]) => [
+      key,
+      envNumber(env, name, d[key as keyof typeof INTEGERS], {
+        min: 1,
+        integer: true,
+        ...(max === undefined ? {} : { max }),
+      }),
+    ]),
+  ) as Record<keyof typeof INTEGERS, number>;
   return {
-    maxModelBytes: envNumber(env, 'MAAS_MAX_MODEL_BYTES', d.maxModelBytes, {
-      min: 1,
-      max: 2 * 1024 * MiB,
-      integer: true,
-    }),
-    maxSamplesBytes: envNumber(env, 'MAAS_MAX_SAMPLES_BYTES', d.maxSamplesBytes, {
-      min: 1,
-      integer: true,
-    }),
-    maxSamples: envNumber(env, 'MAAS_MAX_SAMPLES', d.maxSamples, {
-      min: 1,
-      max: 10_000,
-      integer: true,
-    }),
-    maxSampleElements: envNumber(env, 'MAAS_MAX_SAMPLE_ELEMENTS', d.maxSampleElements, {
-      min: 1,
-      integer: true,
-    }),
-    loadTimeoutMs: envNumber(env, 'MAAS_INGEST_LOAD_TIMEOUT_MS', d.loadTimeoutMs, {
-      min: 1,
-      integer: true,
-    }),
-    runTimeoutMs: envNumber(env, 'MAAS_INGEST_RUN_TIMEOUT_MS', d.runTimeoutMs, {
-      min: 1,
-      integer: true,
-    }),
+    ...integers,
     minCosine: envNumber(env, 'MAAS_GATE_MIN_COSINE', d.minCosine, {
       min: 0,
       max: 1,

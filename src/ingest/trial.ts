@@ -1,7 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
-import { datatypeOfOrt, ORT_TYPES } from '../protocol/index.ts';
 import {
   Agreement,
   type GateOptions,
@@ -12,6 +11,8 @@ import {
 } from '../quantize/index.ts';
 import {
   createSession,
+  datatypeOfOrt,
+  ORT_TYPES,
   runtimeVersion,
   type Session,
   type SessionSettings,

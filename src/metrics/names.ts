@@ -1,5 +1,5 @@
 /**
- * The metric contract of DESIGN.md in one place: the predict function emits these, the CDK
+ * The metric contract of docs/design.md in one place: the predict function emits these, the CDK
  * stack's alarms and dashboard and the local alarm evaluator read them.
  */
 export const METRICS_NAMESPACE = 'Maas';

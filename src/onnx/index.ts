@@ -39,7 +39,6 @@ export {
   REJECTION_CODES,
   type RejectionCode,
 } from './errors.ts';
-export { gaussian, mulberry32 } from './random.ts';
 export {
   opKey,
   readSignature,
@@ -47,13 +46,20 @@ export {
   tensorSpec,
   tensorToFloat32,
 } from './signature.ts';
-export type { Datatype, ModelSignature, OpsetImport, TensorSpec } from './types.ts';
+export type {
+  Datatype,
+  ModelSignature,
+  NumericData,
+  OpsetImport,
+  TensorData,
+  TensorSpec,
+  TensorValue,
+} from './types.ts';
 export { DATATYPES } from './types.ts';
 export {
   ALLOWED_DOMAINS,
   ALLOWED_MICROSOFT_OPS,
   DEFAULT_VALIDATION_LIMITS,
-  fmtBytes,
   type ValidationLimits,
   validateModel,
 } from './validate.ts';

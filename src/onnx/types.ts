@@ -16,6 +16,32 @@ export const DATATYPES = [
 ] as const;
 export type Datatype = (typeof DATATYPES)[number];
 
+/**
+ * Tensor element storage per V2 datatype: BOOL as one byte per element (0 or 1), FP16 as its raw
+ * IEEE half bits (JS has no half-precision number), 64-bit integers as bigint arrays, BYTES as
+ * strings (onnxruntime-node string tensors hold text).
+ */
+export type NumericData =
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | BigUint64Array
+  | BigInt64Array
+  | Float32Array
+  | Float64Array;
+export type TensorData = NumericData | string[];
+
+/** A named tensor in JS memory: what the codec decodes and the runtime feeds to a session. */
+export interface TensorValue {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  data: TensorData;
+}
+
 export interface TensorSpec {
   name: string;
   datatype: Datatype;

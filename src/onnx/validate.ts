@@ -11,6 +11,7 @@ import {
   TensorProto_DataType,
   type TensorShapeProto,
 } from 'onnx-buf';
+import { fmtBytes } from '../util/index.ts';
 import { elemTypeByteSize, elemTypeName } from './datatypes.ts';
 import { ModelRejectedError } from './errors.ts';
 import { opKey, readSignature } from './signature.ts';
@@ -83,14 +84,6 @@ const reject = (
   const sentence = message.charAt(0).toUpperCase() + message.slice(1);
   throw new ModelRejectedError(code, sentence, { details, cause });
 };
-
-/** A size for messages: `1.5 MiB`, `2.00 GiB`, `512 bytes`. */
-export const fmtBytes = (n: number): string =>
-  n >= 1024 ** 3
-    ? `${(n / 1024 ** 3).toFixed(2)} GiB`
-    : n >= 1024 ** 2
-      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
-      : `${n} bytes`;
 
 const expectedWireType = new Map<number, WireType>(
   ModelProtoSchema.fields.map((f) => [

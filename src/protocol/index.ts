@@ -1,14 +1,4 @@
 export {
-  createPredictApp,
-  matchRoute,
-  PLATFORM,
-  type PredictApp,
-  type PredictAppDeps,
-  type RequestRecord,
-  type RouteName,
-  SERVER_EXTENSIONS,
-} from './app.ts';
-export {
   InputRejectedError,
   InvalidRequestError,
   InvalidTensorError,
@@ -26,22 +16,21 @@ export {
   type HttpResponse,
   INFERENCE_HEADER_LENGTH,
   JSON_CONTENT_TYPE,
+  jsonResponse,
 } from './http.ts';
 export {
   DEFAULT_LIMITS,
-  InvalidConfigError,
   LIMIT_ENV,
   limitsFromEnv,
   type ProtocolLimits,
 } from './limits.ts';
-export { datatypeOfOrt, fromOrtTensor, ORT_TYPES, toOrtTensor } from './ort.ts';
-export type {
-  LoadedModel,
-  ModelDescription,
-  ModelListing,
-  ModelProvider,
-  RouteVariant,
-} from './provider.ts';
+export {
+  checkBodySize,
+  checkInferMediaType,
+  checkResponseSize,
+  inferPath,
+  requireBody,
+} from './media.ts';
 export {
   countNonFinite,
   type DecodedTensor,

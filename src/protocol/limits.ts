@@ -1,4 +1,4 @@
-import { MaasError } from '../errors/index.ts';
+import { type Env, envNumber } from '../config/index.ts';
 import { PayloadTooLargeError } from './errors.ts';
 
 /** Caps that keep one request from exhausting a function instance's memory or time. */
@@ -70,26 +70,11 @@ export const LIMIT_ENV = {
   maxResponseBytes: 'MAAS_MAX_RESPONSE_BYTES',
 } as const satisfies Record<keyof ProtocolLimits, string>;
 
-export class InvalidConfigError extends MaasError {
-  constructor(message: string) {
-    super('InvalidConfig', message);
-  }
-}
-
-/** Reads the limits once, at cold start; a malformed value fails the start, loudly. */
-export const limitsFromEnv = (
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): ProtocolLimits => {
+/** Reads the limits once, at cold start; a malformed value fails the start, naming its variable. */
+export const limitsFromEnv = (env: Env = process.env): ProtocolLimits => {
   const limits = { ...DEFAULT_LIMITS };
   for (const key of Object.keys(LIMIT_ENV) as (keyof ProtocolLimits)[]) {
-    const name = LIMIT_ENV[key];
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') continue;
-    const value = Number(raw);
-    if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new InvalidConfigError(`${name} must be a positive integer, got "${raw}"`);
-    }
-    limits[key] = value;
+    limits[key] = envNumber(env, LIMIT_ENV[key], limits[key], { min: 1, integer: true });
   }
   return limits;
 };

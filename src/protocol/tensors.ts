@@ -1,30 +1,10 @@
-import type { Datatype, TensorSpec } from '../onnx/index.ts';
+import type { Datatype, NumericData, TensorData, TensorSpec, TensorValue } from '../onnx/index.ts';
 import { InvalidTensorError, PayloadTooLargeError } from './errors.ts';
 
-/**
- * Tensor element storage per V2 datatype: BOOL as one byte per element (0 or 1), FP16 as its raw
- * IEEE half bits (JS has no half-precision number), 64-bit integers as bigint arrays, BYTES as
- * strings (onnxruntime-node string tensors hold text).
- */
-export type NumericData =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | BigUint64Array
-  | BigInt64Array
-  | Float32Array
-  | Float64Array;
-export type TensorData = NumericData | string[];
+export type { NumericData, TensorData };
 
-export interface DecodedTensor {
-  name: string;
-  datatype: Datatype;
-  shape: number[];
-  data: TensorData;
-}
+/** a tensor as the codec decodes it from a request or encodes it into a response */
+export type DecodedTensor = TensorValue;
 
 export type FixedDatatype = Exclude<Datatype, 'BYTES'>;
 

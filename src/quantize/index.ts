@@ -19,3 +19,4 @@ export {
   SCHEME_DYNAMIC_QUANTIZE_MATMUL,
   SCHEME_MATMUL_INTEGER,
 } from './quantize.ts';
+export type { QuantizationReport, QuantizedNodeReport } from './report.ts';

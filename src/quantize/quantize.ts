@@ -11,8 +11,8 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
-import type { QuantizationReport, QuantizedNodeReport } from '../registry/types.ts';
 import { countUses, NameAllocator, subgraphsOf, walkNodes } from './graph.ts';
+import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   type PerChannelWeight,
   quantizePerChannel,

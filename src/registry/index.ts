@@ -1,4 +1,22 @@
 export {
+  type AliasOutcome,
+  type AliasPolicy,
+  addVersion,
+  aliasOutcome,
+  emptyAliases,
+  isDue,
+  type NoRollbackReason,
+  normalizeAliases,
+  placeVersion,
+  planRollback,
+  promoted,
+  type RollbackAction,
+  type RollbackPlan,
+  removeVersion,
+  restored,
+  withoutPromotedAt,
+} from './aliases.ts';
+export {
   CorruptRecordError,
   IntegrityError,
   InvalidModelNameError,

@@ -1,7 +1,7 @@
 import { InvalidModelNameError } from './errors.ts';
 import type { ServedVariant } from './types.ts';
 
-/** DESIGN.md: model names are S3-key-safe and URL-path-safe as they are. */
+/** docs/design.md: model names are S3-key-safe and URL-path-safe as they are. */
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export const isValidModelName = (name: string): boolean => MODEL_NAME_PATTERN.test(name);
@@ -20,7 +20,7 @@ export const SAMPLES_SUFFIX = '.samples.json';
 /** Digits of the millisecond timestamp leading a history key: lexicographic order = time order. */
 const HISTORY_TIME_DIGITS = 15;
 
-/** Every key of the storage contract (DESIGN.md), in one place. */
+/** Every key of the storage contract (docs/design.md), in one place. */
 export const keys = {
   modelPrefix: (model: string): string => `${REGISTRY_PREFIX}${model}/`,
   versionPrefix: (model: string, version: number): string =>

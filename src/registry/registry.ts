@@ -141,7 +141,7 @@ const RESERVE_RELIST_EVERY = 8;
 const HISTORY_KEY_ATTEMPTS = 5;
 
 /**
- * The model registry of DESIGN.md's storage contract over an ObjectStore. Versions, variants and
+ * The model registry of docs/design.md's storage contract over an ObjectStore. Versions, variants and
  * manifests are immutable and created with `If-None-Match: *`; `aliases.json` is replaced with
  * `If-Match` in a bounded, jittered retry loop; history is append-only. Nothing here holds a lock:
  * every race is settled by S3's conditional writes, so any number of ingest, promote and rollback

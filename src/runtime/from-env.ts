@@ -1,6 +1,6 @@
 import { loadConfig, config as processConfig } from '../config/index.ts';
 import { Registry } from '../registry/index.ts';
-import { S3ObjectStore } from '../storage/index.ts';
+import { S3ObjectStore } from '../storage/s3.ts';
 import { ModelRuntime } from './model-runtime.ts';
 import type { RuntimeHooks } from './provider.ts';
 

@@ -32,3 +32,4 @@ export {
   type SessionSettings,
   sessionOptions,
 } from './sessions.ts';
+export { datatypeOfOrt, fromOrtTensor, ORT_TYPES, toOrtTensor } from './tensors.ts';

@@ -1,3 +1,7 @@
+/**
+ * The object store's interface and errors; the S3 implementation (which loads the AWS SDK) is
+ * `./s3.ts`, so code that only reads records or types never loads a client.
+ */
 export type {
   GetLargeOptions,
   GetOptions,
@@ -10,15 +14,9 @@ export type {
   StoredObjectHead,
 } from './object-store.ts';
 export {
+  normalizeEtag,
   ObjectNotFoundError,
   ObjectTooLargeError,
   PreconditionFailedError,
   StorageUnavailableError,
 } from './object-store.ts';
-export {
-  createS3Client,
-  normalizeEtag,
-  type S3ClientOptions,
-  S3ObjectStore,
-  type S3ObjectStoreOptions,
-} from './s3-object-store.ts';

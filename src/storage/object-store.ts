@@ -44,6 +44,8 @@ export interface ReadIntoOptions {
   range?: { start: number; end: number };
   /** where in `target` the first byte goes. @default 0 */
   offset?: number;
+  /** read only while the object has this ETag (PreconditionFailedError once it was replaced) */
+  ifMatch?: string;
   signal?: AbortSignal;
   /** told after each chunk is copied, with the bytes copied so far (to hash them as they arrive) */
   onChunk?: (copied: number) => void;
@@ -140,3 +142,6 @@ export class StorageUnavailableError extends MaasError {
     super('StorageUnavailable', message, options);
   }
 }
+
+/** An ETag without quotes or the weak prefix: S3 and s3rver quote them, comparisons must not. */
+export const normalizeEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');

@@ -9,11 +9,13 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { storageFromEnv } from '../config/index.ts';
 import { errorMessage } from '../errors/index.ts';
 import {
   type GetLargeOptions,
   type GetOptions,
   type ListOptions,
+  normalizeEtag,
   ObjectNotFoundError,
   type ObjectStore,
   ObjectTooLargeError,
@@ -48,12 +50,10 @@ export interface S3ClientOptions {
  * unreachable store fails fast instead of hanging a Lambda until its own timeout.
  */
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
-  const endpoint = options.endpoint ?? nonEmpty(process.env.AWS_ENDPOINT_URL_S3);
-  const region =
-    options.region ??
-    nonEmpty(process.env.AWS_REGION) ??
-    nonEmpty(process.env.AWS_DEFAULT_REGION) ??
-    'us-east-1';
+  const fromEnv =
+    options.endpoint === undefined || options.region === undefined ? storageFromEnv() : undefined;
+  const endpoint = options.endpoint ?? fromEnv?.endpoint;
+  const region = options.region ?? fromEnv?.region;
   return new S3Client({
     region,
     ...(endpoint === undefined ? {} : { endpoint, forcePathStyle: true }),
@@ -68,9 +68,6 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   });
 }
 
-const nonEmpty = (value: string | undefined): string | undefined =>
-  value === undefined || value === '' ? undefined : value;
-
 export interface S3ObjectStoreOptions extends S3ClientOptions {
   bucket: string;
   /** an existing client; when given, the client options above are ignored */
@@ -78,7 +75,6 @@ export interface S3ObjectStoreOptions extends S3ClientOptions {
 }
 
 /** `"abc"` → `abc`: S3 returns quoted ETags, event records carry bare ones. */
-export const normalizeEtag = (etag: string): string => etag.replace(/^W\//, '').replace(/"/g, '');
 const quoteEtag = (etag: string): string => (etag === '*' ? etag : `"${normalizeEtag(etag)}"`);
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
@@ -181,8 +177,18 @@ export class S3ObjectStore implements ObjectStore {
       for (let i = next++; i < starts.length; i = next++) {
         const start = starts[i] ?? 0;
         const end = Math.min(start + partSize, head.size) - 1;
-        const part = await this.getRange(key, start, end, head.etag, options.signal);
-        body.set(part, start);
+        const read = await this.readInto(key, body, {
+          range: { start, end },
+          offset: start,
+          ifMatch: head.etag,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+        if (read.copied !== end - start + 1) {
+          throw new StorageUnavailableError(
+            `S3 returned ${read.copied} bytes for ${key} bytes ${start}-${end}; retry the read`,
+            { details: { key, start, end } },
+          );
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, starts.length) }, worker));
@@ -213,11 +219,21 @@ export class S3ObjectStore implements ObjectStore {
           Bucket: this.bucket,
           Key: key,
           ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
+          ...(options.ifMatch === undefined ? {} : { IfMatch: quoteEtag(options.ifMatch) }),
         }),
         options.signal === undefined ? {} : { abortSignal: options.signal },
       );
     } catch (err) {
       throw this.translate(err, 'GET', key);
+    }
+    // a store that ignores If-Match must still not hand back another object's bytes
+    if (
+      options.ifMatch !== undefined &&
+      out.ETag !== undefined &&
+      normalizeEtag(out.ETag) !== normalizeEtag(options.ifMatch)
+    ) {
+      out.Body?.transformToByteArray().catch(() => undefined);
+      throw new PreconditionFailedError(key);
     }
     const body = out.Body;
     const announced = out.ContentLength;
@@ -324,40 +340,6 @@ export class S3ObjectStore implements ObjectStore {
     } catch (err) {
       throw this.translate(err, 'DELETE', key);
     }
-  }
-
-  private async getRange(
-    key: string,
-    start: number,
-    end: number,
-    etag: string,
-    signal: AbortSignal | undefined,
-  ): Promise<Uint8Array> {
-    let out: GetObjectCommandOutput;
-    try {
-      out = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Range: `bytes=${start}-${end}`,
-          IfMatch: quoteEtag(etag),
-        }),
-        signal === undefined ? {} : { abortSignal: signal },
-      );
-    } catch (err) {
-      throw this.translate(err, 'GET', key);
-    }
-    const part = await this.readBody(out, key);
-    if (out.ETag !== undefined && normalizeEtag(out.ETag) !== normalizeEtag(etag)) {
-      throw new PreconditionFailedError(key);
-    }
-    if (part.byteLength !== end - start + 1) {
-      throw new StorageUnavailableError(
-        `S3 returned ${part.byteLength} bytes for ${key} bytes ${start}-${end}; retry the read`,
-        { details: { key, start, end } },
-      );
-    }
-    return part;
   }
 
   private copyInto(

@@ -15,9 +15,10 @@ import {
 import type { AlarmTransition } from '../../local/guard/index.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { guardSettings } from '../../src/guard/index.ts';
-import { mulberry32 } from '../../src/onnx/index.ts';
 import { keys, Registry } from '../../src/registry/index.ts';
-import { createS3Client, normalizeEtag, S3ObjectStore } from '../../src/storage/index.ts';
+import { normalizeEtag } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 import { canaryBound, trafficUntilRollback, waitFor } from '../integration/guard/traffic.ts';
 
 /**

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { createPredictHandler } from '../../functions/predict/handler.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { MemoryMetricsSink } from '../../src/metrics/index.ts';
-import { createPredictApp, type PredictApp } from '../../src/protocol/index.ts';
+import { createPredictApp, type PredictApp } from '../../src/serve/index.ts';
 import { createFuzzProvider } from './models.ts';
 
 export interface FuzzTargets {

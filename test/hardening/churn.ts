@@ -6,18 +6,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promoteVersion, rollbackTo } from '../../src/guard/index.ts';
 import {
   encodeModel,
-  gaussian,
   graph,
   model,
-  mulberry32,
   node,
   TensorProto_DataType as T,
   tensor,
   valueInfo,
 } from '../../src/onnx/index.ts';
-import { createPredictApp } from '../../src/protocol/index.ts';
 import { type Aliases, Registry } from '../../src/registry/index.ts';
 import { ModelRuntime, type RegistryReader } from '../../src/runtime/index.ts';
+import { createPredictApp } from '../../src/serve/index.ts';
+import { gaussian, mulberry32 } from '../../src/util/index.ts';
 import { startTestS3 } from '../support/local-s3.ts';
 import { registerVersion } from '../support/registry.ts';
 

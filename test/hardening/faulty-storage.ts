@@ -1,6 +1,6 @@
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../../local/s3/index.ts';
 import { Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 

@@ -7,7 +7,7 @@ import { startLocalApi } from '../../local/http/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../local/s3/index.ts';
 import { ensureExampleModels } from '../../models/generate.ts';
 import { Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { s3Env } from '../support/local-s3.ts';
 import { registerVersion, setAliases } from '../support/registry.ts';
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INGEST_DEFAULTS, ingestUpload } from '../../src/ingest/index.ts';
 import { keys, Registry } from '../../src/registry/index.ts';
-import { normalizeEtag, type S3ObjectStore } from '../../src/storage/index.ts';
+import { normalizeEtag } from '../../src/storage/index.ts';
+import type { S3ObjectStore } from '../../src/storage/s3.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { tinyModel } from '../support/models.ts';
 

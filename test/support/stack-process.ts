@@ -7,7 +7,7 @@ import { startLocalStack } from '../../local/stack.ts';
 import { ensureExampleModels } from '../../models/generate.ts';
 import type { IngestResult } from '../../src/ingest/index.ts';
 import { Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { inputLoopModel } from './hostile-models.ts';
 import { registerVersion, setAliases } from './registry.ts';
 

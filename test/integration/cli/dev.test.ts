@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION, startLocalS3 } from '../../../local/s3/index.ts';
 import { GENERATED_DIR } from '../../../models/generate.ts';
 import { Registry } from '../../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../../src/storage/s3.ts';
 import { registerVersion } from '../../support/registry.ts';
 import { irisSamples, ROOT, runMaas, setProduction } from './predict-support.ts';
 

@@ -13,12 +13,8 @@ import {
   type AlarmActionEvent,
   createRollbackHandler,
 } from '../../../functions/rollback/handler.ts';
-import {
-  CloudWatchMetricsReader,
-  type GuardDeps,
-  guardSettings,
-  SnsNotifier,
-} from '../../../src/guard/index.ts';
+import { CloudWatchMetricsReader, SnsNotifier } from '../../../src/guard/aws.ts';
+import { type GuardDeps, guardSettings } from '../../../src/guard/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 import { candidateOf, modelWith } from './fixtures.ts';

@@ -11,8 +11,8 @@ import {
 } from '../../../local/guard/index.ts';
 import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
 import { guardSettings } from '../../../src/guard/index.ts';
-import { mulberry32 } from '../../../src/onnx/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
+import { mulberry32 } from '../../../src/util/index.ts';
 import { s3Env, startTestS3, type TestS3 } from '../../support/local-s3.ts';
 import { registerVersion } from '../../support/registry.ts';
 import { candidateOf } from './fixtures.ts';

@@ -1,6 +1,7 @@
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SnsNotifier } from '../../../src/guard/aws.ts';
 import {
   type HealthReport,
   NothingToRollBackError,
@@ -10,7 +11,6 @@ import {
   rollback,
   rollbackLatest,
   rollbackTo,
-  SnsNotifier,
 } from '../../../src/guard/index.ts';
 import { Registry } from '../../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';

@@ -60,7 +60,7 @@ describe('ingest of the generated encoder', () => {
     );
   });
 
-  it('writes a manifest with everything DESIGN.md lists', async () => {
+  it('writes a manifest with everything docs/design.md lists', async () => {
     const signature = readSignature(bytes);
     expect(manifest).toMatchObject({
       model: 'encoder',

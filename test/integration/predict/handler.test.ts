@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseEmfLine } from '../../../src/metrics/index.ts';
 import { DATATYPES } from '../../../src/onnx/index.ts';
 import type { HttpRequest } from '../../../src/protocol/index.ts';
-import { ORT_TYPES } from '../../../src/protocol/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
+import { ORT_TYPES } from '../../../src/runtime/index.ts';
 import {
   arithmeticModel,
   gatherModel,

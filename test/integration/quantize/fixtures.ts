@@ -1,10 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import {
   encodeModel,
-  gaussian,
   graph,
   model,
-  mulberry32,
   type NodeProto,
   node,
   type OpsetImport,
@@ -13,6 +11,7 @@ import {
   tensor,
   valueInfo,
 } from '../../../src/onnx/index.ts';
+import { gaussian, mulberry32 } from '../../../src/util/index.ts';
 
 const FLOAT = TensorProto_DataType.FLOAT;
 

@@ -14,7 +14,7 @@ import {
 import type { S3EventRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_S3_CREDENTIALS, startLocalS3 } from '../../../local/s3/index.ts';
-import { createS3Client, S3ObjectStore } from '../../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../../src/storage/s3.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 let t: TestS3;

@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ObjectNotFoundError,
-  S3ObjectStore,
-  StorageUnavailableError,
-} from '../../../src/storage/index.ts';
+import { ObjectNotFoundError, StorageUnavailableError } from '../../../src/storage/index.ts';
+import { S3ObjectStore } from '../../../src/storage/s3.ts';
 import { type FaultProxy, keyMatch, startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ObjectNotFoundError,
   PreconditionFailedError,
-  S3ObjectStore,
   StorageUnavailableError,
 } from '../../../src/storage/index.ts';
+import { S3ObjectStore } from '../../../src/storage/s3.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 let t: TestS3;

@@ -5,11 +5,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../../../local/s3/index.ts';
 import { type Aliases, keys, Registry } from '../../../src/registry/index.ts';
-import {
-  createS3Client,
-  S3ObjectStore,
-  StorageUnavailableError,
-} from '../../../src/storage/index.ts';
+import { StorageUnavailableError } from '../../../src/storage/index.ts';
+import { createS3Client, S3ObjectStore } from '../../../src/storage/s3.ts';
 import { startFaultProxy } from '../../support/fault-proxy.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client } from '../../../src/storage/index.ts';
+import { createS3Client } from '../../../src/storage/s3.ts';
 import { inputLoopRequest } from '../../support/hostile-models.ts';
 import { tinyModel } from '../../support/models.ts';
 import { type StackProcess, startStackProcess } from '../../support/stack-process.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planRollback } from '../../../src/guard/index.ts';
 import type { Aliases } from '../../../src/registry/index.ts';
+import { planRollback } from '../../../src/registry/index.ts';
 
 const now = new Date('2026-06-01T12:00:00.000Z');
 const minutesAgo = (minutes: number): string =>

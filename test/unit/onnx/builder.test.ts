@@ -9,11 +9,9 @@ import {
   datatypeToElemType,
   elemTypeToDatatype,
   encodeModel,
-  gaussian,
   graph,
   InvalidModelError,
   model,
-  mulberry32,
   node,
   parseModel,
   TensorProto_DataType as T,
@@ -22,6 +20,7 @@ import {
   tensorToFloat32,
   valueInfo,
 } from '../../../src/onnx/index.ts';
+import { gaussian, mulberry32 } from '../../../src/util/index.ts';
 
 /** A model that returns the initializer `c` through Identity, so onnxruntime decodes our bytes. */
 const constantModel = (dataType: number, dims: number[], values: TensorValues): Uint8Array =>

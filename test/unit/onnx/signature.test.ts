@@ -14,7 +14,7 @@ import {
   validateModel,
   valueInfo,
 } from '../../../src/onnx/index.ts';
-import { datatypeOfOrt } from '../../../src/protocol/index.ts';
+import { datatypeOfOrt } from '../../../src/runtime/index.ts';
 import { exampleModels, THIRD_PARTY_MODELS } from '../../support/models.ts';
 
 /** Our spec in onnxruntime's terms: fixed dims as numbers, dynamic ones as their name or ''. */

@@ -1,12 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasError } from '../../../src/errors/index.ts';
 import { MemoryMetricsSink } from '../../../src/metrics/index.ts';
-import {
-  createPredictApp,
-  type LoadedModel,
-  type ModelProvider,
-  type RequestRecord,
-} from '../../../src/protocol/index.ts';
+import type { LoadedModel, ModelProvider } from '../../../src/runtime/index.ts';
+import { createPredictApp, type RequestRecord } from '../../../src/serve/index.ts';
 import { StorageUnavailableError } from '../../../src/storage/index.ts';
 import {
   arithmeticModel,

@@ -1,11 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATATYPES } from '../../../src/onnx/index.ts';
-import {
-  createPredictApp,
-  type HttpRequest,
-  type HttpResponse,
-  type PredictApp,
-} from '../../../src/protocol/index.ts';
+import type { HttpRequest, HttpResponse } from '../../../src/protocol/index.ts';
+import { createPredictApp, type PredictApp } from '../../../src/serve/index.ts';
 import {
   arithmeticModel,
   identityModel,

@@ -3,9 +3,9 @@ import {
   DEFAULT_LIMITS,
   halfToNumber,
   limitsFromEnv,
-  matchRoute,
   toHttpResponse,
 } from '../../../src/protocol/index.ts';
+import { matchRoute } from '../../../src/serve/index.ts';
 
 describe('halfToNumber', () => {
   it('decodes normals, subnormals, zeros, infinities and NaN exactly', () => {
@@ -37,7 +37,7 @@ describe('limitsFromEnv', () => {
 
   it('names the variable that is not a positive integer', () => {
     expect(() => limitsFromEnv({ MAAS_MAX_ELEMENTS: '1e3x' })).toThrow(
-      'MAAS_MAX_ELEMENTS must be a positive integer, got "1e3x"',
+      'MAAS_MAX_ELEMENTS="1e3x" is not valid: set it to an integer from 1',
     );
     expect(() => limitsFromEnv({ MAAS_MAX_RESPONSE_BYTES: '0' })).toThrow(
       'MAAS_MAX_RESPONSE_BYTES',

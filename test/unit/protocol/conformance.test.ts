@@ -1,13 +1,10 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATATYPES, type Datatype, mulberry32 } from '../../../src/onnx/index.ts';
-import {
-  createPredictApp,
-  halfToNumber,
-  ORT_TYPES,
-  type PredictApp,
-  type TensorData,
-} from '../../../src/protocol/index.ts';
+import { DATATYPES, type Datatype } from '../../../src/onnx/index.ts';
+import { halfToNumber, type TensorData } from '../../../src/protocol/index.ts';
+import { ORT_TYPES } from '../../../src/runtime/index.ts';
+import { createPredictApp, type PredictApp } from '../../../src/serve/index.ts';
+import { mulberry32 } from '../../../src/util/index.ts';
 import {
   arithmeticModel,
   identityModel,

@@ -1,11 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DATATYPES } from '../../../src/onnx/index.ts';
-import {
-  createPredictApp,
-  type HttpRequest,
-  type PredictApp,
-} from '../../../src/protocol/index.ts';
+import type { HttpRequest } from '../../../src/protocol/index.ts';
+import { createPredictApp, type PredictApp } from '../../../src/serve/index.ts';
 import {
   arithmeticModel,
   identityModel,

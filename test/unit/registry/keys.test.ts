@@ -24,7 +24,7 @@ describe('model names', () => {
 });
 
 describe('storage contract keys', () => {
-  it('places every object where DESIGN.md says', () => {
+  it('places every object where docs/design.md says', () => {
     expect(keys.variant('iris', 3, 'fp32')).toBe('registry/iris/3/model.onnx');
     expect(keys.variant('iris', 3, 'int8')).toBe('registry/iris/3/model.int8.onnx');
     expect(keys.manifest('iris', 3)).toBe('registry/iris/3/manifest.json');

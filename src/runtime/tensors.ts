@@ -1,7 +1,6 @@
 import { Tensor } from 'onnxruntime-node';
 import { MaasError } from '../errors/index.ts';
-import type { Datatype } from '../onnx/index.ts';
-import type { DecodedTensor, TensorData } from './tensors.ts';
+import type { Datatype, TensorData, TensorValue } from '../onnx/index.ts';
 
 type OrtType = Tensor.Type;
 
@@ -29,14 +28,14 @@ const DATATYPES_BY_ORT: ReadonlyMap<string, Datatype> = new Map(
 /** the protocol datatype of an onnxruntime tensor type, `undefined` for one it cannot carry */
 export const datatypeOfOrt = (type: string): Datatype | undefined => DATATYPES_BY_ORT.get(type);
 
-export const toOrtTensor = (tensor: DecodedTensor): Tensor =>
+export const toOrtTensor = (tensor: TensorValue): Tensor =>
   new Tensor(ORT_TYPES[tensor.datatype], tensor.data, tensor.shape);
 
 /**
- * An output tensor in protocol form. FP16 arrives as `Float16Array` where the runtime has one;
- * the protocol keeps the raw half bits either way.
+ * An output tensor in the codec's form. FP16 arrives as `Float16Array` where the runtime has one;
+ * the wire codec keeps the raw half bits either way.
  */
-export const fromOrtTensor = (name: string, tensor: Tensor): DecodedTensor => {
+export const fromOrtTensor = (name: string, tensor: Tensor): TensorValue => {
   const datatype = DATATYPES_BY_ORT.get(tensor.type);
   if (datatype === undefined) {
     throw new MaasError(

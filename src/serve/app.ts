@@ -1,0 +1,178 @@
+import pkg from '../../package.json' with { type: 'json' };
+import { MaasError } from '../errors/index.ts';
+import type { MetricsSink, MetricValues } from '../metrics/index.ts';
+import type { TensorSpec } from '../onnx/index.ts';
+import {
+  checkBodySize,
+  DEFAULT_LIMITS,
+  type HttpRequest,
+  type HttpResponse,
+  jsonResponse,
+  MethodNotAllowedError,
+  type ProtocolLimits,
+  RouteNotFoundError,
+  toHttpResponse,
+} from '../protocol/index.ts';
+import type { ModelProvider, RouteVariant } from '../runtime/index.ts';
+import { type Exchange, type InferDeps, inferV2, predictV1 } from './infer.ts';
+import { dimensionsOf, inferenceMetrics } from './metrics.ts';
+import { INFERENCE_ROUTES, matchRoute, type Route, type RouteName } from './routes.ts';
+
+/** What the app tells its host about each request, for logs. */
+export interface RequestRecord {
+  requestId: string;
+  method: string;
+  path: string;
+  route?: RouteName;
+  status: number;
+  latencyMs: number;
+  model?: string;
+  version?: number;
+  variant?: RouteVariant;
+  served?: 'int8' | 'fp32';
+  inferenceMs?: number;
+  nonFiniteOutputs?: number;
+  /** `MaasError.code` of a refused request */
+  errorCode?: string;
+  /** the error behind a 5xx, for the operator's log only */
+  error?: unknown;
+}
+
+export interface PredictAppDeps {
+  provider: ModelProvider;
+  metrics?: MetricsSink;
+  limits?: Partial<ProtocolLimits>;
+  /** called after every request with what happened, e.g. to log it */
+  onRequest?: (record: RequestRecord) => void;
+  /** a monotonic clock in ms */
+  now?: () => number;
+}
+
+export type PredictApp = (request: HttpRequest) => Promise<HttpResponse>;
+
+export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_repository'] as const;
+export const PLATFORM = 'onnx_onnxv1';
+
+const tensorMetadata = ({ name, datatype, shape }: TensorSpec) => ({ name, datatype, shape });
+
+/** Routes a request to its handler; every failure is thrown, for the app to map once. */
+const dispatch = async (
+  deps: InferDeps,
+  request: HttpRequest,
+  ex: Exchange,
+  route: Route,
+): Promise<HttpResponse> => {
+  const { provider } = deps;
+  switch (route.name) {
+    case 'health.live':
+      return jsonResponse(200, { live: true });
+    case 'health.ready':
+      await provider.listModels();
+      return jsonResponse(200, { ready: true });
+    case 'server.metadata':
+      return jsonResponse(200, {
+        name: pkg.name,
+        version: pkg.version,
+        extensions: SERVER_EXTENSIONS,
+      });
+    case 'models.list':
+      return jsonResponse(200, { models: await provider.listModels() });
+    case 'model.metadata': {
+      const described = await provider.describe(route.model, route.version);
+      return jsonResponse(200, {
+        name: described.name,
+        versions: described.versions.map(String),
+        platform: PLATFORM,
+        inputs: described.manifest.inputs.map(tensorMetadata),
+        outputs: described.manifest.outputs.map(tensorMetadata),
+      });
+    }
+    case 'model.ready': {
+      const loaded = await provider.acquire(route.model, route.version);
+      return jsonResponse(200, {
+        name: loaded.model,
+        version: String(loaded.version),
+        ready: true,
+      });
+    }
+    case 'model.infer':
+      return inferV2(deps, request, ex, route.model, route.version);
+    case 'model.predict':
+      return predictV1(deps, request, ex, route.model);
+  }
+};
+
+const recordOf = (
+  request: HttpRequest,
+  route: Route | undefined,
+  ex: Exchange,
+  response: HttpResponse,
+  latencyMs: number,
+  failure: unknown,
+): RequestRecord => {
+  const { loaded } = ex;
+  return {
+    requestId: request.requestId,
+    method: request.method,
+    path: request.path,
+    ...(route ? { route: route.name } : {}),
+    status: response.status,
+    latencyMs,
+    ...(route && 'model' in route ? { model: route.model } : {}),
+    ...(loaded ? { version: loaded.version, variant: loaded.variant, served: loaded.served } : {}),
+    ...(ex.inferenceMs === undefined ? {} : { inferenceMs: ex.inferenceMs }),
+    ...(ex.nonFiniteOutputs === undefined ? {} : { nonFiniteOutputs: ex.nonFiniteOutputs }),
+    ...(failure instanceof MaasError ? { errorCode: failure.code } : {}),
+    ...(response.status >= 500 ? { error: failure } : {}),
+  };
+};
+
+/**
+ * Builds the predict API: every route of the HTTP contract over a `ModelProvider`. Every failure
+ * becomes a JSON error through `toHttpResponse`; only a bug in the platform gives a 500.
+ */
+export const createPredictApp = (deps: PredictAppDeps): PredictApp => {
+  const { metrics, onRequest } = deps;
+  const infer: InferDeps = {
+    provider: deps.provider,
+    limits: { ...DEFAULT_LIMITS, ...deps.limits },
+    now: deps.now ?? (() => performance.now()),
+  };
+  let coldStart = true;
+
+  return async (request) => {
+    const started = infer.now();
+    const ex: Exchange = {};
+    let route: Route | undefined;
+    let response: HttpResponse;
+    let failure: unknown;
+    try {
+      route = matchRoute(request.path);
+      if (route === undefined) throw new RouteNotFoundError(request.method, request.path);
+      if (request.method.toUpperCase() !== route.method) {
+        throw new MethodNotAllowedError(request.method, request.path, [route.method]);
+      }
+      checkBodySize(request, infer.limits);
+      response = await dispatch(infer, request, ex, route);
+    } catch (err) {
+      failure = err;
+      response = toHttpResponse(err, request.requestId);
+    }
+    const latencyMs = infer.now() - started;
+    if (ex.loaded) {
+      response.headers['x-maas-model-version'] = String(ex.loaded.version);
+      response.headers['x-maas-variant'] = ex.loaded.variant;
+    }
+    const isInference = route !== undefined && INFERENCE_ROUTES.has(route.name);
+    if (metrics && (isInference || coldStart)) {
+      const values: MetricValues = coldStart ? { ColdStart: 1 } : {};
+      if (isInference)
+        Object.assign(values, inferenceMetrics(ex, response.status, latencyMs, failure));
+      const routed = route && 'model' in route ? route.model : undefined;
+      metrics.emit(values, isInference ? dimensionsOf(ex, routed, failure) : undefined);
+    }
+    coldStart = false;
+    onRequest?.(recordOf(request, route, ex, response, latencyMs, failure));
+    return response;
+  };
+};

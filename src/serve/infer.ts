@@ -1,0 +1,122 @@
+import type { Tensor } from 'onnxruntime-node';
+import { errorMessage, MaasError } from '../errors/index.ts';
+import {
+  checkInferMediaType,
+  checkResponseSize,
+  countNonFinite,
+  type DecodedTensor,
+  decodeInferRequest,
+  decodeV1Request,
+  encodeInferResponse,
+  encodeV1Response,
+  type HttpRequest,
+  type HttpResponse,
+  INFERENCE_HEADER_LENGTH,
+  InputRejectedError,
+  inferPath,
+  JSON_CONTENT_TYPE,
+  type ProtocolLimits,
+  parseHeaderLength,
+  requireBody,
+} from '../protocol/index.ts';
+import {
+  fromOrtTensor,
+  type LoadedModel,
+  type ModelProvider,
+  toOrtTensor,
+} from '../runtime/index.ts';
+
+/** What serving one request found out, for its metrics and its log record. */
+export interface Exchange {
+  loaded?: LoadedModel;
+  inferenceMs?: number;
+  nonFiniteOutputs?: number;
+}
+
+export interface InferDeps {
+  provider: ModelProvider;
+  limits: ProtocolLimits;
+  /** a monotonic clock in ms */
+  now: () => number;
+}
+
+/** Runs decoded inputs on a loaded version and returns the named outputs in codec form. */
+const runModel = async (
+  deps: InferDeps,
+  ex: Exchange,
+  loaded: LoadedModel,
+  inputs: readonly DecodedTensor[],
+  outputNames: string[],
+): Promise<DecodedTensor[]> => {
+  const feeds: Record<string, Tensor> = {};
+  for (const input of inputs) feeds[input.name] = toOrtTensor(input);
+  const started = deps.now();
+  let results: Record<string, Tensor>;
+  try {
+    results = await loaded.run(feeds, outputNames);
+  } catch (err) {
+    if (err instanceof MaasError) throw err;
+    // The inputs matched the signature, so what onnxruntime refuses is their values (an index
+    // past a vocabulary, a reshape that cannot hold): the client's to fix, never a 500.
+    throw new InputRejectedError(
+      `the model could not run on these inputs: ${errorMessage(err).slice(0, 400)}`,
+      { cause: err },
+    );
+  } finally {
+    ex.inferenceMs = deps.now() - started;
+  }
+  const outputs = outputNames.map((name) => {
+    const tensor = results[name];
+    if (tensor === undefined) {
+      throw new MaasError('MissingOutput', `the runtime returned no output ${name}`);
+    }
+    return fromOrtTensor(name, tensor);
+  });
+  ex.nonFiniteOutputs = outputs.reduce((sum, t) => sum + countNonFinite(t), 0);
+  return outputs;
+};
+
+/** `POST /v2/models/{m}[/versions/{v}]/infer`: JSON or the binary tensor extension. */
+export const inferV2 = async (
+  deps: InferDeps,
+  request: HttpRequest,
+  ex: Exchange,
+  model: string,
+  version?: number,
+): Promise<HttpResponse> => {
+  const body = requireBody(request);
+  const headerLength = parseHeaderLength(request.headers[INFERENCE_HEADER_LENGTH], body.byteLength);
+  checkInferMediaType(request, headerLength !== undefined, true);
+  const loaded = await deps.provider.acquire(model, version);
+  ex.loaded = loaded;
+  const decoded = decodeInferRequest(body, headerLength, loaded, deps.limits);
+  const names = decoded.outputs.map((o) => o.name);
+  const tensors = await runModel(deps, ex, loaded, decoded.inputs, names);
+  const encoded = encodeInferResponse({
+    modelName: loaded.model,
+    modelVersion: loaded.version,
+    ...(decoded.id === undefined ? {} : { id: decoded.id }),
+    outputs: tensors.map((tensor, i) => ({ tensor, binary: decoded.outputs[i]?.binary ?? false })),
+  });
+  checkResponseSize(encoded.body, deps.limits);
+  return { status: 200, headers: encoded.headers, body: encoded.body };
+};
+
+/** `POST /v1/models/{m}:predict`: `{"instances": [...]}` for single-input models. */
+export const predictV1 = async (
+  deps: InferDeps,
+  request: HttpRequest,
+  ex: Exchange,
+  model: string,
+): Promise<HttpResponse> => {
+  const body = requireBody(request);
+  checkInferMediaType(request, false, false);
+  const loaded = await deps.provider.acquire(model);
+  ex.loaded = loaded;
+  const input = decodeV1Request(body, loaded, inferPath(model), deps.limits);
+  const names = loaded.outputs.map((o) => o.name);
+  const tensors = await runModel(deps, ex, loaded, [input], names);
+  const json = encodeV1Response(tensors, inferPath(model));
+  checkResponseSize(json, deps.limits);
+  return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
+};

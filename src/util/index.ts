@@ -1,0 +1,2 @@
+export { fmtBytes } from './format.ts';
+export { gaussian, mulberry32 } from './random.ts';
