@@ -913,3 +913,46 @@ export const fuzzEvent: fc.Arbitrary<FuzzEvent> = fc
     };
     return { family: `${r.inner.family}/${r.encoding}`, event };
   });
+
+const refusalTensor = (name: string, datatype: string, shape: number[], data: number[]) => ({
+  name,
+  datatype,
+  shape,
+  data,
+});
+
+/**
+ * Requests with the right names, datatypes and ranks whose values or dims onnxruntime refuses
+ * when it runs them: ids past the `gather` table, `arithmetic` operands that do not broadcast.
+ */
+export const runtimeRefusals: fc.Arbitrary<HttpRequest> = fc
+  .oneof(
+    fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 8 }).map((ids) => ({
+      model: 'gather',
+      inputs: [refusalTensor('ids', 'INT64', [ids.length], ids)],
+    })),
+    fc
+      .tuple(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+      )
+      .map(([n, m, p, q]) => ({
+        model: 'arithmetic',
+        inputs: [
+          refusalTensor('a', 'FP32', [n, m], Array(n * m).fill(1)),
+          refusalTensor('b', 'FP32', [n, m], Array(n * m).fill(2)),
+          refusalTensor('c', 'FP32', [p, q], Array(p * q).fill(3)),
+          refusalTensor('scale', 'FP64', [], [1]),
+        ],
+      })),
+  )
+  .map(({ model, inputs }) => ({
+    method: 'POST',
+    path: `/v2/models/${model}/infer`,
+    headers: { 'content-type': 'application/json' },
+    query: {},
+    body: new TextEncoder().encode(JSON.stringify({ inputs })),
+    requestId: `runtime-refusal-${model}`,
+  }));
