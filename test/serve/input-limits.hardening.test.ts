@@ -93,6 +93,16 @@ describe('a per-model bound on one request', () => {
     );
   });
 
+  it('keeps RSS growth under 64 MB across 100 refusals of the [64, 512] request', async () => {
+    const heavy = encoderRequest(64, 512);
+    await call('POST', '/v2/models/encoder/infer', heavy);
+    const before = process.memoryUsage.rss();
+    for (let i = 0; i < 100; i++) {
+      expect((await call('POST', '/v2/models/encoder/infer', heavy)).status).toBe(413);
+    }
+    expect(process.memoryUsage.rss() - before).toBeLessThan(64 * 1024 * 1024);
+  });
+
   it("takes the uploader's maas-max-elements over anything learned, on V2 and V1", async () => {
     const meta = json(await call('GET', '/v2/models/capped'));
     expect(meta.limits).toEqual({ max_elements: 8, source: 'metadata' });
