@@ -60,7 +60,8 @@ const MEMORY_MB = 1769;
  * handler instances in child processes (one request at a time each, like Lambda) and answers with
  * what the handler returned. Load beyond the instances and the queue is shed with 429 on the same
  * kept-alive connection, bodies over the cap get 413 before they are read (and the connection
- * closed).
+ * closed), and a request whose body would take the bytes held across connections past their
+ * budget gets 503 (docs/limits.md).
  */
 export async function startLocalApi(options: LocalApiOptions = {}): Promise<LocalApi> {
   const env = { ...definedOnly(process.env), ...options.env };
