@@ -57,7 +57,9 @@ export function openContext(command: Command): CliContext {
     // A CLI call against a stopped stack should fail in seconds, not after long retries.
     maxAttempts: 2,
     connectionTimeoutMs: 2000,
-    ...(local ? { credentials: LOCAL_CREDENTIALS } : {}),
+    ...(local && options.target.kind === 'local'
+      ? { credentials: options.target.credentials ?? LOCAL_CREDENTIALS }
+      : {}),
   });
   const store = new S3ObjectStore({ bucket: options.bucket, client });
   return {

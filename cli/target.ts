@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 // dependency-free by design: the CLI reads the stack's output names without loading the CDK
 import { STACK_OUTPUTS } from '../infra/outputs.ts';
+import { readStackInfo, type StackInfo, StackInfoError } from '../local/stack-info.ts';
 import { envText, loadConfig } from '../src/config/index.ts';
 import { MaasError } from '../src/errors/index.ts';
 
@@ -15,6 +16,8 @@ export interface LocalTarget {
   bucket: string;
   region: string;
   apiUrl: string;
+  /** the stack's own (stack.json); unset: s3rver's defaults */
+  credentials?: StackInfo['credentials'];
 }
 
 /** the environment variable holding a JWT for a stack deployed with `maas:auth=jwt` */
@@ -156,38 +159,79 @@ interface TargetOptions {
   stack?: string | true;
   stackName?: string;
   endpoint?: string;
+  apiUrl?: string;
   bucket?: string;
   region?: string;
 }
 
-/** Defaults of the global options: the local stack that `npm start` runs. */
-export function localDefaults(env: NodeJS.ProcessEnv = process.env) {
+export interface LocalDefaults {
+  endpoint: string;
+  bucket: string;
+  region: string;
+  apiUrl: string;
+  /** the running stack's stack.json they came from, if any */
+  stackInfo?: StackInfo;
+  /** a stack.json left by a stack that is no longer running (ignored) */
+  stale?: StackInfo;
+  /** a stack.json that could not be used; thrown when the local stack is the target */
+  problem?: StackInfoError;
+}
+
+/**
+ * Defaults of the global options: the local stack that `npm start` runs. A running stack's
+ * `$MAAS_HOME/stack.json` names its ports; `MAAS_S3_PORT` or `PORT` set in this shell win over it,
+ * and the typed `--endpoint`/`--api-url` over both.
+ */
+export function localDefaults(env: NodeJS.ProcessEnv = process.env): LocalDefaults {
   const config = loadConfig(env);
-  return {
+  const fallback = {
     endpoint: `http://127.0.0.1:${config.local.s3Port}`,
     bucket: config.storage.bucket,
     region: config.storage.region,
     apiUrl: `http://127.0.0.1:${config.local.apiPort}`,
   };
+  let found: ReturnType<typeof readStackInfo>;
+  try {
+    found = readStackInfo(config.local.home);
+  } catch (err) {
+    if (err instanceof StackInfoError) return { ...fallback, problem: err };
+    throw err;
+  }
+  if (found === undefined) return fallback;
+  if (!found.live) return { ...fallback, stale: found.info };
+  const { info } = found;
+  return {
+    endpoint: envText(env, 'MAAS_S3_PORT') === undefined ? info.s3 : fallback.endpoint,
+    bucket: envText(env, 'MAAS_BUCKET') === undefined ? info.bucket : fallback.bucket,
+    region: info.region,
+    apiUrl: envText(env, 'PORT') === undefined ? info.api : fallback.apiUrl,
+    stackInfo: info,
+  };
 }
 
 /**
  * Where the command line points: the local stack, or with `--stack` (or `--stack-name`) the
- * deployed one. Options the user typed (`--endpoint`, `--bucket`, `--region`) win over what the
- * outputs file says.
+ * deployed one. Options the user typed (`--endpoint`, `--api-url`, `--bucket`, `--region`) win
+ * over what stack.json or the outputs file says.
  */
 export function resolveTarget(command: Command): Target {
   const options = command.optsWithGlobals<TargetOptions>();
   const typed = (key: keyof TargetOptions): boolean =>
     command.getOptionValueSourceWithGlobals(key) === 'cli';
   const defaults = localDefaults();
+  const apiUrl = typed('apiUrl') ? options.apiUrl : undefined;
   if (options.stack === undefined && options.stackName === undefined) {
+    if (defaults.problem !== undefined && !(typed('endpoint') && typed('apiUrl'))) {
+      throw defaults.problem;
+    }
+    const credentials = defaults.stackInfo?.credentials;
     return {
       kind: 'local',
       s3Endpoint: options.endpoint ?? defaults.endpoint,
       bucket: options.bucket ?? defaults.bucket,
       region: options.region ?? defaults.region,
-      apiUrl: defaults.apiUrl,
+      apiUrl: options.apiUrl ?? defaults.apiUrl,
+      ...(credentials === undefined ? {} : { credentials }),
     };
   }
   const file =
@@ -196,6 +240,7 @@ export function resolveTarget(command: Command): Target {
   const token = envText(process.env, TOKEN_VARIABLE);
   return {
     ...stack,
+    ...(apiUrl === undefined ? {} : { apiUrl }),
     ...(token === undefined ? {} : { token }),
     ...(typed('endpoint') && options.endpoint !== undefined
       ? { s3Endpoint: options.endpoint }

@@ -97,18 +97,41 @@ export class MaasDashboard extends Construct {
       ],
       [
         graph(
-          'Latency p50 (end to end)',
+          'Latency p50 (model load excluded)',
           [byModel(percentileSearch('Latency', 'p50'), 'p50')],
           'ms',
         ),
         graph(
-          'Latency p99 (end to end)',
+          'Latency p99 (model load excluded)',
           [byModel(percentileSearch('Latency', 'p99'), 'p99')],
           'ms',
         ),
         graph(
           'Inference p99 (session run)',
           [byModel(percentileSearch('InferenceLatency', 'p99'), 'p99')],
+          'ms',
+        ),
+      ],
+      [
+        graph(
+          'Started vs answered (routed; the gap never finished)',
+          [
+            byModel(insightsQuery('SUM', 'Started'), 'started'),
+            byModel(insightsQuery('SUM', 'Requests'), 'answered'),
+          ],
+          'count',
+        ),
+        graph(
+          'Shadow: production failures re-run on the previous version',
+          [
+            byModel(insightsQuery('SUM', 'ShadowChecks'), 're-run'),
+            byModel(insightsQuery('SUM', 'ShadowRegressions'), 'answered there (regressions)'),
+          ],
+          'count',
+        ),
+        graph(
+          'Shadow latency (max, paid by failing requests)',
+          [byModel(insightsQuery('MAX', 'ShadowLatency'), 'shadow')],
           'ms',
         ),
       ],

@@ -20,6 +20,10 @@ export interface PredictSettings extends FunctionSettings {
   readonly reservedConcurrency?: number;
   /** instances kept initialised (model sessions stay warm); 0 = none */
   readonly provisionedConcurrency: number;
+  /** `/explain` routes answer (`MAAS_EXPLAIN`); off: 404 saying so */
+  readonly explain: boolean;
+  /** the most model evaluations one explanation may ask for (`MAAS_EXPLAIN_MAX_BUDGET`); unset = the code's default */
+  readonly explainMaxBudget?: number;
 }
 
 export interface IngestSettings extends FunctionSettings {
@@ -56,6 +60,7 @@ export const SETTING_DEFAULTS = {
   predictMemoryMb: 2048,
   predictTimeoutSeconds: 15,
   predictProvisionedConcurrency: 0,
+  explain: 'on',
   ingestMemoryMb: 3008,
   ingestTimeoutSeconds: 300,
   ingestRetryAttempts: 2,
@@ -88,6 +93,8 @@ export const SETTING_KEYS = [
   'predictTimeoutSeconds',
   'predictReservedConcurrency',
   'predictProvisionedConcurrency',
+  'explain',
+  'explainMaxBudget',
   'ingestMemoryMb',
   'ingestTimeoutSeconds',
   'ingestRetryAttempts',
@@ -262,6 +269,9 @@ export const readSettings = (
     );
   }
 
+  const explain = r.choice('explain', ['on', 'off'] as const, d.explain);
+  const explainMaxBudget = r.optionalNumber('explainMaxBudget', 2, 1 << 20);
+
   const auth = r.choice('auth', ['iam', 'jwt'] as const, d.auth);
   const issuer = r.text(
     'jwtIssuer',
@@ -303,6 +313,8 @@ export const readSettings = (
       ),
       ...(predictReserved === undefined ? {} : { reservedConcurrency: predictReserved }),
       provisionedConcurrency: predictProvisioned,
+      explain: explain === 'on',
+      ...(explainMaxBudget === undefined ? {} : { explainMaxBudget }),
     },
     ingest: {
       memoryMb: memory(r, 'ingestMemoryMb', d.ingestMemoryMb),

@@ -30,6 +30,8 @@ export class MaasStack extends Stack {
   constructor(scope: Construct, id: string, props: MaasStackProps) {
     super(scope, id, props);
     const { settings } = props;
+    // Each cloud alarm is its rule's trigger: it fires on the trigger threshold, and rollback
+    // judges the rule itself (docs/guard.md).
     const alarms =
       props.alarms ??
       alarmDefinitions({
@@ -39,7 +41,7 @@ export class MaasStack extends Stack {
             { threshold },
           ]),
         ),
-      });
+      }).map((def) => ({ ...def, threshold: def.triggerThreshold }));
 
     this.modelBucket = new ModelBucket(this, 'Models', {
       removalMode: settings.removalPolicy,
@@ -51,7 +53,13 @@ export class MaasStack extends Stack {
     this.predict = new PredictApi(this, 'Predict', {
       settings,
       modelBucket: this.modelBucket,
-      environment: storage,
+      environment: {
+        ...storage,
+        MAAS_EXPLAIN: settings.predict.explain ? 'on' : 'off',
+        ...(settings.predict.explainMaxBudget === undefined
+          ? {}
+          : { MAAS_EXPLAIN_MAX_BUDGET: String(settings.predict.explainMaxBudget) }),
+      },
     });
     this.ingest = new Ingest(this, 'Ingest', {
       settings,
@@ -66,7 +74,12 @@ export class MaasStack extends Stack {
       settings,
       modelBucket: this.modelBucket,
       alarms,
-      environment: storage,
+      environment: {
+        ...storage,
+        // a request may answer until the predict time-out, and its log line becomes a metric
+        // within about a minute: only then does an unfinished request count as a failure
+        MAAS_GUARD_SETTLE_SECONDS: String(settings.predict.timeoutSeconds + 60),
+      },
     });
     this.dashboard = new MaasDashboard(this, 'Dashboard', {
       dashboardName: this.stackName,

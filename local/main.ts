@@ -16,8 +16,16 @@ import {
 } from '../src/registry/index.ts';
 import { normalizeEtag } from '../src/storage/index.ts';
 import { createS3Client, S3ObjectStore } from '../src/storage/s3.ts';
+import { fmtBytes } from '../src/util/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from './s3/index.ts';
 import { type LocalStack, startLocalStack } from './stack.ts';
+import {
+  readStackInfo,
+  removeStackInfo,
+  type StackInfo,
+  uploadCommands,
+  writeStackInfo,
+} from './stack-info.ts';
 
 /**
  * `npm start`: the local stack with the example models, configured by the variables of docs/design.md
@@ -101,6 +109,12 @@ async function main(): Promise<void> {
     openLog(logs, 'ingest.log'),
     openLog(logs, 'api.log'),
   ]);
+  const running = readStackInfo(home);
+  if (running?.live === true && running.info.pid !== process.pid) {
+    throw new Error(
+      `a stack already runs on ${home} (pid ${running.info.pid}, HTTP API ${running.info.api}): use it, stop it, or start this one with another MAAS_HOME`,
+    );
+  }
   print('onnx-maas: preparing the example models...');
   const examples = await ensureExampleModels();
 
@@ -109,6 +123,7 @@ async function main(): Promise<void> {
     s3Port: config.local.s3Port,
     bucket: config.storage.bucket,
     httpPort: config.local.apiPort,
+    consolePort: config.local.consolePort,
     workers: config.local.workers,
     ingest: {
       onOutput: (line) => ingestLog.write(`${line}\n`),
@@ -119,12 +134,33 @@ async function main(): Promise<void> {
     onApiOutput: (line) => apiLog.write(`${line}\n`),
   });
 
+  const { reaped, redelivered } = stack.recovered;
+  if (reaped.uploads > 0) {
+    print(
+      `onnx-maas: removed ${reaped.uploads} unfinished multipart upload(s) of a previous run (${fmtBytes(reaped.bytes)})`,
+    );
+  }
+  for (const upload of redelivered) {
+    print(`onnx-maas: ${upload.key} has no outcome yet: delivered to ingest again`);
+  }
+
   const client = createS3Client({
     endpoint: stack.urls.s3,
     region: LOCAL_S3_REGION,
     credentials: LOCAL_S3_CREDENTIALS,
   });
   const registry = new Registry(new S3ObjectStore({ bucket: stack.bucket, client }));
+  const info: StackInfo = {
+    pid: process.pid,
+    home,
+    api: stack.urls.api,
+    s3: stack.urls.s3,
+    bucket: stack.bucket,
+    region: LOCAL_S3_REGION,
+    credentials: { ...LOCAL_S3_CREDENTIALS },
+    ...(stack.urls.console === undefined ? {} : { console: stack.urls.console }),
+  };
+  const infoFile = await writeStackInfo(info);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -134,6 +170,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     print(`onnx-maas: ${signal}, stopping (an ingest under way may take a moment)...`);
+    await removeStackInfo(home);
     await stack.close({ graceMs: STOP_GRACE_MS });
     client.destroy();
     ingestLog.end();
@@ -173,23 +210,23 @@ async function main(): Promise<void> {
   print();
   print('onnx-maas is running');
   print(`  HTTP API  ${api}  (Open Inference Protocol V2: ${api}/v2/models)`);
+  if (stack.urls.console !== undefined) {
+    print(
+      `  console   ${stack.urls.console}  (models, canaries, live charts; Prometheus at /metrics)`,
+    );
+  } else if (stack.consoleProblem !== undefined) {
+    print(`  console   not started: ${stack.consoleProblem}`);
+  }
   print(
     `  S3        ${stack.urls.s3}  bucket ${stack.bucket}, credentials S3RVER / S3RVER, region ${LOCAL_S3_REGION}`,
   );
-  print(`  data      ${home}  (logs in ${logs})`);
+  print(`  data      ${home}  (logs in ${logs}; other terminals find the stack in ${infoFile})`);
   print();
   print('Predict with the Iris model:');
   print(curlFor(api, 'iris', irisSample));
   print();
-  print('Upload a model:');
-  const endpoint =
-    new URL(stack.urls.s3).port === String(config.local.s3Port)
-      ? ''
-      : ` --endpoint ${stack.urls.s3}`;
-  print(`  npx maas${endpoint} push model.onnx --model mymodel`);
-  print(
-    `  aws s3 cp model.onnx s3://${stack.bucket}/incoming/mymodel/ --endpoint-url ${stack.urls.s3}`,
-  );
+  print('Upload a model (from this directory):');
+  for (const command of uploadCommands(info)) print(`  ${command}`);
   print();
   print('Ctrl-C stops everything.');
 }

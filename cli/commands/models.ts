@@ -6,7 +6,8 @@ import { withContext } from '../run.ts';
 export const describeCandidate = (candidate: CandidateAlias | undefined): string =>
   candidate === undefined
     ? '-'
-    : `v${candidate.version} at ${Math.round(candidate.weight * 1000) / 10}% until ${candidate.bakeUntil}`;
+    : `v${candidate.version} at ${Math.round(candidate.weight * 1000) / 10}% until ${candidate.bakeUntil}` +
+      (candidate.held === undefined ? '' : ` (held: ${candidate.held.code})`);
 
 export function registerModels(program: Command): void {
   program

@@ -42,7 +42,7 @@ export class UnreadableResponseError extends MaasError {
   }
 }
 
-async function readRequest(source: string): Promise<string> {
+export async function readRequest(source: string): Promise<string> {
   if (source === '-') {
     if (process.stdin.isTTY === true) {
       process.stderr.write('reading the request body from stdin (end with Ctrl-D)...\n');
@@ -59,7 +59,7 @@ async function readRequest(source: string): Promise<string> {
 }
 
 /** V2 when the body has `inputs`, V1 when it has `instances`: the server checks the rest. */
-function protocolOf(text: string, source: string): 'v1' | 'v2' {
+export function protocolOf(text: string, source: string): 'v1' | 'v2' {
   const where = source === '-' ? 'the request on stdin' : `--data ${source}`;
   let body: unknown;
   try {

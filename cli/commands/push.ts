@@ -5,14 +5,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Upload } from '@aws-sdk/lib-storage';
 import cliProgress from 'cli-progress';
 import { type Command, Option } from 'commander';
+import { describeUpload } from '../../src/ingest/identity.ts';
 import {
+  type Aliases,
   type HistoryRecord,
   keys,
   MODEL_SUFFIX,
   type Registry,
+  type UploadRef,
   validateModelName,
 } from '../../src/registry/index.ts';
-import { normalizeEtag } from '../../src/storage/index.ts';
 import type { CliContext } from '../context.ts';
 import {
   CliUsageError,
@@ -97,13 +99,16 @@ async function uploadModel(
     ? new cliProgress.SingleBar(
         {
           stream: process.stderr,
-          format: 'uploading [{bar}] {percentage}% {value}/{total} bytes, eta {eta}s',
+          format: 'uploading [{bar}] {percentage}% {done}/{size}, eta {eta}s',
         },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
-  bar?.start(size, 0);
-  upload.on('httpUploadProgress', (progress) => bar?.update(progress.loaded ?? 0));
+  const sizeText = formatBytes(size);
+  bar?.start(size, 0, { done: formatBytes(0), size: sizeText });
+  upload.on('httpUploadProgress', (progress) =>
+    bar?.update(progress.loaded ?? 0, { done: formatBytes(progress.loaded ?? 0), size: sizeText }),
+  );
   try {
     await upload.done();
   } finally {
@@ -114,7 +119,7 @@ async function uploadModel(
 async function waitForOutcome(
   registry: Registry,
   model: string,
-  upload: { sourceKey: string; etag: string },
+  upload: UploadRef,
   after: { afterKey: string } | { sinceMs: number },
   timeoutSeconds: number,
 ): Promise<HistoryRecord> {
@@ -147,6 +152,7 @@ async function push(file: string, opts: PushOptions, context: CliContext): Promi
 
   // Only records written after this point can answer this upload: pushing the same bytes to
   // the same key again must not be answered by the previous push's record.
+  const startedAt = Date.now();
   const latest = opts.wait ? await context.registry.latestHistoryKey(model) : undefined;
   const after =
     latest === undefined ? { sinceMs: Date.now() - CLOCK_SKEW_MS } : { afterKey: latest };
@@ -155,7 +161,10 @@ async function push(file: string, opts: PushOptions, context: CliContext): Promi
     await context.store.put(samplesKey, samples, { contentType: 'application/json' });
   }
   await uploadModel(context, file, key, size, metadata);
-  const etag = normalizeEtag((await context.store.head(key)).etag);
+  // The upload as ingest identifies it: bytes, samples and options. Pushed before unchanged, its
+  // outcome is recorded already and ingest will not decide again: answer with that at once.
+  const ref = await describeUpload(context.store, key);
+  const { etag } = ref;
   const uploaded = { model, bucket: context.options.bucket, key, etag, bytes: size, samplesKey };
   if (!context.options.json) {
     printLine(
@@ -166,32 +175,53 @@ async function push(file: string, opts: PushOptions, context: CliContext): Promi
     if (context.options.json) printJson(uploaded);
     return;
   }
-  if (!context.options.json) process.stderr.write('waiting for ingest to register it...\n');
-  const outcome = await waitForOutcome(
-    context.registry,
-    model,
-    { sourceKey: key, etag },
-    after,
-    opts.timeout,
-  );
-  if (context.options.json) printJson({ ...uploaded, outcome });
+  const earlier = await context.registry.findUploadOutcome(model, ref);
+  const already = earlier !== undefined && Date.parse(earlier.at) < startedAt;
+  if (!context.options.json && !already) {
+    process.stderr.write('waiting for ingest to register it...\n');
+  }
+  const outcome =
+    earlier ?? (await waitForOutcome(context.registry, model, ref, after, opts.timeout));
+  const aliases =
+    outcome.event === 'registered'
+      ? (await context.registry.getAliases(model))?.aliases
+      : undefined;
+  const role = outcome.version === undefined ? undefined : roleOf(aliases, outcome.version);
+  if (context.options.json) printJson({ ...uploaded, already, role, outcome });
   if (outcome.event === 'rejected') {
     const code = outcome.details?.code;
     throw new UploadRejectedError(
       model,
-      outcome.reason ?? 'no reason given',
+      `${already ? `this file, samples and options were already rejected (${outcome.at}): ` : ''}${outcome.reason ?? 'no reason given'}`,
       typeof code === 'string' ? code : undefined,
     );
   }
   if (!context.options.json) {
     const served = outcome.details?.served;
+    const version = outcome.version ?? '?';
     printLine(
-      `registered ${model} v${outcome.version ?? '?'}${typeof served === 'string' ? ` (serves ${served})` : ''}; details: maas show ${model} ${outcome.version ?? ''}`.trimEnd(),
+      `${already ? 'already registered' : 'registered'} ${model} v${version}${typeof served === 'string' ? ` (serves ${served})` : ''}: ${role ?? 'state unknown'}; details: maas show ${model} ${outcome.version ?? ''}`.trimEnd(),
     );
+    if (already) {
+      printLine(
+        'the same file, samples and options were pushed before: change one of them (e.g. --samples, --no-quantize) for a new evaluation',
+      );
+    }
     const figures = quantizationFigures(outcome.details ?? {});
     if (figures) printLine(`int8 vs fp32: ${figures}`);
     if (outcome.reason) printLine(`decision: ${outcome.reason}`);
   }
+}
+
+/** What a version is now: production, a candidate at its weight, or not routed (and why). */
+export function roleOf(aliases: Aliases | undefined, version: number): string {
+  if (aliases?.production === version) return 'production, serving all traffic';
+  const candidate = aliases?.candidate;
+  if (candidate?.version === version) {
+    return `candidate at ${Math.round(candidate.weight * 1000) / 10} % of traffic until ${candidate.bakeUntil}, then production if its alarms stay OK`;
+  }
+  if (aliases?.rolledBack.includes(version)) return 'rolled back, not serving';
+  return `not routed (promote it with \`maas promote ${aliases?.model ?? '<model>'} ${version}\`)`;
 }
 
 /** `size 0.255x, p50 latency 0.375x, cosine 0.99957` from the registered record's details. */

@@ -94,7 +94,12 @@ export function registerShow(program: Command): void {
             printJson(manifest);
             return;
           }
-          printFields(summary(manifest, aliasLabels(aliases, chosen)));
+          const fields = summary(manifest, aliasLabels(aliases, chosen));
+          const held = aliases?.candidate?.version === chosen ? aliases.candidate.held : undefined;
+          // why the guard keeps a baked candidate from production, as the schedule recorded it
+          if (held !== undefined)
+            fields.splice(2, 0, ['held', `${held.reason} (since ${held.since})`]);
+          printFields(fields);
         }),
     );
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Aliases, Manifest } from '../../src/registry/index.ts';
+import { type Aliases, type Manifest, normalizeAliases } from '../../src/registry/index.ts';
 import { formatBytes, printJson, printTable } from '../output.ts';
 import { withContext } from '../run.ts';
 
@@ -9,7 +9,8 @@ export function aliasLabels(aliases: Aliases | undefined, version: number): stri
   const labels: string[] = [];
   if (aliases.production === version) labels.push('production');
   if (aliases.candidate?.version === version) labels.push('candidate');
-  if (aliases.rolledBack.includes(version)) labels.push('rolled back');
+  // records written before `rolledBack` existed lack it
+  if (normalizeAliases(aliases).rolledBack.includes(version)) labels.push('rolled back');
   return labels;
 }
 

@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { type ExplainSettings, explainSettingsFromEnv } from '../../src/explain/index.ts';
 import { type MetricsSink, PowertoolsMetricsSink } from '../../src/metrics/index.ts';
 import {
   type HttpRequest,
@@ -11,7 +12,12 @@ import {
   toHttpResponse,
 } from '../../src/protocol/index.ts';
 import { createRuntimeFromEnv, type ModelProvider } from '../../src/runtime/index.ts';
-import { createPredictApp, type RequestRecord } from '../../src/serve/index.ts';
+import {
+  createPredictApp,
+  type RequestRecord,
+  type ShadowSettings,
+  shadowFromEnv,
+} from '../../src/serve/index.ts';
 
 /** API Gateway HTTP API (payload 2.0) event → the protocol's request. */
 export const toHttpRequest = (event: APIGatewayProxyEventV2): HttpRequest => ({
@@ -47,6 +53,10 @@ export interface PredictHandlerOptions {
   metrics?: MetricsSink;
   /** default: DEFAULT_LIMITS overridden by MAAS_MAX_* variables */
   limits?: Partial<ProtocolLimits>;
+  /** default: EXPLAIN_DEFAULTS overridden by MAAS_EXPLAIN* variables */
+  explain?: ExplainSettings;
+  /** default: `MAAS_SHADOW_SHARE` and the guard's watch window from the environment */
+  shadow?: ShadowSettings;
 }
 
 const logRequest = (logger: Logger, { error, ...record }: RequestRecord): void => {
@@ -66,12 +76,19 @@ export const createPredictHandler = (options: PredictHandlerOptions = {}) => {
     provider,
     metrics: options.metrics ?? new PowertoolsMetricsSink(),
     limits: options.limits ?? limitsFromEnv(),
+    explain: options.explain ?? explainSettingsFromEnv(),
+    shadow: options.shadow ?? shadowFromEnv(),
     onRequest: (record) => logRequest(logger, record),
   });
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .handler(async (event) => {
-      const request = toHttpRequest(event);
+    .handler(async (event, context) => {
+      // The app bounds long work (explanations) by the invocation's remaining time, so they
+      // answer before Lambda stops the function.
+      const request = {
+        ...toHttpRequest(event),
+        deadline: Date.now() + context.getRemainingTimeInMillis(),
+      };
       try {
         return toApiGatewayResult(await app(request));
       } catch (err) {

@@ -121,3 +121,89 @@ export const sampleRow = (random: () => number): number[] =>
 /** Real traffic: values up to 6, where the bad versions go wrong. */
 export const trafficRow = (random: () => number): number[] =>
   Array.from({ length: 4 }, () => random() * 6);
+
+/**
+ * `y = x + trips` by a Loop whose trip count comes from the request: `200,000 × max(0, max(x) -
+ * 3)` iterations of about 8 µs each (measured on 2 shared cores). Samples below 3 cost nothing (it
+ * passes ingest); inputs from 5 to 6 run for 3 to 5 s each, as a model that hangs on real
+ * traffic does.
+ */
+export const hangingModel = (perUnit = 200_000): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'hanging',
+        nodes: [
+          node('ReduceMax', ['x'], ['peak'], { keepdims: 0 }),
+          node('Sub', ['peak', 'three'], ['over']),
+          node('Relu', ['over'], ['excess']),
+          node('Mul', ['excess', 'per_unit'], ['trips_f']),
+          node('Cast', ['trips_f'], ['trips'], { to: T.INT64 }),
+          node('Loop', ['trips', '', 'x'], ['y'], {
+            body: graph({
+              name: 'body',
+              nodes: [
+                node('Identity', ['cond_in'], ['cond_out']),
+                node('Add', ['acc_in', 'one'], ['acc_out']),
+              ],
+              inputs: [
+                valueInfo('i', T.INT64, []),
+                valueInfo('cond_in', T.BOOL, []),
+                valueInfo('acc_in', T.FLOAT, ['batch', 4]),
+              ],
+              outputs: [
+                valueInfo('cond_out', T.BOOL, []),
+                valueInfo('acc_out', T.FLOAT, ['batch', 4]),
+              ],
+              initializers: [tensor('one', T.FLOAT, [1], [1])],
+            }),
+          }),
+        ],
+        initializers: [
+          tensor('three', T.FLOAT, [], [3]),
+          tensor('per_unit', T.FLOAT, [], [perUnit]),
+        ],
+        ...io,
+      }),
+      opset: 17,
+      producer: 'guard-test',
+    }),
+  );
+
+/**
+ * `y = x + trips` by a Loop of a fixed trip count: every request pays it, samples included (12,000
+ * trips: about 100 ms, hundreds of times the healthy model's fraction of a millisecond).
+ */
+export const uniformlySlowModel = (trips = 12_000): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'uniformly_slow',
+        nodes: [
+          node('Loop', ['trips', '', 'x'], ['y'], {
+            body: graph({
+              name: 'body',
+              nodes: [
+                node('Identity', ['cond_in'], ['cond_out']),
+                node('Add', ['acc_in', 'one'], ['acc_out']),
+              ],
+              inputs: [
+                valueInfo('i', T.INT64, []),
+                valueInfo('cond_in', T.BOOL, []),
+                valueInfo('acc_in', T.FLOAT, ['batch', 4]),
+              ],
+              outputs: [
+                valueInfo('cond_out', T.BOOL, []),
+                valueInfo('acc_out', T.FLOAT, ['batch', 4]),
+              ],
+              initializers: [tensor('one', T.FLOAT, [1], [1])],
+            }),
+          }),
+        ],
+        initializers: [tensor('trips', T.INT64, [], [trips])],
+        ...io,
+      }),
+      opset: 17,
+      producer: 'guard-test',
+    }),
+  );

@@ -3,18 +3,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../src/config/index.ts';
 import { errorMessage } from '../../src/errors/index.ts';
 import { keys, Registry, validateModelName } from '../../src/registry/index.ts';
-import { normalizeEtag } from '../../src/storage/index.ts';
+import { normalizeEtag, StorageUnavailableError } from '../../src/storage/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { mulberry32 } from '../../src/util/index.ts';
 import { LOCAL_S3_CREDENTIALS, LOCAL_S3_REGION } from '../s3/index.ts';
+import { readStackInfo, stackInfoPath } from '../stack-info.ts';
 import { healthyModel, inferBody, lookupModel, sampleRow, trafficRow } from './demo-models.ts';
 
 /**
  * `npx tsx local/guard/demo.ts [model]`, next to a running `npm start`: uploads a healthy version
  * (production at once) and a bad one (a 50 % canary that passes ingest on its samples but fails
  * on 4 real requests in 5), sends traffic, and prints what each version serves until the guard
- * rolls the bad one back. Reads the same variables as `npm start` (MAAS_S3_PORT, PORT,
- * MAAS_BUCKET).
+ * rolls the bad one back. Finds the stack through `$MAAS_HOME/stack.json`, as the CLI does; without
+ * one, through the variables of `npm start` (MAAS_S3_PORT, PORT, MAAS_BUCKET).
  */
 const TIMEOUT_MS = 90_000;
 const CLIENTS = 8;
@@ -52,14 +53,22 @@ async function upload(
 async function main(): Promise<void> {
   const model = validateModelName(process.argv[2] ?? 'guard-demo');
   const config = loadConfig();
-  const api = `http://127.0.0.1:${config.local.apiPort}`;
+  const found = readStackInfo(config.local.home);
+  const stack = found?.live === true ? found.info : undefined;
+  const api = stack?.api ?? `http://127.0.0.1:${config.local.apiPort}`;
+  const endpoint = stack?.s3 ?? `http://127.0.0.1:${config.local.s3Port}`;
   const client = createS3Client({
-    endpoint: `http://127.0.0.1:${config.local.s3Port}`,
-    region: LOCAL_S3_REGION,
-    credentials: LOCAL_S3_CREDENTIALS,
+    endpoint,
+    region: stack?.region ?? LOCAL_S3_REGION,
+    credentials: stack?.credentials ?? LOCAL_S3_CREDENTIALS,
     maxAttempts: 2,
   });
-  const registry = new Registry(new S3ObjectStore({ bucket: config.storage.bucket, client }));
+  const bucket = stack?.bucket ?? config.storage.bucket;
+  const registry = new Registry(new S3ObjectStore({ bucket, client }));
+  const where =
+    stack === undefined
+      ? `no running stack in ${stackInfoPath(config.local.home)}${found === undefined ? '' : ` (it names pid ${found.info.pid}, which is gone)`}; tried ${endpoint}. Start one with \`npm start\`, or set MAAS_HOME to the data directory of the one running`
+      : `the stack of ${stackInfoPath(config.local.home)} (pid ${stack.pid}) at ${endpoint}`;
   try {
     const good = await upload(registry, model, 'healthy.onnx', healthyModel(), {
       'maas-promote': 'now',
@@ -119,6 +128,11 @@ async function main(): Promise<void> {
       (r) => r.event === 'rolled-back' && r.version === bad,
     );
     print(`  ${record?.at ?? ''}  rolled-back v${bad}  ${record?.reason ?? ''}`);
+  } catch (err) {
+    if (err instanceof StorageUnavailableError) {
+      throw new Error(`${errorMessage(err)}: ${where}`, { cause: err });
+    }
+    throw err;
   } finally {
     client.destroy();
   }

@@ -6,14 +6,14 @@ import { definedOnly } from '../../src/config/index.ts';
 import {
   type AlarmDefinition,
   type AlarmResponse,
-  type Evaluation,
-  evaluate,
+  evaluateTrigger,
   evaluationWindow,
   type GuardDeps,
   type GuardSettings,
   guardSettings,
   periodMs,
   type ScheduleResult,
+  type TriggerEvaluation,
 } from '../../src/guard/index.ts';
 import { parseEmfLine } from '../../src/metrics/index.ts';
 import type { Registry } from '../../src/registry/index.ts';
@@ -23,6 +23,13 @@ export { LocalMetricsStore, type SeriesKey } from './metrics-store.ts';
 
 /** Local time runs this much faster than CloudWatch's unless `MAAS_GUARD_TIME_SCALE` says otherwise. */
 export const LOCAL_TIME_SCALE = 1 / 60;
+
+/**
+ * Locally a log line reaches the guard at once: a request started in a period may still answer
+ * until the local API's invocation time-out (`MAAS_INVOKE_TIMEOUT_MS`, 30 s) has passed.
+ */
+export const localSettleSeconds = (env: Readonly<Record<string, string | undefined>>): number =>
+  Number(env.MAAS_INVOKE_TIMEOUT_MS ?? 30_000) / 1000 + 0.5;
 
 export interface LocalGuardOptions {
   registry: Registry;
@@ -51,7 +58,7 @@ export interface AlarmTransition {
   model: string;
   version: number;
   state: 'OK' | 'ALARM';
-  evaluation: Evaluation;
+  evaluation: TriggerEvaluation;
   /** rollback's answer, for transitions to ALARM */
   response?: AlarmResponse;
 }
@@ -84,7 +91,7 @@ export const contributorAlarmEvent = (
   def: AlarmDefinition,
   alarmName: string,
   key: SeriesKey,
-  evaluation: Evaluation,
+  evaluation: TriggerEvaluation,
   at: Date,
 ): AlarmActionEvent => {
   const attributes = { Model: key.model, Version: String(key.version) };
@@ -108,15 +115,21 @@ export const contributorAlarmEvent = (
 
 /**
  * The guard of the local stack, as CloudWatch and EventBridge are in the cloud: it reads the
- * predict instances' EMF lines, applies the same rules per model version, invokes the rollback
- * handler with a contributor alarm event when a version goes to ALARM, and runs the promote
- * handler on a timer. Both handlers get the local figures where the cloud reads CloudWatch.
+ * predict instances' EMF lines, evaluates each rule's alarm trigger per model version as the
+ * Metrics Insights alarm does (state changes only), invokes the rollback handler with a contributor
+ * alarm event when a version goes to ALARM, and runs the promote handler on a timer, which judges
+ * every watched version again. Both handlers get the local figures where the cloud reads
+ * CloudWatch.
  */
 export function startLocalGuard(options: LocalGuardOptions): LocalGuard {
   const env = options.env ?? process.env;
   const settings =
     options.settings ??
-    guardSettings({ MAAS_GUARD_TIME_SCALE: String(LOCAL_TIME_SCALE), ...definedOnly(env) });
+    guardSettings({
+      MAAS_GUARD_TIME_SCALE: String(LOCAL_TIME_SCALE),
+      MAAS_GUARD_SETTLE_SECONDS: String(localSettleSeconds(env)),
+      ...definedOnly(env),
+    });
   const clock = options.clock ?? (() => new Date());
   const longest = Math.max(
     ...settings.definitions.map((d) => periodMs(d) * (d.evaluationPeriods + 1)),
@@ -142,7 +155,7 @@ export function startLocalGuard(options: LocalGuardOptions): LocalGuard {
   const transition = async (
     def: AlarmDefinition,
     key: SeriesKey,
-    evaluation: Evaluation,
+    evaluation: TriggerEvaluation,
     at: Date,
   ): Promise<void> => {
     const alarmName = `${settings.alarmPrefix}${def.name}`;
@@ -170,7 +183,7 @@ export function startLocalGuard(options: LocalGuardOptions): LocalGuard {
     for (const key of metrics.keys()) {
       for (const def of settings.definitions) {
         const window = evaluationWindow(def, now);
-        const evaluation = evaluate(
+        const evaluation = evaluateTrigger(
           def,
           await metrics.datapoints(def, key.model, key.version, window),
           window.end,

@@ -26,13 +26,17 @@ export interface LocalIngestOptions {
 }
 
 export interface LocalIngest {
+  /** an event delivered again, as Lambda's retries would (the stack's recovery at start) */
+  deliver(record: S3EventRecord): void;
   /** resolves once every event delivered so far has been handled, retries included */
   idle(): Promise<void>;
   /** stops taking events; an invocation still running gets `graceMs` to finish, then is stopped */
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
-type Outcome = { kind: 'result'; results: IngestResult[] } | { kind: 'failed'; reason: string };
+type Outcome =
+  | { kind: 'result'; results: IngestResult[] }
+  | { kind: 'failed'; reason: string; retryAt?: number };
 
 const INSTANCE = fileURLToPath(new URL('./instance.ts', import.meta.url));
 const TSX_LOADER = import.meta.resolve('tsx');
@@ -119,7 +123,11 @@ class Instance {
     this.finish(
       message.type === 'result'
         ? { kind: 'result', results: message.results }
-        : { kind: 'failed', reason: describeError(message.error) },
+        : {
+            kind: 'failed',
+            reason: describeError(message.error),
+            ...(message.error.retryAt === undefined ? {} : { retryAt: message.error.retryAt }),
+          },
     );
   }
 
@@ -184,11 +192,16 @@ export function startLocalIngest(options: LocalIngestOptions): LocalIngest {
     if (outcome.kind === 'result') {
       for (const result of outcome.results) options.onResult?.(result);
     } else if (job.attempt <= retries && !closed) {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        queue.push({ record: job.record, attempt: job.attempt + 1 });
-        void pump();
-      }, retryDelay(job.attempt));
+      // A delivery turned away by a lease is retried once the lease has lapsed: a holder that
+      // died (a crashed instance) cannot renew it, and Lambda's own retries come later still.
+      const timer = setTimeout(
+        () => {
+          timers.delete(timer);
+          queue.push({ record: job.record, attempt: job.attempt + 1 });
+          void pump();
+        },
+        Math.max(retryDelay(job.attempt), (outcome.retryAt ?? 0) - Date.now() + 250),
+      );
       timers.add(timer);
     } else {
       options.onFailure?.(job.record, outcome.reason);
@@ -196,13 +209,15 @@ export function startLocalIngest(options: LocalIngestOptions): LocalIngest {
     void pump();
   };
 
-  const unsubscribe = options.s3.onObjectCreated((record) => {
+  const deliver = (record: S3EventRecord): void => {
     if (closed || !matchesTrigger(record)) return;
     queue.push({ record, attempt: 1 });
     void pump();
-  });
+  };
+  const unsubscribe = options.s3.onObjectCreated(deliver);
 
   return {
+    deliver,
     idle: () =>
       isIdle() ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve)),
     async close({ graceMs = 0 } = {}) {

@@ -1,4 +1,5 @@
 import { handler } from '../../functions/ingest/handler.ts';
+import { IngestInProgressError } from '../../src/ingest/index.ts';
 import type { FromInstance, InvokeMessage } from './messages.ts';
 
 /**
@@ -8,6 +9,12 @@ import type { FromInstance, InvokeMessage } from './messages.ts';
  */
 const send = (message: FromInstance): void => {
   process.send?.(message);
+};
+
+/** When the upload is held by a lease (a holder that may have died), when that lease ends. */
+const leaseEnd = (err: Error): { retryAt?: number } => {
+  const until = err instanceof IngestInProgressError ? Date.parse(String(err.details.until)) : NaN;
+  return Number.isFinite(until) ? { retryAt: until } : {};
 };
 
 process.on('message', async (message: InvokeMessage) => {
@@ -23,7 +30,7 @@ process.on('message', async (message: InvokeMessage) => {
       id: message.id,
       error:
         err instanceof Error
-          ? { name: err.name, message: err.message }
+          ? { name: err.name, message: err.message, ...leaseEnd(err) }
           : { name: 'Error', message: String(err) },
     });
   }

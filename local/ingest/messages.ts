@@ -11,6 +11,8 @@ export interface InvokeMessage {
 export interface ErrorInfo {
   name: string;
   message: string;
+  /** epoch ms before which a retry is pointless: another holder's lease on the upload */
+  retryAt?: number;
 }
 
 export type FromInstance =

@@ -43,6 +43,8 @@ export interface LocalConfig {
   s3Port: number;
   /** `PORT`: the local HTTP API */
   apiPort: number;
+  /** `MAAS_CONSOLE_PORT`: the console's web page (and `/metrics`), `npm start`'s or `maas console`'s */
+  consolePort: number;
   /** `MAAS_WORKERS`: handler instances, each serving one request at a time like a Lambda instance */
   workers: number;
   /** `MAAS_QUEUE_LIMIT`: requests waiting for a free instance before the local API answers 429 */
@@ -86,6 +88,7 @@ export const DEFAULTS = {
   home: '.maas',
   s3Port: 4569,
   apiPort: 3000,
+  consolePort: 3001,
   queueLimit: 64,
   /** Lambda rejects synchronous request payloads over 6 MB */
   maxBodyBytes: 6 * MiB,
@@ -233,6 +236,7 @@ export const loadConfig = (env: Env = process.env): MaasConfig => {
       home: envText(env, 'MAAS_HOME') ?? DEFAULTS.home,
       s3Port: port(env, 'MAAS_S3_PORT', DEFAULTS.s3Port),
       apiPort: port(env, 'PORT', DEFAULTS.apiPort),
+      consolePort: port(env, 'MAAS_CONSOLE_PORT', DEFAULTS.consolePort),
       workers: integer(env, 'MAAS_WORKERS', cores, 1, 256),
       queueLimit: integer(env, 'MAAS_QUEUE_LIMIT', DEFAULTS.queueLimit, 0),
       maxBodyBytes: integer(env, 'MAAS_MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1),

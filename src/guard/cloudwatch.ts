@@ -4,52 +4,71 @@ import {
   type MetricDataQuery,
 } from '@aws-sdk/client-cloudwatch';
 import { METRICS_NAMESPACE } from '../metrics/index.ts';
-import type { AlarmDefinition, Datapoint } from './alarms.ts';
+import type { PeriodFigures } from './alarms.ts';
 import type { MetricsReader } from './health.ts';
 
+/** The figures of a period, each one GetMetricData query on the version's routed series. */
+const FIGURES = [
+  { id: 'started', metric: 'Started', stat: 'Sum' },
+  { id: 'completed', metric: 'Requests', stat: 'Sum' },
+  { id: 'errors', metric: 'ModelErrors', stat: 'Sum' },
+  { id: 'p50', metric: 'Latency', stat: 'p50' },
+  { id: 'p99', metric: 'Latency', stat: 'p99' },
+  { id: 'shadowChecks', metric: 'ShadowChecks', stat: 'Sum' },
+  { id: 'shadowRegressions', metric: 'ShadowRegressions', stat: 'Sum' },
+] as const;
+
+type FigureId = (typeof FIGURES)[number]['id'];
+
 const query = (
-  id: string,
-  metricName: string,
-  stat: string,
-  def: AlarmDefinition,
+  figure: (typeof FIGURES)[number],
   model: string,
   version: number,
+  periodSeconds: number,
 ): MetricDataQuery => ({
-  Id: id,
+  Id: figure.id,
   MetricStat: {
     Metric: {
       Namespace: METRICS_NAMESPACE,
-      MetricName: metricName,
+      MetricName: figure.metric,
       Dimensions: [
         { Name: 'Model', Value: model },
         { Name: 'Version', Value: String(version) },
       ],
     },
-    Period: def.periodSeconds,
-    Stat: stat,
+    Period: periodSeconds,
+    Stat: figure.stat,
   },
   ReturnData: true,
 });
 
 /**
- * The exact figures behind a rule, from CloudWatch: the rule's statistic (p99 included, which a
- * Metrics Insights alarm cannot evaluate) and the request count, per period of one version.
+ * The exact figures behind the rules, from CloudWatch: per period of one version's routed series,
+ * the started, answered and failed requests, latency p50 and p99 (which a Metrics Insights alarm
+ * cannot compute), and the shadow's checks, in one GetMetricData call (paginated).
  */
 export class CloudWatchMetricsReader implements MetricsReader {
   constructor(private readonly client: CloudWatchClient) {}
 
-  async datapoints(
-    def: AlarmDefinition,
+  async periods(
     model: string,
     version: number,
     range: { start: number; end: number },
-  ): Promise<Datapoint[]> {
-    const points = new Map<number, Datapoint>();
-    const at = (time: Date): Datapoint => {
+    periodSeconds: number,
+  ): Promise<PeriodFigures[]> {
+    const points = new Map<number, PeriodFigures>();
+    const at = (time: Date): PeriodFigures => {
       const start = time.getTime();
       let point = points.get(start);
       if (point === undefined) {
-        point = { start, requests: 0 };
+        point = {
+          start,
+          started: 0,
+          completed: 0,
+          errors: 0,
+          shadowChecks: 0,
+          shadowRegressions: 0,
+        };
         points.set(start, point);
       }
       return point;
@@ -61,21 +80,18 @@ export class CloudWatchMetricsReader implements MetricsReader {
           StartTime: new Date(range.start),
           EndTime: new Date(range.end),
           ScanBy: 'TimestampAscending',
-          MetricDataQueries: [
-            query('value', def.metricName, def.exactStatistic, def, model, version),
-            query('requests', 'Requests', 'Sum', def, model, version),
-          ],
+          MetricDataQueries: FIGURES.map((f) => query(f, model, version, periodSeconds)),
           ...(nextToken === undefined ? {} : { NextToken: nextToken }),
         }),
       );
       for (const result of page.MetricDataResults ?? []) {
+        const id = result.Id as FigureId | undefined;
+        if (id === undefined || !FIGURES.some((f) => f.id === id)) continue;
         const values = result.Values ?? [];
         (result.Timestamps ?? []).forEach((time, i) => {
           const value = values[i];
           if (value === undefined) return;
-          const point = at(time);
-          if (result.Id === 'requests') point.requests = value;
-          else if (result.Id === 'value') point.value = value;
+          at(time)[id] = value;
         });
       }
       nextToken = page.NextToken;

@@ -1,24 +1,28 @@
 import {
   type AlarmDefinition,
-  type Datapoint,
+  type Baseline,
   type Evaluation,
-  evaluate,
+  judge,
+  type PeriodFigures,
   periodMs,
 } from './alarms.ts';
 
-/** Per-period figures of one model version: CloudWatch in the cloud, the EMF evaluator locally. */
+/** Per-period figures of one version's routed traffic: CloudWatch in the cloud, EMF locally. */
 export interface MetricsReader {
-  /**
-   * The rule's `exactStatistic` of its metric and the `Requests` sum, per period of the rule, for
-   * the periods starting in [start, end).
-   */
-  datapoints(
-    def: AlarmDefinition,
+  /** the figures of the periods of `periodSeconds` starting in [start, end), oldest first */
+  periods(
     model: string,
     version: number,
     range: { start: number; end: number },
-  ): Promise<Datapoint[]>;
+    periodSeconds: number,
+  ): Promise<PeriodFigures[]>;
 }
+
+/** Who a version is judged against (see `Baseline`), before its figures are read. */
+export type BaselineRef =
+  | { kind: 'none' }
+  | { kind: 'production'; version: number }
+  | { kind: 'shadow'; version: number; since?: number };
 
 export interface HealthReport {
   model: string;
@@ -26,6 +30,15 @@ export interface HealthReport {
   /** ALARM when any rule is in ALARM */
   state: 'OK' | 'ALARM';
   evaluations: Evaluation[];
+  baseline: BaselineRef;
+  /** routed requests the version started over the rules' window: a candidate's evidence */
+  started: number;
+}
+
+/** What judging needs from the guard's settings. */
+export interface JudgeSettings {
+  definitions: readonly AlarmDefinition[];
+  settleMs: number;
 }
 
 /** The window of a rule that ends at the last complete period before `now`. */
@@ -38,39 +51,73 @@ export const evaluationWindow = (
   return { start: end - def.evaluationPeriods * length, end };
 };
 
-/** Applies every rule to a version's latest complete periods. */
+/**
+ * Judges every rule on a version's latest complete periods against its baseline, reading each
+ * version's figures once per period length.
+ */
 export async function checkHealth(
   reader: MetricsReader,
-  definitions: readonly AlarmDefinition[],
+  settings: JudgeSettings,
   model: string,
   version: number,
+  baseline: BaselineRef,
   now: number,
 ): Promise<HealthReport> {
+  const cache = new Map<string, Promise<PeriodFigures[]>>();
+  const figures = (v: number, def: AlarmDefinition): Promise<PeriodFigures[]> => {
+    const range = evaluationWindow(def, now);
+    const key = `${v} ${def.periodSeconds} ${range.start}`;
+    let pending = cache.get(key);
+    if (pending === undefined) {
+      pending = reader.periods(model, v, range, def.periodSeconds);
+      cache.set(key, pending);
+    }
+    return pending;
+  };
+  const settledBefore = now - settings.settleMs;
   const evaluations = await Promise.all(
-    definitions.map(async (def) => {
-      const window = evaluationWindow(def, now);
-      return evaluate(def, await reader.datapoints(def, model, version, window), window.end);
+    settings.definitions.map(async (def) => {
+      const own = await figures(version, def);
+      const base: Baseline =
+        baseline.kind === 'production'
+          ? { ...baseline, periods: await figures(baseline.version, def) }
+          : baseline;
+      return judge(def, own, base, { end: evaluationWindow(def, now).end, settledBefore });
     }),
   );
+  const first = settings.definitions[0];
+  const started =
+    first === undefined
+      ? 0
+      : (await figures(version, first)).reduce(
+          (sum, p) => sum + Math.max(p.started, p.completed),
+          0,
+        );
   const state = evaluations.some((e) => e.state === 'ALARM') ? 'ALARM' : 'OK';
-  return { model, version, state, evaluations };
+  return { model, version, state, evaluations, baseline, started };
 }
 
 /** The figures of an evaluation as the history record keeps them. */
 export const evaluationMetrics = (
   def: AlarmDefinition,
   evaluation: Evaluation,
+  baseline?: BaselineRef,
 ): Record<string, unknown> => ({
-  metric: def.metricName,
-  statistic: def.exactStatistic,
+  rule: def.name,
   threshold: def.threshold,
   minRequests: def.minRequests,
   periodSeconds: def.periodSeconds,
   breaching: evaluation.breaching,
   datapointsToAlarm: def.datapointsToAlarm,
-  datapoints: evaluation.datapoints.map((p) => ({
+  ...(baseline === undefined ? {} : { baseline }),
+  periods: evaluation.periods.map((p) => ({
     start: new Date(p.start).toISOString(),
     requests: p.requests,
-    ...(p.value === undefined ? {} : { value: p.value }),
+    unfinished: p.unfinished,
+    ...(p.value === undefined ? {} : { value: Number.isFinite(p.value) ? p.value : 'unfinished' }),
+    ...(p.baseline === undefined
+      ? {}
+      : { baseline: Number.isFinite(p.baseline) ? p.baseline : 'unfinished' }),
+    breaching: p.breaching,
   })),
 });

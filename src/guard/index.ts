@@ -8,25 +8,40 @@ export {
   type AlarmOptions,
   type AlarmOverride,
   alarmDefinitions,
+  type Baseline,
   type Datapoint,
   DEFAULT_ALARM_DEFINITIONS,
   type Evaluation,
-  evaluate,
+  evaluateTrigger,
   GUARD_DIMENSIONS,
   type GuardStatistic,
   type InsightsFunction,
   insightsQuery,
-  isBreaching,
+  isTriggering,
+  type JudgedPeriod,
+  judge,
+  type PeriodFigures,
   periodMs,
+  type RuleKind,
   statisticOf,
+  type TriggerEvaluation,
+  zScore,
 } from './alarms.ts';
+export {
+  CanaryWeightError,
+  type CanaryWeightOutcome,
+  checkCanaryWeight,
+  setCanaryWeight,
+} from './canary.ts';
 export type { GuardDeps } from './deps.ts';
 export { InvalidAlarmOptionsError, NothingToRollBackError } from './errors.ts';
 export {
+  type BaselineRef,
   checkHealth,
   evaluationMetrics,
   evaluationWindow,
   type HealthReport,
+  type JudgeSettings,
   type MetricsReader,
 } from './health.ts';
 export {
@@ -42,7 +57,10 @@ export {
 export {
   type AlarmNotice,
   type AlarmResponse,
+  baselineFor,
+  type Review,
   respondToAlarm,
+  reviewWatched,
   runPromoteSchedule,
   type ScheduleResult,
 } from './respond.ts';
@@ -56,4 +74,10 @@ export {
   type RollbackRequest,
   rollback,
 } from './rollback.ts';
-export { DEFAULT_ALARM_PREFIX, type GuardSettings, guardSettings } from './settings.ts';
+export {
+  DEFAULT_ALARM_PREFIX,
+  DEFAULT_MIN_EVIDENCE,
+  DEFAULT_SETTLE_SECONDS,
+  type GuardSettings,
+  guardSettings,
+} from './settings.ts';

@@ -21,7 +21,16 @@ export type PromoteDueOutcome =
   /** its rules are in ALARM: it stays candidate (rollback is the alarm's business) */
   | { model: string; version: number; result: 'held'; health: HealthReport }
   /** a concurrent writer changed the candidate between the check and the write */
-  | { model: string; version: number; result: 'superseded' };
+  | { model: string; version: number; result: 'superseded' }
+  /** baked with its rules OK, but on too few routed requests to tell: it stays candidate */
+  | {
+      model: string;
+      version: number;
+      result: 'waiting';
+      code: 'no-traffic' | 'too-little-traffic' | 'breaching';
+      reason: string;
+      health: HealthReport;
+    };
 
 export interface PromoteOptions {
   clock?: () => Date;
@@ -29,6 +38,8 @@ export interface PromoteOptions {
   actor?: string;
   /** models checked at once. @default 4 */
   concurrency?: number;
+  /** routed requests a candidate must have started in the rules' window. @default 0 */
+  minEvidence?: number;
 }
 
 /**
@@ -69,6 +80,22 @@ async function promoteModelIfDue(
   if (version === undefined || !isDue(seen, now)) return undefined;
   const report = await health(model, version);
   if (report.state === 'ALARM') return { model, version, result: 'held', health: report };
+  const breaching = report.evaluations.filter((e) => e.breaching > 0);
+  if (breaching.length > 0) {
+    // below ALARM, yet not healthy: promotion waits for a window without a breaching period
+    const reason =
+      `baked until ${seen.candidate?.bakeUntil}, but ${breaching.map((e) => `${e.rule} breached in ${e.breaching} of its last periods`).join(', ')}; ` +
+      'it is promoted only after a window without a breaching period';
+    return { model, version, result: 'waiting', code: 'breaching', reason, health: report };
+  }
+  const needed = options.minEvidence ?? 0;
+  if (report.started < needed) {
+    const code = report.started === 0 ? 'no-traffic' : 'too-little-traffic';
+    const reason =
+      `baked until ${seen.candidate?.bakeUntil}, but served ${report.started} routed requests in the rules' window ` +
+      `where ${needed} are needed to judge it; it stays candidate (send it traffic, or \`maas promote ${model} ${version}\`)`;
+    return { model, version, result: 'waiting', code, reason, health: report };
+  }
   const decided: { previous?: number } = {};
   const update = await registry.updateAliases(model, (stored) => {
     if (stored === undefined) return undefined;
@@ -84,9 +111,11 @@ async function promoteModelIfDue(
     version,
     at: now.toISOString(),
     actor: options.actor ?? 'promote',
-    reason: `baked until ${seen.candidate?.bakeUntil} with its alarms OK`,
+    reason: `baked until ${seen.candidate?.bakeUntil}; its rules OK over ${report.started} routed requests`,
     details: {
       ...(decided.previous === undefined ? {} : { previous: decided.previous }),
+      baseline: report.baseline,
+      started: report.started,
       health: report.evaluations.map((e) => ({
         rule: e.rule,
         state: e.state,

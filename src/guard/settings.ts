@@ -23,6 +23,17 @@ export interface GuardSettings {
   promoteEveryMs: number;
   /** `MAAS_GUARD_ALARM_PREFIX`: the CDK stack names each rule's alarm `<prefix><rule>` */
   alarmPrefix: string;
+  /**
+   * `MAAS_GUARD_SETTLE_SECONDS` (real time, not scaled): how long after a period ends a request
+   * started in it may still answer (the predict time-out plus the time its log line takes to
+   * become a metric); only then do its unfinished requests count as failures
+   */
+  settleMs: number;
+  /**
+   * `MAAS_GUARD_MIN_EVIDENCE`: routed requests a candidate must have *started* over the rules'
+   * window before the schedule promotes it; fewer, and it stays a candidate and says why
+   */
+  minEvidence: number;
   /** `MAAS_ALERT_TOPIC_ARN`: where rollbacks are announced, when set */
   alertTopicArn?: string;
 }
@@ -52,6 +63,12 @@ const thresholds = (env: Env): Record<string, AlarmOverride> => {
   return overrides;
 };
 
+/** 15 s predict time-out + 60 s for a log line to become a CloudWatch metric. */
+export const DEFAULT_SETTLE_SECONDS = 75;
+
+/** 5 periods × 20 requests: what the rules need to judge a candidate at all. */
+export const DEFAULT_MIN_EVIDENCE = 100;
+
 export const DEFAULT_ALARM_PREFIX = 'maas-guard-';
 
 /** The CDK stack's default schedule (`maas:promoteEveryMinutes`). */
@@ -72,7 +89,11 @@ export function guardSettings(
   const floor = minRequests(env);
   const overrides: Record<string, AlarmOverride> = {};
   for (const def of DEFAULT_ALARM_DEFINITIONS) {
-    if (floor !== undefined) overrides[def.name] = { minRequests: floor };
+    // The slow rule's minimum counts started requests and is meant to stay below the others.
+    if (floor !== undefined)
+      overrides[def.name] = {
+        minRequests: def.kind === 'slow' ? Math.min(floor, def.minRequests) : floor,
+      };
   }
   for (const [name, override] of Object.entries(byThreshold)) {
     overrides[name] = { ...overrides[name], ...override };
@@ -86,6 +107,12 @@ export function guardSettings(
     watchWindowMs: watchMinutes * 60_000 * timeScale,
     timeScale,
     promoteEveryMs: promoteMinutes * 60_000 * timeScale,
+    settleMs:
+      envNumber(env, 'MAAS_GUARD_SETTLE_SECONDS', DEFAULT_SETTLE_SECONDS, { min: 0 }) * 1000,
+    minEvidence: envNumber(env, 'MAAS_GUARD_MIN_EVIDENCE', DEFAULT_MIN_EVIDENCE, {
+      min: 0,
+      integer: true,
+    }),
     alarmPrefix: text(env, 'MAAS_GUARD_ALARM_PREFIX') ?? DEFAULT_ALARM_PREFIX,
     ...(alertTopicArn === undefined ? {} : { alertTopicArn }),
   };

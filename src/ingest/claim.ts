@@ -37,6 +37,7 @@ import {
 export interface Claim {
   sourceKey: string;
   etag: string;
+  inputs?: string;
   state: 'running' | 'released' | 'done';
   attempt: number;
   startedAt: string;
@@ -52,8 +53,11 @@ export interface Claim {
   outcome?: { event: 'registered' | 'rejected'; version?: number; code?: string };
 }
 
-export const claimKey = (model: string, upload: UploadRef): string =>
-  `${keys.modelPrefix(model)}uploads/${createHash('sha256').update(`${upload.sourceKey}\n${upload.etag}`).digest('hex')}.json`;
+/** One claim per upload: key, bytes and what else decides the outcome (`UploadRef.inputs`). */
+export const claimKey = (model: string, upload: UploadRef): string => {
+  const identity = `${upload.sourceKey}\n${upload.etag}${upload.inputs === undefined ? '' : `\n${upload.inputs}`}`;
+  return `${keys.modelPrefix(model)}uploads/${createHash('sha256').update(identity).digest('hex')}.json`;
+};
 
 /** Another invocation took the claim over: this one must stop writing. */
 export class ClaimLostError extends MaasError {
@@ -191,6 +195,7 @@ export const acquireClaim = async (
   const fresh = (attempt: number, previous?: Claim): Claim => ({
     sourceKey: upload.sourceKey,
     etag: upload.etag,
+    ...(upload.inputs === undefined ? {} : { inputs: upload.inputs }),
     state: 'running',
     attempt,
     startedAt: now.toISOString(),
@@ -245,5 +250,42 @@ export const acquireClaim = async (
     return ranOutOfTime
       ? { kind: 'expired', handle, previous: claim }
       : { kind: 'abandoned', handle, previous: claim, returned };
+  }
+};
+
+/**
+ * Ends the lease of an upload's `running` claim now, for a caller that knows its holder is dead
+ * (the local stack at start: the process that held it is gone). The next delivery takes over at
+ * once, as it would once the lease lapsed; a `done`, `released` or lapsed claim is left as it is.
+ * Returns whether a lease was ended.
+ */
+export const endLease = async (
+  store: ObjectStore,
+  model: string,
+  upload: UploadRef,
+  now: Date,
+): Promise<boolean> => {
+  const key = claimKey(model, upload);
+  let stored: { claim: Claim; etag: string } | undefined;
+  try {
+    const object = await store.get(key);
+    if (object !== undefined) stored = { claim: parse(key, object.body), etag: object.etag };
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+  if (stored === undefined || stored.claim.state !== 'running') return false;
+  const leaseUntil = stored.claim.leaseUntil ?? stored.claim.expiresAt;
+  if (Date.parse(leaseUntil) <= now.getTime()) return false;
+  try {
+    await store.put(key, JSON.stringify({ ...stored.claim, leaseUntil: now.toISOString() }), {
+      ifMatch: stored.etag,
+      contentType: 'application/json',
+    });
+    return true;
+  } catch (err) {
+    // Changed meanwhile: someone is acting on it, which is all this wanted.
+    if (err instanceof PreconditionFailedError) return false;
+    throw err;
   }
 };

@@ -1,4 +1,4 @@
-export { type Claim, ClaimLostError, claimKey } from './claim.ts';
+export { type Claim, ClaimLostError, claimKey, endLease } from './claim.ts';
 export {
   INGEST_REJECTION_CODES,
   IngestInProgressError,
@@ -6,6 +6,7 @@ export {
   UploadRejectedError,
 } from './errors.ts';
 export { createIngestDepsFromEnv } from './from-env.ts';
+export { describeUpload, uploadInputs } from './identity.ts';
 export {
   type IngestDeps,
   type IngestLogger,

@@ -2,6 +2,7 @@ import { errorMessage, type MaasError } from '../errors/index.ts';
 import {
   ModelRejectedError,
   type ModelSignature,
+  type TensorSpec,
   type ValidationLimits,
   validateModel,
 } from '../onnx/index.ts';
@@ -38,8 +39,10 @@ import {
   type StoredObject,
 } from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
+import { sampleMeans } from './baseline.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
+import { describeUpload } from './identity.ts';
 import { parseUploadOptions, type UploadOptions } from './options.ts';
 import { decodeSidecar, type SampleSet, synthesizeSamples } from './samples.ts';
 import type { IngestSettings } from './settings.ts';
@@ -109,6 +112,8 @@ interface Candidate {
   warmup: WarmupReport;
   samples: SampleSet['source'];
   inputLimits: InputLimits | undefined;
+  /** recorded only for the uploader's own samples: synthesized ones mean nothing */
+  sampleMeans?: Manifest['sampleMeans'];
   int8?: Uint8Array;
   quantization: QuantizationReport;
   served: ServedVariant;
@@ -142,17 +147,21 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
     log.error('ingest: ignored', { key, reason });
     return { status: 'ignored', key, reason };
   }
-  let etag = event.etag === undefined ? undefined : normalizeEtag(event.etag);
-  if (etag === undefined) {
-    try {
-      etag = normalizeEtag((await store.head(key)).etag);
-    } catch (err) {
-      if (!(err instanceof ObjectNotFoundError)) throw err;
+  let current: UploadRef;
+  try {
+    current = await describeUpload(store, key);
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError)) throw err;
+    if (event.etag === undefined) {
       log.warn('ingest: ignored', { key, reason: 'the object is gone' });
       return { status: 'ignored', key, reason: 'the object is gone' };
     }
+    current = { sourceKey: key, etag: normalizeEtag(event.etag) };
   }
-  const upload: UploadRef = { sourceKey: key, etag };
+  const etag = event.etag === undefined ? current.etag : normalizeEtag(event.etag);
+  // The samples and options are those stored with these bytes; an upload already replaced keeps
+  // only its key and ETag, and is rejected as superseded below.
+  const upload: UploadRef = current.etag === etag ? current : { sourceKey: key, etag };
   const now = clock();
   const deadline = event.deadline ?? new Date(now.getTime() + DEFAULT_DEADLINE_MS);
   const claimed = await acquireClaim(store, model, upload, now, deadline, deps.instanceId);
@@ -344,12 +353,26 @@ async function evaluate(ctx: Context): Promise<Candidate> {
 
   const samples = await loadSamples(store, key, signature, settings);
   const session = { intraOpThreads: settings.intraOpThreads };
-  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs);
+  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs).catch(
+    (err: unknown) => {
+      throw samples.source === 'synthesized' ? onSynthesizedInputs(err, key, signature) : err;
+    },
+  );
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
   const inputLimits = learnInputLimits(options, samples);
-  const evaluated = { bytes, signature, options, warmup, samples: samples.source, inputLimits };
+  const evaluated = {
+    bytes,
+    signature,
+    options,
+    warmup,
+    samples: samples.source,
+    inputLimits,
+    ...(samples.source === 'sidecar'
+      ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
+      : {}),
+  };
   if (!options.quantize) {
     const decision = 'fp32 served: quantization turned off by the upload (maas-quantize=off)';
     return {
@@ -502,6 +525,29 @@ export const learnInputLimits = (
   return { maxElements: Math.max(1, largest) * INPUT_HEADROOM, source: 'samples' };
 };
 
+const specText = (spec: TensorSpec): string =>
+  `${spec.name} ${spec.datatype} [${spec.shape.map((d, i) => (d < 0 ? (spec.dimNames?.[i] ?? '?') : d)).join(', ')}]`;
+
+/**
+ * A warm-up failure on inputs ingest made up itself: "sample #1" would point at a file the user
+ * never sent. Say the inputs were synthesized, show the signature they were made from, and how to
+ * send real ones.
+ */
+function onSynthesizedInputs(err: unknown, key: string, signature: ModelSignature): unknown {
+  if (!(err instanceof UploadRejectedError)) return err;
+  const file = key.split('/').at(-1) ?? 'model.onnx';
+  const message = err.message.replace(
+    /on sample #(\d+)/,
+    'on inputs synthesized from its signature (no samples were uploaded: dynamic dims 1, floats in [-1, 1), integers 1)',
+  );
+  return new UploadRejectedError(
+    err.code,
+    `${message} The model's inputs: ${signature.inputs.map(specText).join('; ')}. ` +
+      `Push real inputs with --samples (\`maas inspect ${file} --template ${file.replace(/\.onnx$/, '.samples.json')}\` writes a template to fill in).`,
+    { cause: err.cause, details: { ...err.details, samples: 'synthesized' } },
+  );
+}
+
 async function loadSamples(
   store: ObjectStore,
   modelKey: string,
@@ -646,6 +692,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     quantization: candidate.quantization,
     warmup: candidate.warmup,
     ...(candidate.inputLimits === undefined ? {} : { inputLimits: candidate.inputLimits }),
+    ...(candidate.sampleMeans === undefined ? {} : { sampleMeans: candidate.sampleMeans }),
     createdAt: clock().toISOString(),
   };
   await deps.registry.commitManifest(manifest);
@@ -703,6 +750,9 @@ async function finish(
       ...uploadDetails(upload),
       served: manifest.served,
       alias,
+      ...(alias === 'candidate' && update.aliases?.candidate?.version === version
+        ? { weight: update.aliases.candidate.weight }
+        : {}),
       promote: policy.promote,
       sha256: manifest.variants.fp32.sha256,
       ...(q?.sizeRatio === undefined ? {} : { sizeRatio: q.sizeRatio }),

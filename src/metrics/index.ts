@@ -3,6 +3,8 @@ export { type EmittedMetrics, MemoryMetricsSink } from './memory.ts';
 export {
   DIMENSION_SETS,
   DIMENSIONS,
+  type EmitOptions,
+  isRouted,
   METRICS,
   METRICS_NAMESPACE,
   type MetricDimensions,

@@ -5,13 +5,15 @@
 export const METRICS_NAMESPACE = 'Maas';
 
 export const METRICS = {
-  /** inference requests that reached a model route */
+  /** inference requests that reached a model version, written before it runs (guard series only) */
+  Started: 'Count',
+  /** inference requests that reached a model route and were answered */
   Requests: 'Count',
   /** server-side failures (5xx): what rollback alarms watch */
   ModelErrors: 'Count',
   /** requests refused as the client's mistake (4xx other than 429) */
   ClientErrors: 'Count',
-  /** end to end in the handler */
+  /** end to end in the handler, model load excluded (cold loads are ModelLoadLatency) */
   Latency: 'Milliseconds',
   /** `session.run` alone */
   InferenceLatency: 'Milliseconds',
@@ -21,6 +23,18 @@ export const METRICS = {
   ColdStart: 'Count',
   /** NaN and ±Infinity elements in the outputs returned */
   NonFiniteOutputs: 'Count',
+  /** explain requests that reached a model route; never counted as Requests or ModelErrors */
+  ExplainRequests: 'Count',
+  /** end to end of an explain request */
+  ExplainLatency: 'Milliseconds',
+  /** model runs on one example an explanation spent, the prediction included */
+  ExplainEvaluations: 'Count',
+  /** a production failure in its watch window re-run on the previous known-good version */
+  ShadowChecks: 'Count',
+  /** of those, the ones the previous version answered: failures that are the new version's */
+  ShadowRegressions: 'Count',
+  /** the shadow run's own time (ms), the extra latency the failing request paid */
+  ShadowLatency: 'Milliseconds',
 } as const satisfies Record<string, 'Count' | 'Milliseconds'>;
 
 export type MetricName = keyof typeof METRICS;
@@ -29,7 +43,11 @@ export type MetricValues = Partial<Record<MetricName, number>>;
 /** Dimension names. Every per-model metric is emitted under both sets below. */
 export const DIMENSIONS = { model: 'Model', variant: 'Variant', version: 'Version' } as const;
 
-/** `[Model, Variant]` for alarms per model and canary split; `[Model, Version]` per version. */
+/**
+ * `[Model, Variant]` for dashboards and the canary split (every request); `[Model, Version]` for
+ * the guard, emitted only for *routed* requests (production, candidate): a request pinned by
+ * version never counts toward a rollout decision.
+ */
 export const DIMENSION_SETS = [
   [DIMENSIONS.model, DIMENSIONS.variant],
   [DIMENSIONS.model, DIMENSIONS.version],
@@ -48,5 +66,16 @@ export interface MetricDimensions {
  * concurrent requests in one process never mix their dimensions.
  */
 export interface MetricsSink {
-  emit(values: MetricValues, dimensions?: MetricDimensions): void;
+  emit(values: MetricValues, dimensions?: MetricDimensions, options?: EmitOptions): void;
 }
+
+export interface EmitOptions {
+  /**
+   * epoch ms the document is stamped with (the period it counts in): a request's `Started` and
+   * its answer both carry the request's start, so they land in the same period
+   */
+  timestamp?: number;
+}
+
+/** Whether a request's metrics go to the guard's `[Model, Version]` series. */
+export const isRouted = (dimensions: MetricDimensions): boolean => dimensions.variant !== 'pinned';

@@ -25,6 +25,7 @@ export const REJECTION_CODES = [
   'TooManyElements',
   'UnsupportedIoType',
   'UnsupportedElementType',
+  'ControlCharacterInName',
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 

@@ -14,6 +14,7 @@ import {
 import { fmtBytes } from '../util/index.ts';
 import { elemTypeByteSize, elemTypeName } from './datatypes.ts';
 import { ModelRejectedError } from './errors.ts';
+import { checkNames } from './names.ts';
 import { opKey, readSignature } from './signature.ts';
 import type { ModelSignature } from './types.ts';
 import { subgraphsOf } from './walk.ts';
@@ -121,12 +122,28 @@ const diagnoseUndecodable = (bytes: Uint8Array, cause: unknown): never => {
   }
   return reject(
     'NotOnnx',
-    `The file is not an ONNX model: its bytes do not decode as an ONNX ModelProto (${
-      cause instanceof Error ? cause.message : String(cause)
-    }). Send a .onnx file as written by your framework's ONNX exporter.`,
+    // The decoder's own words ("cant skip wire type 4") name its internals, not the file: the
+    // reason says what the bytes are, and the cause keeps the detail for the logs.
+    `The file is not an ONNX model: its ${fmtBytes(bytes.length)} do not decode as an ONNX ` +
+      `ModelProto${describeStart(bytes)}. Send a .onnx file as written by your framework's ONNX ` +
+      'exporter (torch.onnx.export, tf2onnx, skl2onnx, ...).',
     { bytes: bytes.length },
     cause,
   );
+};
+
+/** What the file starts with, when it is recognisably something else than ONNX. */
+const describeStart = (bytes: Uint8Array): string => {
+  const head = new TextDecoder('latin1').decode(bytes.subarray(0, 8));
+  if (head.startsWith('PK')) return ' (it is a zip archive: unzip it and send the .onnx inside)';
+  if (head.startsWith('\x1f\x8b')) return ' (it is gzip-compressed: decompress it first)';
+  if (/^\s*[[{]/.test(head)) return ' (it is JSON text)';
+  if (head.startsWith('\x93NUMPY')) return ' (it is a NumPy array file)';
+  const printable = [...head].every(
+    (c) => c === '\t' || c === '\n' || c === '\r' || (c >= ' ' && c <= '~'),
+  );
+  if (head.length > 0 && printable) return ' (it is plain text)';
+  return '';
 };
 
 const decode = (bytes: Uint8Array): ModelProto => {
@@ -450,6 +467,7 @@ export const validateModel = (
         : 'The model has no graph, so there is nothing to run. Send an .onnx file exported with its graph.',
     );
   }
+  checkNames(model);
   new Validator(lim, model).checkModel(model, graph);
   return { model, signature: readSignature(model) };
 };

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/index.ts';
 import { MaasError } from '../errors/index.ts';
 import { type HttpResponse, jsonResponse } from './http.ts';
 
@@ -58,6 +59,20 @@ export class MethodNotAllowedError extends MaasError {
   }
 }
 
+/** Load and unload of the model repository extension: models are managed through S3 here. */
+export class RepositoryReadOnlyError extends MaasError {
+  constructor(action: 'load' | 'unload', model: string) {
+    super(
+      'RepositoryReadOnly',
+      `the model repository is read-only over HTTP, so ${model} cannot be ${action}ed here: ` +
+        (action === 'load'
+          ? `upload the model to S3 instead (\`maas push model.onnx --model ${model}\`, or aws s3 cp to incoming/${model}/), and it is registered and served`
+          : `take it out of service through S3 instead (\`maas rollback ${model}\`, or \`maas promote\` another version)`),
+      { details: { action, model } },
+    );
+  }
+}
+
 export class RouteNotFoundError extends MaasError {
   constructor(
     readonly method: string,
@@ -72,7 +87,10 @@ export class RouteNotFoundError extends MaasError {
 }
 
 /** Seconds a client should wait before retrying a 503 or a 429, unless the error says otherwise. */
-export const RETRY_AFTER_SECONDS = { unavailable: 5, overloaded: 1 } as const;
+export const RETRY_AFTER_SECONDS = {
+  unavailable: DEFAULTS.retryAfterSeconds,
+  overloaded: 1,
+} as const;
 
 interface ErrorRule {
   status: number;
@@ -111,10 +129,14 @@ const RULES: Readonly<Partial<Record<string, ErrorRule>>> = {
   InvalidTensor: { status: 400 },
   InputRejected: { status: 400 },
   InvalidModelName: { status: 400 },
+  InvalidExplainParameter: { status: 400 },
+  ExplanationTooCostly: { status: 413 },
+  ExplainDisabled: { status: 404 },
   ModelNotFound: { status: 404 },
   VersionNotFound: { status: 404 },
   RouteNotFound: { status: 404 },
   MethodNotAllowed: { status: 405 },
+  RepositoryReadOnly: { status: 405 },
   PayloadTooLarge: { status: 413 },
   UnsupportedMediaType: { status: 415 },
   Overloaded: { status: 429, retryAfter: RETRY_AFTER_SECONDS.overloaded },

@@ -12,6 +12,11 @@ export interface HttpRequest {
   body: Uint8Array | undefined;
   /** the platform's id for this request (API Gateway's requestId), echoed in logs and 500s */
   requestId: string;
+  /**
+   * epoch ms when the invocation serving the request is stopped (Lambda's remaining time, set by
+   * the adapter); work that loops over model runs stops in time to answer
+   */
+  deadline?: number;
 }
 
 export interface HttpResponse {

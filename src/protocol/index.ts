@@ -1,3 +1,4 @@
+export { CONTENT_ENCODINGS, decodeContentEncoding } from './encoding.ts';
 export {
   InputRejectedError,
   InvalidRequestError,
@@ -5,6 +6,7 @@ export {
   MethodNotAllowedError,
   PayloadTooLargeError,
   RETRY_AFTER_SECONDS,
+  RepositoryReadOnlyError,
   RouteNotFoundError,
   statusOf,
   toHttpResponse,
@@ -33,6 +35,13 @@ export {
   inferPath,
   requireBody,
 } from './media.ts';
+export {
+  CONFIG_PLATFORM,
+  decodeRepositoryIndexRequest,
+  encodeModelConfig,
+  type RepositoryIndexEntry,
+  type TritonModelConfig,
+} from './repository.ts';
 export {
   countNonFinite,
   type DecodedTensor,

@@ -29,6 +29,8 @@ export interface DecodedInferRequest {
   inputs: DecodedTensor[];
   /** the outputs to compute, in response order: those named in the request, else all */
   outputs: RequestedOutput[];
+  /** the request's own `parameters`, as sent (explain reads its options there) */
+  parameters: Readonly<Record<string, unknown>>;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -162,7 +164,7 @@ export const decodeInferRequest = (
   });
 
   const requested = planOutputs(outputs, signature.outputs, binaryByDefault);
-  return { ...(id === undefined ? {} : { id }), inputs: decoded, outputs: requested };
+  return { ...(id === undefined ? {} : { id }), inputs: decoded, outputs: requested, parameters };
 };
 
 const planInputs = (

@@ -133,6 +133,48 @@ export const isDue = (aliases: Aliases, now: Date): boolean => {
 };
 
 /**
+ * The version production would go back to: the newest known-good one never rolled back. The
+ * rollback plan restores it; the guard's shadow re-runs production's failures on it.
+ */
+export const previousKnownGood = (aliases: Aliases): number | undefined => {
+  const current = normalizeAliases(aliases);
+  return current.knownGood.findLast(
+    (v) => v !== current.production && !current.rolledBack.includes(v),
+  );
+};
+
+/**
+ * Production promoted less than `watchWindowMs` ago, with the version it would go back to: what
+ * the guard still watches (and may roll back) after a promotion.
+ */
+export const watchedProduction = (
+  aliases: Aliases,
+  now: Date,
+  watchWindowMs: number,
+): { version: number; previous?: number } | undefined => {
+  if (aliases.production === undefined || aliases.promotedAt === undefined) return undefined;
+  const age = now.getTime() - Date.parse(aliases.promotedAt);
+  if (!(age >= 0 && age <= watchWindowMs)) return undefined;
+  const previous = previousKnownGood(aliases);
+  return { version: aliases.production, ...(previous === undefined ? {} : { previous }) };
+};
+
+/**
+ * The candidate, baked but not promoted for want of evidence, says why: `undefined` (no write)
+ * when it already says so, or when `version` is no longer the candidate.
+ */
+export const heldCandidate = (
+  current: Aliases,
+  version: number,
+  held: { code: 'no-traffic' | 'too-little-traffic' | 'breaching'; reason: string },
+  now: Date,
+): Aliases | undefined => {
+  const candidate = current.candidate;
+  if (candidate?.version !== version || candidate.held?.code === held.code) return undefined;
+  return { ...current, candidate: { ...candidate, held: { ...held, since: now.toISOString() } } };
+};
+
+/**
  * Production set back by hand to a committed version: the version it replaces joins `rolledBack`,
  * and the restored one is not watched as a new promotion.
  */
@@ -149,6 +191,12 @@ export const restored = (current: Aliases, version: number): Aliases => {
     rolledBack,
   });
 };
+
+/** The candidate's share of routed traffic changes; its bake time does not. */
+export const reweighted = (current: Aliases, weight: number): Aliases =>
+  current.candidate === undefined
+    ? current
+    : { ...current, candidate: { ...current.candidate, weight } };
 
 export type RollbackAction = 'dropped-candidate' | 'reverted-production';
 

@@ -99,6 +99,11 @@ export interface HistoryQuery {
 export interface UploadRef {
   sourceKey: string;
   etag: string;
+  /**
+   * what else the outcome depends on: a digest of the samples sidecar's ETag and the upload's
+   * options (`describeUpload` in src/ingest); unset: not known to the caller
+   */
+  inputs?: string;
 }
 
 export interface RejectionInput extends UploadRef {
@@ -118,19 +123,33 @@ export interface RejectionInput extends UploadRef {
  * `sourceKey` (the `incoming/...` key, decoded) and `etag` (the object's ETag without quotes, as in
  * S3 event records). `maas push` waits for that record; `findUploadOutcome` finds it.
  */
-export const uploadDetails = (upload: UploadRef): { sourceKey: string; etag: string } => ({
+export const uploadDetails = (
+  upload: UploadRef,
+): { sourceKey: string; etag: string; inputs?: string } => ({
   sourceKey: upload.sourceKey,
   etag: normalizeEtag(upload.etag),
+  ...(upload.inputs === undefined ? {} : { inputs: upload.inputs }),
 });
 
-export function isOutcomeOf(record: HistoryRecord, upload: UploadRef): boolean {
-  if (record.event !== 'registered' && record.event !== 'rejected') return false;
-  const details = record.details ?? {};
+/**
+ * Whether recorded upload details (`uploadDetails`) name `upload`: same key, bytes and inputs. A
+ * caller that does not know the inputs (one that uploaded once and waits) matches on key and bytes.
+ */
+export function isSameUpload(
+  details: Readonly<Record<string, unknown>>,
+  upload: UploadRef,
+): boolean {
   return (
     details.sourceKey === upload.sourceKey &&
     typeof details.etag === 'string' &&
-    normalizeEtag(details.etag) === normalizeEtag(upload.etag)
+    normalizeEtag(details.etag) === normalizeEtag(upload.etag) &&
+    (upload.inputs === undefined || details.inputs === upload.inputs)
   );
+}
+
+export function isOutcomeOf(record: HistoryRecord, upload: UploadRef): boolean {
+  if (record.event !== 'registered' && record.event !== 'rejected') return false;
+  return isSameUpload(record.details ?? {}, upload);
 }
 
 const MiB = 1024 * 1024;
@@ -514,12 +533,10 @@ export class Registry {
     } catch {
       return false;
     }
-    const wanted = uploadDetails(source);
     const match =
       typeof reservedSource === 'object' &&
       reservedSource !== null &&
-      (reservedSource as Record<string, unknown>).sourceKey === wanted.sourceKey &&
-      (reservedSource as Record<string, unknown>).etag === wanted.etag;
+      isSameUpload(reservedSource as Record<string, unknown>, source);
     return match && !(await this.exists(keys.manifest(model, version)));
   }
 

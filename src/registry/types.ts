@@ -22,6 +22,21 @@ export interface InputLimits {
   source: 'samples' | 'metadata';
 }
 
+/**
+ * The mean of one input over the upload's sample requests, recorded by ingest: the `samples-mean`
+ * baseline of explanations.
+ */
+export interface InputMean {
+  /** sample requests averaged */
+  samples: number;
+  /** mean of every element of every sample */
+  mean: number;
+  /** dims of one example (the batch dim left out), when every sample had them */
+  shape?: number[];
+  /** mean per element of one example, row-major; only for inputs small enough to record */
+  elements?: number[];
+}
+
 export interface Manifest {
   model: string;
   version: number;
@@ -38,6 +53,8 @@ export interface Manifest {
   warmup?: { samples: number; p50Ms: number; loadMs: number };
   /** absent: only the platform's caps apply (no samples, or `maas-max-elements=off`) */
   inputLimits?: InputLimits;
+  /** per input name; only when the upload came with sample requests */
+  sampleMeans?: Record<string, InputMean>;
   createdAt: string;
 }
 
@@ -46,6 +63,11 @@ export interface CandidateAlias {
   weight: number;
   /** ISO time after which the scheduled promote may make it production */
   bakeUntil: string;
+  /**
+   * Why the schedule did not promote it once baked (too little routed traffic to judge it): set
+   * by the guard, shown by `maas show` and `maas models`; `code` changes only when the reason does
+   */
+  held?: { code: 'no-traffic' | 'too-little-traffic' | 'breaching'; reason: string; since: string };
 }
 
 export interface Aliases {
@@ -61,13 +83,7 @@ export interface Aliases {
   updatedAt: string;
 }
 
-export type HistoryEvent =
-  | 'registered'
-  | 'rejected'
-  | 'promoted'
-  | 'candidate'
-  | 'rolled-back'
-  | 'candidate-dropped';
+export type HistoryEvent = 'registered' | 'rejected' | 'promoted' | 'candidate' | 'rolled-back';
 
 export interface HistoryRecord {
   model: string;

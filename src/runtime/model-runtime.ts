@@ -6,6 +6,7 @@ import {
   type Aliases,
   type Manifest,
   ModelNotFoundError,
+  previousKnownGood,
   type ServedVariant,
   sha256Hex,
   type VariantInfo,
@@ -152,7 +153,13 @@ export class ModelRuntime implements ModelProvider {
 
   async acquire(model: string, version?: number): Promise<RuntimeLoadedModel> {
     if (version !== undefined) return this.serve(model, version, 'pinned');
-    const { aliases } = await this.readAliases(model);
+    let { aliases } = await this.readAliases(model);
+    if (aliases?.production === undefined && aliases?.candidate === undefined) {
+      // This instance's view may predate the write that gave the model a version to serve
+      // (another instance may already answer ready): read again, a conditional GET, before
+      // answering no. Only this answer pays for it; a model that serves keeps the TTL.
+      ({ aliases } = await this.readAliases(model, { fresh: true }));
+    }
     const candidate = aliases?.candidate;
     const production = aliases?.production;
     if (candidate !== undefined && (production === undefined || this.random() < candidate.weight)) {
@@ -161,7 +168,11 @@ export class ModelRuntime implements ModelProvider {
     if (production === undefined) {
       throw new NoProductionVersionError(model, await this.versions(model));
     }
-    return this.serve(model, production, 'production');
+    const served = await this.serve(model, production, 'production');
+    const previous = aliases === undefined ? undefined : previousKnownGood(aliases);
+    return aliases?.promotedAt === undefined || previous === undefined
+      ? served
+      : { ...served, promotion: { at: aliases.promotedAt, previous } };
   }
 
   /** `model@version` of every live session, least recently used first */
@@ -384,26 +395,30 @@ export class ModelRuntime implements ModelProvider {
   }
 
   /** the model's aliases within the TTL; a model with versions but no aliases has `undefined` */
-  private async readAliases(model: string): Promise<KnownAliases> {
+  private async readAliases(model: string, options?: { fresh?: boolean }): Promise<KnownAliases> {
     try {
-      const known = await this.aliases.get(model, async (previous) => {
-        if (previous?.etag !== undefined) {
-          const changed = await this.registry
-            .getAliasesIfChanged(model, previous.etag)
-            .catch((err: unknown) => {
-              // aliases.json was deleted: read the model afresh below
-              if (err instanceof ModelNotFoundError) return null;
-              throw err;
-            });
-          if (changed === undefined) return previous;
-          if (changed !== null) return { aliases: changed.aliases, etag: changed.etag };
-        }
-        const current = await this.registry.getAliases(model);
-        if (current !== undefined) return { aliases: current.aliases, etag: current.etag };
-        return (await this.registry.listVersions(model)).length === 0
-          ? undefined
-          : { aliases: undefined };
-      });
+      const known = await this.aliases.get(
+        model,
+        async (previous) => {
+          if (previous?.etag !== undefined) {
+            const changed = await this.registry
+              .getAliasesIfChanged(model, previous.etag)
+              .catch((err: unknown) => {
+                // aliases.json was deleted: read the model afresh below
+                if (err instanceof ModelNotFoundError) return null;
+                throw err;
+              });
+            if (changed === undefined) return previous;
+            if (changed !== null) return { aliases: changed.aliases, etag: changed.etag };
+          }
+          const current = await this.registry.getAliases(model);
+          if (current !== undefined) return { aliases: current.aliases, etag: current.etag };
+          return (await this.registry.listVersions(model)).length === 0
+            ? undefined
+            : { aliases: undefined };
+        },
+        options,
+      );
       if (known === undefined) throw new ModelNotFoundError(model);
       return known;
     } catch (err) {

@@ -35,6 +35,11 @@ export interface LoadedModel {
   inputLimits?: InputLimits;
   /** set on the acquire that waited for a cold load; its `totalMs` feeds ModelLoadLatency */
   load?: { totalMs: number };
+  /**
+   * Routed to production after a promotion: when it was promoted and the known-good version it
+   * would go back to, so its failures can be re-run there (the guard's shadow)
+   */
+  promotion?: { at: string; previous: number };
   run(feeds: Record<string, Tensor>, outputNames: string[]): Promise<Record<string, Tensor>>;
 }
 

@@ -19,14 +19,18 @@ export const sessionOptions = (
 ): ort.InferenceSession.SessionOptions => ({
   graphOptimizationLevel: 'all',
   ...(settings.intraOpThreads === undefined ? {} : { intraOpNumThreads: settings.intraOpThreads }),
-  // 3 = errors only: load-time warnings (unused initializers...) are noise in a function's log,
-  // and nothing a model names should reach stdout/stderr below that
-  logSeverityLevel: 3,
+  // 4 = fatal only. onnxruntime's error lines quote node names verbatim, newlines included, on
+  // stderr: at 3 a node named "x\n{...EMF...}\n" printed a line CloudWatch would read as another
+  // model's metrics. Run failures still reach the caller as exceptions (and, escaped, the log).
+  logSeverityLevel: 4,
   // No CPU arena: it keeps a burst's activations for the life of the session. bench/arena.ts,
   // encoder: [8, 512] keeps 475 MB with it, 24 MB without (peak 699 vs 552 MB); [64, 512] keeps
   // 3.8 GB with it, nothing without. The memory pattern stays on (off: larger peaks, no faster).
   enableCpuMemArena: false,
 });
+
+// The process-wide default logger (used before a session has its own) is held to the same level.
+ort.env.logLevel = 'fatal';
 
 export type SessionFactory = (bytes: Uint8Array, settings?: SessionSettings) => Promise<Session>;
 

@@ -20,13 +20,19 @@ export class TtlCache<V> {
     private readonly now: () => number,
   ) {}
 
-  /** `read` receives the last known value (for a conditional GET) and returns the current one */
+  /**
+   * `read` receives the last known value (for a conditional GET) and returns the current one;
+   * `fresh` reads even within the TTL (joining a read already under way).
+   */
   async get(
     key: string,
     read: (previous: V | undefined) => Promise<V | undefined>,
+    { fresh = false }: { fresh?: boolean } = {},
   ): Promise<V | undefined> {
     const slot = this.slots.get(key);
-    if (slot?.value !== undefined && this.now() - slot.checkedAt < this.ttlMs) return slot.value;
+    if (!fresh && slot?.value !== undefined && this.now() - slot.checkedAt < this.ttlMs) {
+      return slot.value;
+    }
     if (slot?.pending !== undefined) return slot.pending;
     const previous = slot?.value;
     const pending = read(previous).then(

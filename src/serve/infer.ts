@@ -26,12 +26,19 @@ import {
   type ModelProvider,
   toOrtTensor,
 } from '../runtime/index.ts';
+import { type ShadowBudget, type ShadowSettings, shadowTarget } from './shadow.ts';
 
 /** What serving one request found out, for its metrics and its log record. */
 export interface Exchange {
+  /** epoch ms the request arrived: the period its metrics count in */
+  startedAt?: number;
   loaded?: LoadedModel;
   inferenceMs?: number;
   nonFiniteOutputs?: number;
+  /** set by an explain request that produced an explanation */
+  explain?: { evaluations: number; method: string };
+  /** a failure re-run on the previous known-good version: did it answer, and how long it took */
+  shadow?: { version: number; answered: boolean; ms: number };
 }
 
 export interface InferDeps {
@@ -39,6 +46,10 @@ export interface InferDeps {
   limits: ProtocolLimits;
   /** a monotonic clock in ms */
   now: () => number;
+  /** called once the model version is known, before it runs (the guard's `Started` record) */
+  beforeRun?: (ex: Exchange, loaded: LoadedModel) => Promise<void>;
+  /** re-runs failures of production in its watch window on the previous known-good version */
+  shadow?: { settings: ShadowSettings; budget: ShadowBudget };
 }
 
 /** The platform's element cap, and the version's own bound from its manifest when it has one. */
@@ -48,6 +59,37 @@ const decodeLimits = (deps: InferDeps, loaded: LoadedModel): DecodeLimits => ({
     ? {}
     : { model: { model: `${loaded.model} v${loaded.version}`, ...loaded.inputLimits } }),
 });
+
+/**
+ * Re-runs a failed request on the previous known-good version when production is watched and the
+ * budget allows; records whether that version answered. Its own failure to load changes nothing.
+ */
+const shadowRun = async (
+  deps: InferDeps,
+  ex: Exchange,
+  version: number | undefined,
+  loaded: LoadedModel,
+  feeds: Record<string, Tensor>,
+  outputNames: string[],
+): Promise<void> => {
+  if (version === undefined || deps.shadow === undefined || !deps.shadow.budget.take()) return;
+  const started = deps.now();
+  let previous: LoadedModel;
+  try {
+    previous = await deps.provider.acquire(loaded.model, version);
+  } catch {
+    // the previous version cannot serve: no evidence either way, so no check is recorded
+    return;
+  }
+  let answered = false;
+  try {
+    await previous.run(feeds, outputNames);
+    answered = true;
+  } catch {
+    // fails there too: the inputs, not the new version
+  }
+  ex.shadow = { version, answered, ms: deps.now() - started };
+};
 
 /** Runs decoded inputs on a loaded version and returns the named outputs in codec form. */
 const runModel = async (
@@ -59,12 +101,18 @@ const runModel = async (
 ): Promise<DecodedTensor[]> => {
   const feeds: Record<string, Tensor> = {};
   for (const input of inputs) feeds[input.name] = toOrtTensor(input);
+  const watched =
+    deps.shadow === undefined ? undefined : shadowTarget(deps.shadow.settings, loaded, Date.now());
+  if (watched !== undefined) deps.shadow?.budget.served();
+  await deps.beforeRun?.(ex, loaded);
   const started = deps.now();
   let results: Record<string, Tensor>;
   try {
     results = await loaded.run(feeds, outputNames);
   } catch (err) {
     if (err instanceof MaasError) throw err;
+    ex.inferenceMs = deps.now() - started;
+    await shadowRun(deps, ex, watched, loaded, feeds, outputNames);
     // The inputs matched the signature, so what onnxruntime refuses is their values (an index
     // past a vocabulary, a reshape that cannot hold): the client's to fix, never a 500.
     // The runtime's own words (its source paths, kernel and node names) are for the operator's
@@ -80,7 +128,7 @@ const runModel = async (
       { cause: err },
     );
   } finally {
-    ex.inferenceMs = deps.now() - started;
+    ex.inferenceMs ??= deps.now() - started;
   }
   const outputs = outputNames.map((name) => {
     const tensor = results[name];

@@ -26,7 +26,11 @@ export const dimensionsOf = (
   return undefined;
 };
 
-/** The request metrics of one inference request (docs/design.md, "Metrics"). */
+/**
+ * The request metrics of one inference request (docs/design.md, "Metrics"). `Latency` leaves out
+ * the model's cold load (its own `ModelLoadLatency`) and the shadow's re-run (`ShadowLatency`):
+ * what the guard's latency rules judge is the version's own serving time.
+ */
 export const inferenceMetrics = (
   ex: Exchange,
   status: number,
@@ -39,11 +43,18 @@ export const inferenceMetrics = (
   const modelFailed = failure instanceof InputRejectedError;
   return {
     Requests: 1,
-    Latency: latencyMs,
+    Latency: Math.max(0, latencyMs - (ex.loaded?.load?.totalMs ?? 0) - (ex.shadow?.ms ?? 0)),
     ModelErrors: status >= 500 || modelFailed ? 1 : 0,
     ClientErrors: status >= 400 && status < 500 && status !== 429 && !modelFailed ? 1 : 0,
     ...(ex.inferenceMs === undefined ? {} : { InferenceLatency: ex.inferenceMs }),
     ...(ex.loaded?.load === undefined ? {} : { ModelLoadLatency: ex.loaded.load.totalMs }),
     ...(ex.nonFiniteOutputs === undefined ? {} : { NonFiniteOutputs: ex.nonFiniteOutputs }),
+    ...(ex.shadow === undefined
+      ? {}
+      : {
+          ShadowChecks: 1,
+          ShadowRegressions: ex.shadow.answered ? 1 : 0,
+          ShadowLatency: ex.shadow.ms,
+        }),
   };
 };

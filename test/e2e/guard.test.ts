@@ -58,6 +58,8 @@ beforeAll(async () => {
         MAAS_GUARD_TIME_SCALE: String(1 / 30),
         MAAS_GUARD_MIN_REQUESTS: '5',
         MAAS_ALARM_THRESHOLDS: '{"latency": 40}',
+        // the schedule re-judges every watched version every 2 s
+        MAAS_PROMOTE_EVERY_MINUTES: '1',
       }),
       logger: new Logger({ logLevel: 'SILENT' }),
       onAlarm: (transition) => transitions.push(transition),
@@ -149,7 +151,9 @@ async function episode(model: string, bad: Uint8Array) {
 }
 
 describe('the guard on the local stack', () => {
-  it('rolls back a candidate that fails on real traffic without a human step', async () => {
+  it('rolls back a candidate that fails on real traffic without a human step', {
+    timeout: 180_000,
+  }, async () => {
     const { during, after, history } = await episode('flaky', lookupModel());
 
     const failed = during.filter((s) => s.status !== 200).length;
@@ -163,12 +167,12 @@ describe('the guard on the local stack', () => {
     expect(fromCandidate).toBeLessThanOrEqual(bound);
     expect(after.map((s) => `${s.status} v${s.version}`)).toEqual(after.map(() => '200 v1'));
     expect(history).toMatch(
-      /rolled-back\s+v2\s+guard\s+maas-guard-model-errors: \d of the last 5 periods/,
+      /rolled-back\s+v2\s+(guard|promote)\s+maas-guard-model-errors: \d of the last 5 periods/,
     );
     expect(transitions.some((t) => t.model === 'flaky' && t.rule === 'model-errors')).toBe(true);
   });
 
-  it('rolls back a candidate that is slow on real traffic', async () => {
+  it('rolls back a candidate that is slow on real traffic', { timeout: 180_000 }, async () => {
     const { during, after, history } = await episode('sluggish', slowModel());
 
     const fromCandidate = during.filter((s) => s.version === 2).length;
@@ -180,7 +184,7 @@ describe('the guard on the local stack', () => {
     expect(fromCandidate).toBeLessThanOrEqual(bound);
     expect(after.map((s) => `${s.status} v${s.version}`)).toEqual(after.map(() => '200 v1'));
     expect(history).toMatch(
-      /rolled-back\s+v2\s+guard\s+maas-guard-latency: \d of the last 5 periods/,
+      /rolled-back\s+v2\s+(guard|promote)\s+maas-guard-(latency|slow): \d of the last 5 periods/,
     );
     expect((await registry.getAliases('sluggish'))?.aliases).toMatchObject({
       production: 1,

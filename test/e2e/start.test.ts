@@ -1,9 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStackInfo } from '../../local/stack-info.ts';
+import { ensureExampleModels } from '../../models/generate.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READY = 'Ctrl-C stops everything.';
@@ -18,7 +21,14 @@ interface Started {
 const start = async (home: string): Promise<Started> => {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), 'local/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', MAAS_S3_PORT: '0', MAAS_HOME: home, MAAS_WORKERS: '1' },
+    env: {
+      ...process.env,
+      PORT: '0',
+      MAAS_S3_PORT: '0',
+      MAAS_CONSOLE_PORT: '0',
+      MAAS_HOME: home,
+      MAAS_WORKERS: '1',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
@@ -36,6 +46,40 @@ const start = async (home: string): Promise<Started> => {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { child, output: () => text, exited };
+};
+
+/** A shell in `cwd` with this machine's PATH but none of the stack's port variables. */
+const shell = (
+  command: string,
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> => {
+  const env = { ...process.env };
+  for (const name of [
+    'PORT',
+    'MAAS_S3_PORT',
+    'MAAS_HOME',
+    'AWS_ACCESS_KEY_ID',
+    'AWS_SECRET_ACCESS_KEY',
+    'AWS_PROFILE',
+    'AWS_DEFAULT_REGION',
+    'AWS_REGION',
+  ]) {
+    delete env[name];
+  }
+  return new Promise((resolve) => {
+    execFile('/bin/sh', ['-c', command], { cwd, env, timeout: 120_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+};
+
+const bannerLine = (output: string, start: string): string => {
+  const line = output
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l.startsWith(start) || l.includes(` ${start}`));
+  if (line === undefined) throw new Error(`no line with ${start} in:\n${output}`);
+  return line;
 };
 
 const stop = async (started: Started): Promise<number | null> => {
@@ -110,9 +154,68 @@ describe('npm start', () => {
     );
   });
 
+  it('writes stack.json with the ports it really listens on', () => {
+    const found = readStackInfo(home);
+    expect(found?.live).toBe(true);
+    expect(found?.info).toMatchObject({
+      pid: first.child.pid,
+      home,
+      api,
+      bucket: 'maas-models',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    });
+    expect(found?.info.s3).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(found?.info.console).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('lets the CLI of a second terminal find the stack on its ports with no flags', async () => {
+    // Only MAAS_HOME, as the banner prints it: no PORT, no MAAS_S3_PORT, no --endpoint.
+    const result = await shell(`MAAS_HOME=${home} npx maas --json models`, ROOT);
+    expect(result.stderr).not.toMatch(/maas:/);
+    expect(result.code).toBe(0);
+    const models = JSON.parse(result.stdout) as { name: string }[];
+    expect(models.map((m) => m.name)).toEqual(expect.arrayContaining(['iris', 'encoder']));
+  }, 120_000);
+
+  it('prints an aws s3 cp line that uploads when pasted as it is', async () => {
+    const aws = await shell('command -v aws', ROOT);
+    if (aws.code !== 0) return; // .ci/run installs Debian's awscli
+    const line = bannerLine(first.output(), 'aws s3 cp model.onnx');
+    expect(line).toContain('AWS_ACCESS_KEY_ID=S3RVER');
+    const dir = await mkdtemp(join(tmpdir(), 'maas-paste-'));
+    try {
+      const { iris } = await ensureExampleModels();
+      await copyFile(iris.path, join(dir, 'model.onnx'));
+      const result = await shell(line, dir);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toContain(
+        'upload: ./model.onnx to s3://maas-models/incoming/mymodel/model.onnx',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('prints a maas push line that registers the model when pasted in the project', async () => {
+    const line = bannerLine(first.output(), 'npx maas push model.onnx');
+    expect(line).toContain(`MAAS_HOME=${home}`);
+    const { iris } = await ensureExampleModels();
+    const samples = JSON.parse(await readFile(iris.samplesPath, 'utf8')) as unknown[];
+    expect(samples.length).toBeGreaterThan(0);
+    // the file the user names: the example model, as a path from the project directory
+    const result = await shell(
+      `${line.replace('model.onnx', iris.path).replace('mymodel', 'pasted')} --samples ${iris.samplesPath}`,
+      ROOT,
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/registered pasted v1/);
+  }, 120_000);
+
   it('stops cleanly on SIGTERM and keeps the data across a restart', async () => {
     expect(await stop(first)).toBe(0);
     expect(first.output()).toContain('onnx-maas: stopped');
+    expect(existsSync(join(home, 'stack.json'))).toBe(false);
     const second = await start(home);
     try {
       expect(second.output()).toContain('iris: already registered');

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { DATATYPES, type Datatype, type TensorSpec } from '../../src/onnx/index.ts';
 import type { HttpRequest } from '../../src/protocol/index.ts';
 import { elementBytes } from '../../src/protocol/tensors.ts';
+import { explainRequest, explainV1Request } from './explain-arbitraries.ts';
 import { FUZZ_MODELS, FUZZ_SIGNATURES, UNICODE_INPUT } from './models.ts';
 
 /**
@@ -51,7 +52,7 @@ const concat = (parts: readonly Uint8Array[]): Uint8Array => {
 };
 
 let nextId = 0;
-const request = (
+export const request = (
   method: string,
   path: string,
   headers: Record<string, string | undefined>,
@@ -81,7 +82,7 @@ export const hostileText = fc.oneof(
 );
 
 /** Any JSON leaf, including the literals that parse to values a codec must still refuse. */
-const hostileLeaf: fc.Arbitrary<unknown> = fc.oneof(
+export const hostileLeaf: fc.Arbitrary<unknown> = fc.oneof(
   fc.double(),
   fc.integer(),
   fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
@@ -224,7 +225,7 @@ const hostileDatatype: fc.Arbitrary<unknown> = fc.oneof(
   hostileText,
 );
 
-const hostileData: fc.Arbitrary<unknown> = fc.oneof(
+export const hostileData: fc.Arbitrary<unknown> = fc.oneof(
   deepValue,
   fc
     .integer({ min: 1_000, max: 300_000 })
@@ -251,7 +252,7 @@ const elementCount = (shape: readonly number[]) => shape.reduce((a, b) => a * b,
  * Sizes for the dynamic dims of one request: small, or a zero beside a huge one (the volume is 0,
  * so only the dims themselves can hurt: onnxruntime's own bound on a dim, the response shape).
  */
-const dynamicDims = fc.oneof(
+export const dynamicDims = fc.oneof(
   {
     arbitrary: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }),
     weight: 8,
@@ -268,7 +269,7 @@ const dynamicDims = fc.oneof(
 const MAX_GENERATED_ELEMENTS = 4096;
 
 /** A JSON input that matches `spec` (dynamic dims from `dynamic`), flat or nested. */
-const validJsonInput = (spec: TensorSpec, dynamic: readonly number[]) => {
+export const validJsonInput = (spec: TensorSpec, dynamic: readonly number[]) => {
   const shape = spec.shape.map((d, i) => (d >= 0 ? d : (dynamic[i] ?? 1)));
   const volume = elementCount(shape);
   const count = volume > MAX_GENERATED_ELEMENTS ? 0 : volume;
@@ -394,7 +395,7 @@ const validOutputs = (outputs: readonly TensorSpec[]) =>
     ),
   );
 
-const jsonContentType = fc.oneof(
+export const jsonContentType = fc.oneof(
   { arbitrary: fc.constant('application/json'), weight: 6 },
   {
     arbitrary: fc.constantFrom(
@@ -694,6 +695,9 @@ const VALID_PATHS = [
     `/v2/models/${m}/versions/1/ready`,
     `/v2/models/${m}/versions/2/infer`,
     `/v1/models/${m}:predict`,
+    `/v2/models/${m}/explain`,
+    `/v2/models/${m}/versions/1/explain`,
+    `/v1/models/${m}:explain`,
   ]),
 ];
 
@@ -855,9 +859,21 @@ const deepJson: fc.Arbitrary<FuzzRequest> = fc
     };
   });
 
+let explainRequests: fc.Arbitrary<FuzzRequest> | undefined;
+
 /** Everything a client can send the app, weighted toward requests that reach the codec. */
 export const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc.oneof(
   { arbitrary: jsonInfer, weight: 6 },
+  {
+    arbitrary: fc.constant(undefined).chain(() => {
+      explainRequests ??= fc.oneof(
+        { arbitrary: explainRequest(), weight: 3 },
+        { arbitrary: explainV1Request(), weight: 1 },
+      );
+      return explainRequests;
+    }),
+    weight: 2,
+  },
   { arbitrary: binaryInfer, weight: 5 },
   { arbitrary: v1Predict, weight: 2 },
   { arbitrary: noise, weight: 3 },

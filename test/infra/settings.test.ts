@@ -33,10 +33,20 @@ describe('deployment settings', () => {
       removalPolicy: 'retain',
       canaryWeight: 0.1,
       logRetentionDays: 30,
-      predict: { memoryMb: 2048, timeoutSeconds: 15, provisionedConcurrency: 0 },
+      predict: { memoryMb: 2048, timeoutSeconds: 15, provisionedConcurrency: 0, explain: true },
       ingest: { retryAttempts: 2, maxEventAgeSeconds: 3600 },
     });
     expect(settings.predict.reservedConcurrency).toBeUndefined();
+    expect(settings.predict.explainMaxBudget).toBeUndefined();
+  });
+
+  it('turns explanations off and caps their budget, refusing values that are neither', () => {
+    expect(
+      fromContext({ 'maas:explain': 'off', 'maas:explainMaxBudget': '256' }).predict,
+    ).toMatchObject({ explain: false, explainMaxBudget: 256 });
+    const problems = problemsOf({ 'maas:explain': 'false', 'maas:explainMaxBudget': 1 });
+    expect(problems.join('\n')).toMatch(/maas:explain="false": set it to one of on, off/);
+    expect(problems.join('\n')).toMatch(/maas:explainMaxBudget=1: set it to an integer from 2/);
   });
 
   it('accepts values typed in cdk.json and strings given with -c alike', () => {

@@ -31,6 +31,8 @@ const VARIANT_CONTEXT = {
   'maas:predictReservedConcurrency': 4,
   'maas:predictProvisionedConcurrency': 2,
   'maas:alarmThresholds': { latency: 750 },
+  'maas:explain': 'off',
+  'maas:explainMaxBudget': 256,
 };
 
 let base: Synthesized;
@@ -282,6 +284,17 @@ describe('functions', () => {
     }
   });
 
+  it('pass predict the explain switch and cap from cdk.json', () => {
+    const env = (s: Synthesized) =>
+      (
+        props(s.template.findResources('AWS::Lambda::Function')[functions(s).predict.fn] as Json)
+          .Environment as Json
+      ).Variables as Json;
+    expect(env(base)).toMatchObject({ MAAS_EXPLAIN: 'on' });
+    expect(env(base).MAAS_EXPLAIN_MAX_BUDGET).toBeUndefined();
+    expect(env(variant)).toMatchObject({ MAAS_EXPLAIN: 'off', MAAS_EXPLAIN_MAX_BUDGET: '256' });
+  });
+
   it('pass ingest the canary weight and bake time', () => {
     const fn = base.template.findResources('AWS::Lambda::Function')[functions(base).ingest.fn];
     expect((props(fn as Json).Environment as Json).Variables as Json).toMatchObject({
@@ -409,6 +422,7 @@ describe('guard', () => {
     expect(alarms.map((a) => a.AlarmName).sort()).toEqual([
       'OnnxMaas-guard-latency',
       'OnnxMaas-guard-model-errors',
+      'OnnxMaas-guard-slow',
     ]);
     for (const alarm of alarms) {
       const [query] = alarm.Metrics as { Expression: string; Period: number }[];
@@ -420,6 +434,9 @@ describe('guard', () => {
     }
     const errors = alarms.find((a) => a.AlarmName === 'OnnxMaas-guard-model-errors');
     expect(errors).toMatchObject({ Threshold: 0.05, EvaluationPeriods: 5, DatapointsToAlarm: 3 });
+    // the slow rule's alarm is a trigger: it fires at its floor, rollback judges the rest
+    const slow = alarms.find((a) => a.AlarmName === 'OnnxMaas-guard-slow');
+    expect(slow).toMatchObject({ Threshold: 50 });
     base.template.resourcePropertiesCountIs(
       'AWS::Lambda::Permission',
       {

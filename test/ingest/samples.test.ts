@@ -66,7 +66,9 @@ describe('synthesizeSamples', () => {
     expect(Array.from(a.feeds[2]?.x?.data as Float32Array)).toEqual(
       Array.from(b.feeds[2]?.x?.data as Float32Array),
     );
-    for (const v of a.feeds[0]?.x?.data as Float32Array) expect(Math.abs(v)).toBeLessThanOrEqual(1);
+    for (const v of (a.feeds[0]?.x?.data ?? []) as Float32Array) {
+      expect(Math.abs(v)).toBeLessThanOrEqual(1);
+    }
   });
 
   it('fills integer inputs with 1 and booleans with true, valid as indices and masks', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimKey, INGEST_DEFAULTS, ingestUpload } from '../../src/ingest/index.ts';
+import { claimKey, describeUpload, INGEST_DEFAULTS, ingestUpload } from '../../src/ingest/index.ts';
 import { CorruptRecordError, keys, Registry } from '../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { tinyModel } from '../support/models.ts';
@@ -40,8 +40,9 @@ describe('registry records nested deeper than the cap', () => {
 
   it('takes a deep upload claim for a corrupt record on the first delivery', async () => {
     const key = keys.incomingModel('claimed', 'model.onnx');
-    const { etag } = await s3.store.put(key, tinyModel());
-    const upload = { sourceKey: key, etag: etag.replaceAll('"', '') };
+    await s3.store.put(key, tinyModel());
+    // the claim ingest will look for: key, ETag and what else the outcome depends on
+    const upload = await describeUpload(s3.store, key);
     await s3.store.put(
       claimKey('claimed', upload),
       `{"state":"running","attempt":1,"leaseUntil":${deepArray},"expiresAt":"2000-01-01T00:00:00Z"}`,

@@ -388,6 +388,22 @@ export const hostileModels = (): HostileModel[] => {
       expectedCode: 'UnsupportedElementType',
       messageIncludes: "input 'x' has element type BFLOAT16",
     },
+    {
+      // onnxruntime quotes node names in its log lines: a newline would start a line of its own
+      name: 'node name forging a log line',
+      bytes: encodeModel(
+        model({
+          graph: graph({
+            ...io,
+            nodes: [node('Add', ['x', 'w'], ['y'], {}, 'add\n{"_aws":{"CloudWatchMetrics":[]}}')],
+            initializers: [ones('w', 4)],
+          }),
+          opset: 17,
+        }),
+      ),
+      expectedCode: 'ControlCharacterInName',
+      messageIncludes: 'holds a control character',
+    },
   ];
 };
 

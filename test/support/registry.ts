@@ -3,12 +3,14 @@ import type { Aliases, Manifest, Registry } from '../../src/registry/index.ts';
 
 /**
  * Commits `bytes` as the next version of `model`, fp32 served, the way ingest does (variant, then
- * manifest) but without ingest's checks, and returns its manifest.
+ * manifest) but without ingest's checks, and returns its manifest. `extra` adds what ingest would
+ * have recorded (sample means, a warm-up).
  */
 export async function registerVersion(
   registry: Registry,
   model: string,
   bytes: Uint8Array,
+  extra: Pick<Partial<Manifest>, 'sampleMeans' | 'warmup'> = {},
 ): Promise<Manifest> {
   const signature = readSignature(bytes);
   const { version } = await registry.reserveVersion(model);
@@ -24,6 +26,7 @@ export async function registerVersion(
     producer: signature.producer,
     inputs: signature.inputs,
     outputs: signature.outputs,
+    ...extra,
     createdAt: new Date().toISOString(),
   };
   await registry.commitManifest(manifest);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeUpload } from '../../../src/ingest/index.ts';
 import {
   type Manifest,
   parseIncomingKey,
@@ -45,25 +46,27 @@ function maas(args: string[], env: Record<string, string> = {}): Promise<Run> {
 
 /**
  * Stands in for the ingest function (built separately) with exactly the contract the CLI relies
- * on: one `registered` or `rejected` history record per upload, matched by source key and ETag.
+ * on: one `registered` or `rejected` history record per upload, matched by source key, ETag and
+ * inputs (samples and options).
  * Files named `reject*.onnx` are refused.
  */
 async function ingest(key: string, etag: string): Promise<void> {
   const incoming = parseIncomingKey(key);
   if (incoming?.kind !== 'model') return;
   const { model } = incoming;
+  // the identity ingest records: bytes, samples and options
+  const ref = { ...(await describeUpload(t.store, key)), etag };
   if (incoming.fileName.startsWith('reject')) {
     await registry.recordRejection({
       model,
-      sourceKey: key,
-      etag,
+      ...ref,
       code: 'NotOnnx',
       reason: 'the file is not an ONNX model: protobuf decoding failed at byte 0',
     });
     return;
   }
   const object = await t.store.get(key);
-  const { version } = await registry.reserveVersion(model, { sourceKey: key, etag });
+  const { version } = await registry.reserveVersion(model, ref);
   const fp32 = await registry.putVariant(model, version, 'fp32', object?.body ?? new Uint8Array());
   const manifest: Manifest = {
     model,
@@ -103,7 +106,7 @@ async function ingest(key: string, etag: string): Promise<void> {
     version,
     at: new Date().toISOString(),
     actor: 'ingest',
-    details: { ...uploadDetails({ sourceKey: key, etag }), served: 'fp32' },
+    details: { ...uploadDetails(ref), served: 'fp32' },
   });
 }
 

@@ -63,7 +63,14 @@ describe('maas dev', () => {
   it('runs the local stack as npm start does; a Ctrl-C to its group stops it cleanly', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), 'dev'], {
       cwd: ROOT,
-      env: { ...process.env, MAAS_HOME: home, MAAS_S3_PORT: '0', PORT: '0', MAAS_WORKERS: '1' },
+      env: {
+        ...process.env,
+        MAAS_HOME: home,
+        MAAS_S3_PORT: '0',
+        MAAS_CONSOLE_PORT: '0',
+        PORT: '0',
+        MAAS_WORKERS: '1',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       // its own process group, so the SIGINT below reaches the group as a terminal's Ctrl-C does
       detached: true,

@@ -158,7 +158,7 @@ describe('contributorAlarmEvent', () => {
       def,
       'maas-guard-model-errors',
       { model: 'iris', version: 3 },
-      { rule: def.name, state: 'ALARM', breaching: 3, datapoints: [], reason: '3 of the last 5' },
+      { rule: def.name, state: 'ALARM', breaching: 3, reason: '3 of the last 5' },
       new Date(now),
     );
     expect(parseAlarmEvent(event)).toMatchObject({

@@ -59,6 +59,8 @@ const healthy = async (model: string, version: number): Promise<HealthReport> =>
   version,
   state: 'OK',
   evaluations: [],
+  baseline: { kind: 'none' },
+  started: 0,
 });
 
 describe('rollback', () => {
@@ -240,6 +242,8 @@ describe('promoteDue', () => {
       version,
       state: model === 'failing' ? 'ALARM' : 'OK',
       evaluations: [],
+      baseline: { kind: 'none' },
+      started: 0,
     });
 
     const outcomes = await promoteDue(ownRegistry, health, { clock });

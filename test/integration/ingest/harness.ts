@@ -2,6 +2,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
 import { createHandler } from '../../../functions/ingest/handler.ts';
 import {
+  describeUpload,
   INGEST_DEFAULTS,
   type IngestDeps,
   type IngestResult,
@@ -105,7 +106,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
           ...(opts.metadata === undefined ? {} : { Metadata: opts.metadata }),
         }),
       );
-      return { sourceKey: key, etag: normalizeEtag(put.ETag ?? '') };
+      // the identity ingest claims it under: bytes, samples and options
+      const upload = await describeUpload(s3.store, key);
+      if (upload.etag !== normalizeEtag(put.ETag ?? ''))
+        throw new Error(`${key} changed under the test`);
+      return upload;
     },
     async outcome(model, upload) {
       const deadline = Date.now() + 90_000;

@@ -175,10 +175,18 @@ describe('ingest decisions and per-upload options', () => {
     );
   });
 
-  it('rejects a model that fails its warm-up run', async () => {
+  it('rejects a model that fails its warm-up run on synthesized inputs, showing its signature', async () => {
     const outcome = await ingest('warmup', 'reshape.onnx', failsOnSynthesizedInputs());
-    expect(outcome).toMatchObject({ event: 'rejected', details: { code: 'WarmupFailed' } });
-    expect(outcome.reason).toMatch(/^The model failed on sample #1: /);
+    expect(outcome).toMatchObject({
+      event: 'rejected',
+      details: { code: 'WarmupFailed', samples: 'synthesized' },
+    });
+    expect(outcome.reason).toMatch(
+      /^The model failed on inputs synthesized from its signature \(no samples were uploaded/,
+    );
+    expect(outcome.reason).not.toContain('sample #');
+    expect(outcome.reason).toMatch(/The model's inputs: \S+ \w+ \[[^\]]*\]/);
+    expect(outcome.reason).toContain('maas inspect reshape.onnx --template reshape.samples.json');
   });
 
   it('rejects an upload over the size cap from its HEAD, before downloading it', async () => {

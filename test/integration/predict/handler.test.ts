@@ -336,15 +336,34 @@ describe('the predict handler over the runtime and the local S3', () => {
     });
   });
 
-  it('emits EMF metrics per model under Model+Variant and Model+Version', () => {
+  it('emits EMF metrics per model under Model+Variant, and Model+Version for routed requests only', () => {
     const records = output.flatMap(parseEmfLine).filter((r) => r.dimensions.Model === 'single');
     expect(records.length).toBeGreaterThan(0);
     for (const r of records) {
       expect(r.namespace).toBe('Maas');
-      expect(r.dimensionSets).toEqual([
-        ['Model', 'Variant'],
-        ['Model', 'Version'],
-      ]);
+      // a request pinned by version never reaches the guard's series
+      expect(r.dimensionSets).toEqual(
+        r.dimensions.Variant === 'pinned'
+          ? [['Model', 'Variant']]
+          : [
+              ['Model', 'Variant'],
+              ['Model', 'Version'],
+            ],
+      );
+    }
+    expect(records.some((r) => r.dimensions.Variant === 'pinned')).toBe(true);
+    // the guard's Started record, written before the run, shares the answer's timestamp
+    const started = records.filter((r) => r.values.Started?.[0] === 1);
+    expect(started.length).toBeGreaterThan(0);
+    for (const s of started) {
+      expect(
+        records.some(
+          (r) =>
+            r.values.Requests?.[0] === 1 &&
+            r.timestamp === s.timestamp &&
+            r.dimensions.Version === s.dimensions.Version,
+        ),
+      ).toBe(true);
     }
     expect(
       records.some(

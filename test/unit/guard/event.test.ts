@@ -124,7 +124,9 @@ describe('parseAlarmEvent', () => {
 describe('guardSettings', () => {
   it('defaults to the cloud rules, a one-hour watch window and the stack alarm prefix', () => {
     const settings = guardSettings({});
-    expect(settings.definitions.map((d) => d.periodSeconds)).toEqual([60, 60]);
+    expect(settings.definitions.map((d) => d.periodSeconds)).toEqual([60, 60, 60]);
+    expect(settings.settleMs).toBe(75_000);
+    expect(settings.minEvidence).toBe(100);
     expect(settings.watchWindowMs).toBe(60 * 60_000);
     expect(settings.promoteEveryMs).toBe(5 * 60_000);
     expect(settings.alarmPrefix).toBe('maas-guard-');
@@ -143,6 +145,7 @@ describe('guardSettings', () => {
     expect(settings.definitions).toMatchObject([
       { name: 'model-errors', threshold: 0.05, minRequests: 5, periodSeconds: 3 },
       { name: 'latency', threshold: 800, minRequests: 5, periodSeconds: 3 },
+      { name: 'slow', threshold: 2000, minRequests: 3, periodSeconds: 3 },
     ]);
     expect(settings.watchWindowMs).toBe(30_000);
     expect(settings.alarmPrefix).toBe('prod-guard-');

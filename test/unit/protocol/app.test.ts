@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaasError } from '../../../src/errors/index.ts';
 import { MemoryMetricsSink } from '../../../src/metrics/index.ts';
+import { RETRY_AFTER_SECONDS } from '../../../src/protocol/index.ts';
 import type { LoadedModel, ModelProvider } from '../../../src/runtime/index.ts';
 import { createPredictApp, type RequestRecord } from '../../../src/serve/index.ts';
 import { StorageUnavailableError } from '../../../src/storage/index.ts';
@@ -29,6 +31,12 @@ beforeAll(async () => {
 });
 
 afterAll(() => provider.release());
+
+/** The metric documents written once requests answered (not their `Started` records). */
+const answered = (metrics: MemoryMetricsSink) =>
+  metrics.emitted
+    .filter((e) => e.values.Started === undefined && e.values.Requests !== undefined)
+    .map((e) => e.values);
 
 const json = (body: string | Uint8Array): unknown =>
   JSON.parse(typeof body === 'string' ? body : new TextDecoder().decode(body));
@@ -116,7 +124,7 @@ describe('routes of the HTTP contract', () => {
     for (const path of [
       '/',
       '/v3',
-      '/v2/models/single/explain',
+      '/v2/models/single/explainer',
       '/v2/models/single/versions',
       '/v1/models/single',
       '/v2/models/a/b/c/d/e/f',
@@ -145,7 +153,7 @@ describe('failures the platform owns', () => {
       await app(get('/v2/health/ready')),
     ]) {
       expect(res.status).toBe(503);
-      expect(res.headers['retry-after']).toBe('5');
+      expect(res.headers['retry-after']).toBe(String(RETRY_AFTER_SECONDS.unavailable));
       expect(bodyText(res)).not.toMatch(/ECONNREFUSED|secret-bucket/);
       expect(json(res.body)).toEqual({ error: expect.stringContaining('storage is unreachable') });
     }
@@ -212,7 +220,7 @@ describe('failures the platform owns', () => {
       }),
     );
     expect(readInferResponse(ok).outputs[0]?.data).toEqual(Float32Array.of(5, 6, 1, 2));
-    const [failed, served] = metrics.emitted.map((e) => e.values);
+    const [failed, served] = answered(metrics);
     expect(failed).toMatchObject({ ModelErrors: 1, ClientErrors: 0 });
     expect(served).toMatchObject({ ModelErrors: 0, ClientErrors: 0 });
   });
@@ -222,27 +230,42 @@ describe('metrics and request records', () => {
   it('emits per-model metrics under Model, Variant and Version, ColdStart once', async () => {
     const metrics = new MemoryMetricsSink();
     const app = createPredictApp({ provider, metrics });
+    const before = Date.now();
     await app(singleRequest([[1, 2, 3, 4]]));
     await app(postJson('/v2/models/single/versions/1/infer', { inputs: [] }));
     await app(get('/v2/models'));
-    expect(metrics.emitted).toEqual([
-      {
-        values: {
-          ColdStart: 1,
-          Requests: 1,
-          Latency: expect.any(Number),
-          InferenceLatency: expect.any(Number),
-          ModelErrors: 0,
-          ClientErrors: 0,
-          NonFiniteOutputs: 0,
+    const stamp = metrics.emitted[0]?.timestamp ?? 0;
+    expect(stamp).toBeGreaterThanOrEqual(before);
+    expect(metrics.emitted).toEqual(
+      [
+        // written before the model runs, stamped like the answer with the request's start
+        {
+          values: { Started: 1 },
+          dimensions: { model: 'single', version: 1, variant: 'production' },
+          timestamp: stamp,
         },
-        dimensions: { model: 'single', version: 1, variant: 'production' },
-      },
-      {
-        values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 },
-        dimensions: { model: 'single', version: 1, variant: 'pinned' },
-      },
-    ]);
+        {
+          values: {
+            ColdStart: 1,
+            Requests: 1,
+            Latency: expect.any(Number),
+            InferenceLatency: expect.any(Number),
+            ModelErrors: 0,
+            ClientErrors: 0,
+            NonFiniteOutputs: 0,
+          },
+          dimensions: { model: 'single', version: 1, variant: 'production' },
+          timestamp: stamp,
+        },
+        // pinned: no Started (the guard's series is for routed requests only)
+        {
+          values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 },
+          dimensions: { model: 'single', version: 1, variant: 'pinned' },
+          timestamp: expect.any(Number),
+        },
+        { values: { ColdStart: 0 }, timestamp: expect.any(Number) },
+      ].slice(0, 3),
+    );
   });
 
   it('counts NaN and Infinity in the outputs returned', async () => {
@@ -259,7 +282,7 @@ describe('metrics and request records', () => {
         { name: 'total', data: ['NaN'] },
       ],
     });
-    expect(metrics.emitted[0]?.values.NonFiniteOutputs).toBe(3);
+    expect(answered(metrics)[0]?.NonFiniteOutputs).toBe(3);
   });
 
   it('counts a 404 for an unknown model without inventing a Model dimension', async () => {
@@ -268,8 +291,11 @@ describe('metrics and request records', () => {
     await app(get('/v2/health/live'));
     await app(postJson('/v2/models/nope/infer', { inputs: [] }));
     expect(metrics.emitted).toEqual([
-      { values: { ColdStart: 1 } },
-      { values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 } },
+      { values: { ColdStart: 1 }, timestamp: expect.any(Number) },
+      {
+        values: { Requests: 1, Latency: expect.any(Number), ModelErrors: 0, ClientErrors: 1 },
+        timestamp: expect.any(Number),
+      },
     ]);
   });
 
@@ -305,7 +331,79 @@ describe('metrics and request records', () => {
       }),
     };
     await createPredictApp({ provider: cold, metrics })(singleRequest([[1, 2, 3, 4]]));
-    expect(metrics.emitted[0]?.values.ModelLoadLatency).toBe(42);
+    expect(answered(metrics)[0]?.ModelLoadLatency).toBe(42);
+  });
+
+  it('leaves the cold load out of Latency: cold loads alone never breach the latency rules', async () => {
+    const metrics = new MemoryMetricsSink();
+    const cold: ModelProvider = {
+      listModels: () => provider.listModels(),
+      describe: (m, v) => provider.describe(m, v),
+      acquire: async (m, v): Promise<LoadedModel> => {
+        await sleep(300);
+        return { ...(await provider.acquire(m, v)), load: { totalMs: 300 } };
+      },
+    };
+    await createPredictApp({ provider: cold, metrics })(singleRequest([[1, 2, 3, 4]]));
+    const [values] = answered(metrics);
+    expect(values?.ModelLoadLatency).toBe(300);
+    expect(values?.Latency).toBeLessThan(250);
+  });
+
+  it('re-runs a failure of production in its watch window on the previous version, and says which failed where', async () => {
+    const metrics = new MemoryMetricsSink();
+    const promotion = { at: new Date().toISOString(), previous: 1 };
+    const watched = (previousAnswers: boolean): ModelProvider => ({
+      listModels: () => provider.listModels(),
+      describe: (m, v) => provider.describe(m, v),
+      acquire: async (m, v): Promise<LoadedModel> => {
+        const loaded = await provider.acquire(m, v);
+        if (v === undefined) return { ...loaded, version: 2, promotion };
+        return previousAnswers ? { ...loaded, run: async () => ({}) } : loaded;
+      },
+    });
+    const shadow = { share: 0.1, burst: 5, watchWindowMs: 60_000 };
+    const attack = postJson('/v2/models/gather/infer', {
+      inputs: [{ name: 'ids', datatype: 'INT64', shape: [2], data: [1, 7] }],
+    });
+    // identical bytes before and after the promotion: the input fails on both
+    expect(
+      (await createPredictApp({ provider: watched(false), metrics, shadow })(attack)).status,
+    ).toBe(400);
+    // the previous version answers it: a regression of the new one
+    await createPredictApp({ provider: watched(true), metrics, shadow })(attack);
+    const [everywhere, regression] = answered(metrics);
+    expect(everywhere).toMatchObject({ ModelErrors: 1, ShadowChecks: 1, ShadowRegressions: 0 });
+    expect(regression).toMatchObject({ ModelErrors: 1, ShadowChecks: 1, ShadowRegressions: 1 });
+    expect(regression?.ShadowLatency).toEqual(expect.any(Number));
+  });
+
+  it('bounds the shadow to its share of routed requests, however many fail', async () => {
+    const metrics = new MemoryMetricsSink();
+    const promotion = { at: new Date().toISOString(), previous: 1 };
+    const app = createPredictApp({
+      provider: {
+        listModels: () => provider.listModels(),
+        describe: (m, v) => provider.describe(m, v),
+        acquire: async (m, v) => ({
+          ...(await provider.acquire(m, v)),
+          ...(v === undefined ? { version: 2, promotion } : {}),
+        }),
+      },
+      metrics,
+      shadow: { share: 0.1, burst: 5, watchWindowMs: 60_000 },
+    });
+    for (let i = 0; i < 100; i++) {
+      await app(
+        postJson('/v2/models/gather/infer', {
+          inputs: [{ name: 'ids', datatype: 'INT64', shape: [2], data: [1, 7] }],
+        }),
+      );
+    }
+    const checks = answered(metrics).filter((v) => v.ShadowChecks === 1).length;
+    // 5 at once, then one per 10 routed requests
+    expect(checks).toBeGreaterThanOrEqual(13);
+    expect(checks).toBeLessThanOrEqual(15);
   });
 
   it('hands every request to onRequest with its model, version, variant and latency', async () => {

@@ -1,0 +1,230 @@
+import { mulberry32 } from '../util/index.ts';
+import { ExplainParameterError, ExplanationTooCostlyError } from './errors.ts';
+import {
+  autoPlayers,
+  compose,
+  elementPlayers,
+  type Players,
+  resolveWindow,
+  slidingWindows,
+  spread,
+  windowPlayers,
+} from './players.ts';
+import {
+  exactCost,
+  exactShapley,
+  kernelCoalitions,
+  kernelRegression,
+  minSampledCoalitions,
+} from './shapley.ts';
+import type { Evaluate, ExplainInput, ExplainOptions, Explanation } from './types.ts';
+
+/** Coalitions per player `auto` gives a sampled KernelSHAP over groups it chose itself. */
+const AUTO_COALITIONS_PER_PLAYER = 4;
+
+type Plan =
+  | {
+      method: 'kernel-shap';
+      mode: 'exact' | 'sampled';
+      players: Players;
+      grouping: Explanation['grouping'];
+    }
+  | { method: 'occlusion'; windows: { input: number; indices: Int32Array }[] };
+
+/** Runs items through `evaluate` in batches, composing each batch only when it is due. */
+const inBatches = async <T>(
+  items: readonly T[],
+  batchSize: number,
+  build: (item: T) => Float64Array[],
+  evaluate: Evaluate,
+): Promise<number[]> => {
+  const out: number[] = [];
+  for (let at = 0; at < items.length; at += batchSize) {
+    const batch = items.slice(at, at + batchSize).map(build);
+    out.push(...(await evaluate(batch)));
+  }
+  return out;
+};
+
+const occlusionWindows = (
+  inputs: readonly ExplainInput[],
+  options: ExplainOptions,
+): { input: number; indices: Int32Array }[] =>
+  inputs.flatMap((input, k) => {
+    const given = options.windows?.[k];
+    const window = given ? resolveWindow(input.name, input.shape, given) : input.shape.map(() => 1);
+    const strideGiven = options.strides?.[k];
+    const stride = strideGiven
+      ? resolveWindow(input.name, input.shape, strideGiven, 'stride')
+      : window;
+    return slidingWindows(input.shape, window, stride).map((indices) => ({ input: k, indices }));
+  });
+
+const describeWindows = (options: ExplainOptions): string =>
+  options.windows?.some((w) => w !== undefined) ? 'a larger window' : 'a window (e.g. [8, 8])';
+
+/**
+ * Chooses how to explain within the budget (model runs, the prediction included): exact
+ * KernelSHAP when every coalition fits, sampled KernelSHAP when enough coalitions do, occlusion
+ * when only the windows do. A request that fits none is refused with the budget or window that
+ * would fit.
+ */
+export const plan = (inputs: readonly ExplainInput[], options: ExplainOptions): Plan => {
+  const left = options.budget - 1;
+  const windowed = options.windows?.some((w) => w !== undefined) ?? false;
+  const kernelFor = (players: Players, grouping: Explanation['grouping']): Plan | undefined => {
+    if (players.count <= 30 && exactCost(players.count) <= left) {
+      return { method: 'kernel-shap', mode: 'exact', players, grouping };
+    }
+    if (1 + minSampledCoalitions(players.count) <= left) {
+      return { method: 'kernel-shap', mode: 'sampled', players, grouping };
+    }
+    return undefined;
+  };
+  const features = inputs.reduce((sum, input) => sum + input.x.length, 0);
+  const autoGroups = (): Plan => {
+    const target = Math.min(features, Math.floor((left - 1) / AUTO_COALITIONS_PER_PLAYER));
+    const chosen = target >= 2 ? kernelFor(autoPlayers(inputs, target), 'auto-groups') : undefined;
+    if (chosen) return chosen;
+    throw new ExplanationTooCostlyError(
+      `a budget of ${options.budget} evaluations is too small to explain ${features} input ` +
+        `elements; send a budget of at least ${2 + 2 * AUTO_COALITIONS_PER_PLAYER + 1}`,
+    );
+  };
+
+  if (options.method === 'occlusion') {
+    const windows = occlusionWindows(inputs, options);
+    if (1 + windows.length > left) {
+      throw new ExplanationTooCostlyError(
+        `occlusion needs ${windows.length + 2} evaluations (${windows.length} window placements, ` +
+          `the prediction and the baseline) but the budget is ${options.budget}; send a budget of ` +
+          `at least ${windows.length + 2}, or ${describeWindows(options)} or a larger stride`,
+      );
+    }
+    return { method: 'occlusion', windows };
+  }
+  const players = windowed ? windowPlayers(inputs, options.windows ?? []) : elementPlayers(inputs);
+  const grouping = windowed ? 'windows' : 'elements';
+  const kernel = kernelFor(players, grouping);
+  if (kernel) return kernel;
+  const needed = 2 + minSampledCoalitions(players.count);
+  if (options.method === 'kernel-shap') {
+    if (windowed) {
+      throw new ExplanationTooCostlyError(
+        `KernelSHAP over ${players.count} windows needs at least ${needed} evaluations but the ` +
+          `budget is ${options.budget}; send a budget of at least ${needed}, or a larger window`,
+      );
+    }
+    return autoGroups();
+  }
+  if (windowed) {
+    const windows = occlusionWindows(inputs, options);
+    if (1 + windows.length <= left) return { method: 'occlusion', windows };
+    throw new ExplanationTooCostlyError(
+      `${players.count} windows need at least ${Math.min(needed, windows.length + 2)} evaluations ` +
+        `but the budget is ${options.budget}; send a budget of at least ` +
+        `${Math.min(needed, windows.length + 2)}, or a larger window`,
+    );
+  }
+  return autoGroups();
+};
+
+/** The most evaluations a plan spends, the prediction run included. */
+const plannedEvaluations = (chosen: Plan, budget: number): number => {
+  if (chosen.method === 'occlusion') return chosen.windows.length + 2;
+  return chosen.mode === 'exact' ? 2 ** chosen.players.count : budget;
+};
+
+/**
+ * Explains f at x against the baseline: attributions shaped like the inputs, and f(baseline).
+ * `fx` is f(x), known from the prediction run that also chose the output element explained.
+ */
+export const explain = async (
+  inputs: readonly ExplainInput[],
+  fx: number,
+  evaluate: Evaluate,
+  options: ExplainOptions,
+): Promise<Explanation> => {
+  if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) {
+    throw new ExplainParameterError(
+      `batch size must be a positive integer, got ${options.batchSize}`,
+    );
+  }
+  const chosen = plan(inputs, options);
+  const batchSize = options.batchSize;
+  options.onPlan?.(plannedEvaluations(chosen, options.budget), chosen.method);
+  if (chosen.method === 'occlusion') {
+    const baselineItem = inputs.map((input) => input.baseline);
+    const outputs = await inBatches(
+      [undefined, ...chosen.windows],
+      batchSize,
+      (w) => {
+        if (w === undefined) return baselineItem;
+        return inputs.map((input, k) => {
+          if (k !== w.input) return input.x;
+          const out = Float64Array.from(input.x);
+          for (const i of w.indices) out[i] = input.baseline[i] ?? 0;
+          return out;
+        });
+      },
+      evaluate,
+    );
+    const sums = inputs.map((input) => new Float64Array(input.x.length));
+    const cover = inputs.map((input) => new Float64Array(input.x.length));
+    chosen.windows.forEach((w, j) => {
+      const share = (fx - (outputs[j + 1] ?? 0)) / w.indices.length;
+      const sum = sums[w.input];
+      const count = cover[w.input];
+      if (!sum || !count) return;
+      for (const i of w.indices) {
+        sum[i] = (sum[i] ?? 0) + share;
+        count[i] = (count[i] ?? 0) + 1;
+      }
+    });
+    sums.forEach((sum, k) => {
+      const count = cover[k];
+      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] ?? 0) / Math.max(1, count?.[i] ?? 1);
+    });
+    return {
+      method: 'occlusion',
+      mode: 'windows',
+      players: chosen.windows.length,
+      grouping: 'windows',
+      baseValue: outputs[0] ?? 0,
+      attributions: sums,
+      evaluations: 1 + outputs.length,
+    };
+  }
+
+  const { players, mode, grouping } = chosen;
+  const build = (mask: Uint8Array) => compose(inputs, players, mask);
+  const evaluateMasks = (masks: Uint8Array[]) => inBatches(masks, batchSize, build, evaluate);
+  let values: Float64Array;
+  let baseValue: number;
+  let evaluations: number;
+  if (mode === 'exact') {
+    const exact = await exactShapley(players.count, fx, evaluateMasks);
+    values = exact.values;
+    baseValue = exact.empty;
+    evaluations = 2 ** players.count;
+  } else {
+    const coalitions = kernelCoalitions(
+      players.count,
+      options.budget - 2,
+      mulberry32(options.seed),
+    );
+    const outputs = await evaluateMasks([new Uint8Array(players.count), ...coalitions.masks]);
+    baseValue = outputs[0] ?? 0;
+    values = kernelRegression(players.count, coalitions, outputs.slice(1), baseValue, fx);
+    evaluations = 1 + outputs.length;
+  }
+  return {
+    method: 'kernel-shap',
+    mode,
+    players: players.count,
+    grouping,
+    baseValue,
+    attributions: spread(inputs, players, values),
+    evaluations,
+  };
+};

@@ -1,0 +1,582 @@
+import type { Tensor } from 'onnxruntime-node';
+import { errorMessage, MaasError } from '../errors/index.ts';
+import {
+  type BaselineChoice,
+  ExplainDisabledError,
+  type ExplainInput,
+  ExplainParameterError,
+  type ExplainParameters,
+  type ExplainSettings,
+  type Explanation,
+  ExplanationTooCostlyError,
+  explain,
+  parseExplainParameters,
+  type WindowChoice,
+} from '../explain/index.ts';
+import type { MetricValues } from '../metrics/index.ts';
+import type { Datatype, NumericData, TensorSpec } from '../onnx/index.ts';
+import {
+  checkInferMediaType,
+  checkResponseSize,
+  type DecodedTensor,
+  decodeInferRequest,
+  decodeV1Request,
+  type HttpRequest,
+  type HttpResponse,
+  INFERENCE_HEADER_LENGTH,
+  inferPath,
+  JSON_CONTENT_TYPE,
+  parseHeaderLength,
+  requireBody,
+} from '../protocol/index.ts';
+import type { InputMean } from '../registry/index.ts';
+import { fromOrtTensor, type LoadedModel, toOrtTensor } from '../runtime/index.ts';
+import type { Exchange, InferDeps } from './infer.ts';
+
+export interface ExplainDeps extends InferDeps {
+  explain: ExplainSettings;
+}
+
+/** What an explain request spent, for its metrics and log record. */
+export interface ExplainRecord {
+  evaluations: number;
+  method: Explanation['method'];
+}
+
+/** The explain request metrics (docs/design.md, "Metrics"): never Requests or ModelErrors. */
+export const explainMetrics = (ex: Exchange, latencyMs: number): MetricValues => ({
+  ExplainRequests: 1,
+  ExplainLatency: latencyMs,
+  ...(ex.explain === undefined ? {} : { ExplainEvaluations: ex.explain.evaluations }),
+});
+
+export const explainPath = (model: string, version?: number): string =>
+  inferPath(model, version).replace(/\/infer$/, '/explain');
+
+const UNSUPPORTED: ReadonlySet<Datatype> = new Set(['BYTES', 'FP16']);
+const INTEGER: ReadonlySet<Datatype> = new Set([
+  'BOOL',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+]);
+
+const numbersOf = (data: DecodedTensor['data']): Float64Array => {
+  const out = new Float64Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  return out;
+};
+
+/** Values composed by the methods, back in the input's datatype (integers rounded). */
+const typedOf = (datatype: Datatype, values: Float64Array): NumericData => {
+  const round = (v: number) => Math.round(v);
+  switch (datatype) {
+    case 'FP32':
+      return Float32Array.from(values);
+    case 'FP64':
+      return values;
+    case 'INT64':
+      return BigInt64Array.from(values, (v) => BigInt(round(v)));
+    case 'UINT64':
+      return BigUint64Array.from(values, (v) => BigInt(Math.max(0, round(v))));
+    case 'INT32':
+      return Int32Array.from(values, round);
+    case 'INT16':
+      return Int16Array.from(values, round);
+    case 'INT8':
+      return Int8Array.from(values, round);
+    case 'UINT32':
+      return Uint32Array.from(values, round);
+    case 'UINT16':
+      return Uint16Array.from(values, round);
+    case 'UINT8':
+      return Uint8Array.from(values, round);
+    case 'BOOL':
+      return Uint8Array.from(values, (v) => (v === 0 ? 0 : 1));
+    default:
+      throw new ExplainParameterError(`datatype ${datatype} cannot be explained`);
+  }
+};
+
+const showShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The time an explanation may take: the invocation's remaining time less a margin, and the cap. */
+const timeAllowed = (deps: ExplainDeps, request: HttpRequest): number => {
+  const remaining =
+    request.deadline === undefined ? Number.POSITIVE_INFINITY : request.deadline - Date.now();
+  return Math.min(deps.explain.maxMs, remaining - deps.explain.marginMs);
+};
+
+interface Example {
+  inputs: DecodedTensor[];
+}
+
+interface Explained {
+  output: string;
+  target: number;
+  prediction: number;
+  baseline: 'samples-mean' | 'zeros' | 'explicit';
+  baselineNote?: string;
+  explanation: Explanation;
+  /** per input, the request's shape */
+  shapes: number[][];
+  predictionMs: number;
+  evaluationMs: number;
+}
+
+const windowsFor = (
+  choice: WindowChoice | undefined,
+  specs: readonly TensorSpec[],
+  what: string,
+): (readonly number[] | undefined)[] | undefined => {
+  if (choice === undefined) return undefined;
+  if (Array.isArray(choice)) return specs.map(() => choice as readonly number[]);
+  const byName = choice as Readonly<Record<string, readonly number[]>>;
+  for (const name of Object.keys(byName)) {
+    if (!specs.some((s) => s.name === name)) {
+      throw new ExplainParameterError(
+        `parameters.${what} names input ${JSON.stringify(name)}, which the model does not have; ` +
+          `its inputs are: ${specs.map((s) => s.name).join(', ')}`,
+      );
+    }
+  }
+  return specs.map((s) => (Object.hasOwn(byName, s.name) ? byName[s.name] : undefined));
+};
+
+const meanBaseline = (
+  spec: TensorSpec,
+  exampleShape: readonly number[],
+  mean: InputMean,
+): Float64Array => {
+  const n = count(exampleShape);
+  const same =
+    mean.elements !== undefined &&
+    mean.shape !== undefined &&
+    mean.shape.length === exampleShape.length &&
+    mean.shape.every((d, i) => d === exampleShape[i]);
+  const values = same
+    ? Float64Array.from(mean.elements ?? [])
+    : new Float64Array(n).fill(mean.mean);
+  if (INTEGER.has(spec.datatype))
+    for (let i = 0; i < n; i++) values[i] = Math.round(values[i] ?? 0);
+  return values;
+};
+
+const baselines = async (
+  deps: ExplainDeps,
+  loaded: LoadedModel,
+  choice: BaselineChoice,
+  specs: readonly TensorSpec[],
+  exampleShapes: readonly number[][],
+): Promise<Pick<Explained, 'baseline' | 'baselineNote'> & { values: Float64Array[] }> => {
+  const zeros = () => exampleShapes.map((shape) => new Float64Array(count(shape)));
+  if (choice.kind === 'zeros') return { baseline: 'zeros', values: zeros() };
+  if (choice.kind === 'samples-mean') {
+    const { manifest } = await deps.provider.describe(loaded.model, loaded.version);
+    const means = manifest.sampleMeans;
+    if (means === undefined || specs.some((s) => means[s.name] === undefined)) {
+      return {
+        baseline: 'zeros',
+        baselineNote:
+          `version ${loaded.version} was registered without sample requests, so it has no ` +
+          'samples-mean baseline: zeros were used (send parameters.baseline to choose one)',
+        values: zeros(),
+      };
+    }
+    return {
+      baseline: 'samples-mean',
+      values: specs.map((spec, k) =>
+        meanBaseline(spec, exampleShapes[k] ?? [], means[spec.name] as InputMean),
+      ),
+    };
+  }
+  for (const name of Object.keys(choice.values)) {
+    if (!specs.some((s) => s.name === name)) {
+      throw new ExplainParameterError(
+        `parameters.baseline names input ${JSON.stringify(name)}, which the model does not have; ` +
+          `its inputs are: ${specs.map((s) => s.name).join(', ')}`,
+      );
+    }
+  }
+  const values = specs.map((spec, k) => {
+    const shape = exampleShapes[k] ?? [];
+    const given = Object.hasOwn(choice.values, spec.name) ? choice.values[spec.name] : undefined;
+    if (given === undefined) {
+      throw new ExplainParameterError(
+        `parameters.baseline has no values for input ${JSON.stringify(spec.name)}; give every ` +
+          `input ${specs.map((s) => s.name).join(', ')} a baseline, or send "samples-mean" or "zeros"`,
+      );
+    }
+    if (given.length !== count(shape)) {
+      throw new ExplainParameterError(
+        `parameters.baseline for input ${JSON.stringify(spec.name)} has ${given.length} values; ` +
+          `send ${count(shape)}, shaped like one example ${showShape(shape)}`,
+      );
+    }
+    if (INTEGER.has(spec.datatype) && !given.every(Number.isInteger)) {
+      throw new ExplainParameterError(
+        `parameters.baseline for input ${JSON.stringify(spec.name)} must hold integers: the input is ${spec.datatype}`,
+      );
+    }
+    return Float64Array.from(given);
+  });
+  return { baseline: 'explicit', values };
+};
+
+/** The explained element when none is named: a classifier's top class, else the first element. */
+const defaultTarget = (values: Float64Array, exampleShape: readonly number[]): number => {
+  if (exampleShape.length !== 1 || (exampleShape[0] ?? 0) < 2) return 0;
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if ((values[i] ?? 0) > (values[best] ?? 0)) best = i;
+  return best;
+};
+
+/**
+ * Explains one example: runs the prediction, picks the output element, builds the baseline, and
+ * lets the method evaluate perturbed copies, batched along the batch dimension when the model
+ * has a dynamic one, and stopped before the invocation's deadline.
+ */
+const explainExample = async (
+  deps: ExplainDeps,
+  request: HttpRequest,
+  loaded: LoadedModel,
+  example: Example,
+  params: ExplainParameters,
+): Promise<Explained> => {
+  const started = deps.now();
+  const allowedMs = timeAllowed(deps, request);
+  const specs = example.inputs.map((input) => {
+    const spec = loaded.inputs.find((s) => s.name === input.name);
+    if (spec === undefined) throw new MaasError('MissingInput', `no spec for input ${input.name}`);
+    if (UNSUPPORTED.has(spec.datatype)) {
+      throw new ExplainParameterError(
+        `input ${JSON.stringify(spec.name)} is ${spec.datatype}; explanations perturb numeric ` +
+          'inputs (FP32, FP64, integers, BOOL): POST to /infer for a prediction',
+      );
+    }
+    return spec;
+  });
+  const outputName = params.output ?? loaded.outputs[0]?.name ?? '';
+  const outputSpec = loaded.outputs.find((o) => o.name === outputName);
+  if (outputSpec === undefined) {
+    throw new ExplainParameterError(
+      `parameters.output ${JSON.stringify(outputName)} is not an output of the model; send one of: ` +
+        loaded.outputs.map((o) => o.name).join(', '),
+    );
+  }
+  if (UNSUPPORTED.has(outputSpec.datatype)) {
+    throw new ExplainParameterError(
+      `output ${JSON.stringify(outputName)} is ${outputSpec.datatype}; explain a numeric output: ` +
+        loaded.outputs
+          .filter((o) => !UNSUPPORTED.has(o.datatype))
+          .map((o) => o.name)
+          .join(', '),
+    );
+  }
+  const batchable =
+    specs.every((s) => s.shape[0] === -1) && outputSpec.shape[0] === -1 && specs.length > 0;
+  if (batchable) {
+    const big = example.inputs.find((t) => t.shape[0] !== 1);
+    if (big !== undefined) {
+      throw new ExplainParameterError(
+        `input ${JSON.stringify(big.name)} has a batch of ${big.shape[0]}; an explanation is of ` +
+          `one example: send shape [1, ${big.shape.slice(1).join(', ')}] (or use V1 :explain with several instances)`,
+      );
+    }
+  }
+  const exampleShapes = example.inputs.map((t) => (batchable ? t.shape.slice(1) : t.shape));
+  const feedsOf = (items: Float64Array[][]): Record<string, Tensor> => {
+    const feeds: Record<string, Tensor> = {};
+    example.inputs.forEach((input, k) => {
+      const n = count(exampleShapes[k] ?? []);
+      const flat = new Float64Array(n * items.length);
+      items.forEach((item, b) => {
+        flat.set(item[k] ?? new Float64Array(n), b * n);
+      });
+      feeds[input.name] = toOrtTensor({
+        name: input.name,
+        datatype: input.datatype,
+        shape: batchable ? [items.length, ...(exampleShapes[k] ?? [])] : input.shape,
+        data: typedOf(input.datatype, flat),
+      });
+    });
+    return feeds;
+  };
+  const runOutput = async (feeds: Record<string, Tensor>, what: string) => {
+    let results: Record<string, Tensor>;
+    try {
+      results = await loaded.run(feeds, [outputName]);
+    } catch (err) {
+      if (err instanceof MaasError) throw err;
+      throw new ExplainParameterError(
+        `the model could not run on ${what}: ${errorMessage(err).slice(0, 300)}; ` +
+          'send a baseline the model accepts (parameters.baseline)',
+        { cause: err },
+      );
+    }
+    const tensor = results[outputName];
+    if (tensor === undefined) {
+      throw new MaasError('MissingOutput', `the runtime returned no output ${outputName}`);
+    }
+    return fromOrtTensor(outputName, tensor);
+  };
+
+  const x = example.inputs.map((t) => numbersOf(t.data));
+  const predictStarted = deps.now();
+  const predicted = await runOutput(feedsOf([x]), 'the request');
+  const predictionMs = deps.now() - predictStarted;
+  const outputShape = batchable ? predicted.shape.slice(1) : predicted.shape;
+  const outputValues = numbersOf(predicted.data);
+  const perExample = count(outputShape);
+  const target = params.target ?? defaultTarget(outputValues, outputShape);
+  if (target >= perExample) {
+    throw new ExplainParameterError(
+      `parameters.target ${target} is out of range: output ${JSON.stringify(outputName)} has ` +
+        `${perExample} element(s) per example (shape ${showShape(outputShape)}); send a flat index ` +
+        `from 0 to ${perExample - 1}`,
+    );
+  }
+  const prediction = outputValues[target] ?? Number.NaN;
+  if (!Number.isFinite(prediction)) {
+    throw new ExplainParameterError(
+      `output ${JSON.stringify(outputName)}[${target}] is ${prediction} for this input; only a ` +
+        'finite output can be attributed: send another target or input',
+    );
+  }
+
+  const base = await baselines(deps, loaded, params.baseline, specs, exampleShapes);
+  const inputs: ExplainInput[] = example.inputs.map((t, k) => ({
+    name: t.name,
+    shape: exampleShapes[k] ?? [],
+    x: x[k] ?? new Float64Array(0),
+    baseline: base.values[k] ?? new Float64Array(0),
+  }));
+  const exampleElements = inputs.reduce((sum, input) => sum + input.x.length, 0);
+  const batchSize = batchable
+    ? Math.max(
+        1,
+        Math.min(deps.explain.maxBatch, Math.floor(deps.limits.maxElements / exampleElements)),
+      )
+    : 1;
+
+  let evaluated = 0;
+  let evaluationMs = 0;
+  let perItem = false;
+  const affordable = (perEvalMs: number) =>
+    Math.max(2, Math.floor(allowedMs / Math.max(perEvalMs, 1e-3)));
+  const tooSlow = (needed: number, perEvalMs: number) =>
+    new ExplanationTooCostlyError(
+      `this explanation needs about ${needed} model evaluations at ~${perEvalMs.toFixed(2)} ms ` +
+        `each, more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give ` +
+        `it; send parameters.budget of at most ${Math.min(params.budget, affordable(perEvalMs))}` +
+        ', or a larger window',
+      { details: { affordableBudget: affordable(perEvalMs) } },
+    );
+  const explanation = await explain(
+    inputs,
+    prediction,
+    async (batch) => {
+      const perEval = evaluated > 0 ? evaluationMs / evaluated : predictionMs;
+      if (deps.now() - started + perEval * batch.length > allowedMs) {
+        throw tooSlow(params.budget, perEval);
+      }
+      const runStarted = deps.now();
+      let values: Float64Array;
+      if (batchable && !perItem) {
+        const out = await runOutput(feedsOf(batch), 'a perturbed input');
+        values = numbersOf(out.data);
+        // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
+        // batching cannot be read back, so this explanation runs one example at a time
+        if (out.shape[0] !== batch.length || values.length !== batch.length * perExample) {
+          perItem = true;
+        }
+      }
+      if (!batchable || perItem) {
+        values = new Float64Array(batch.length * perExample);
+        for (let b = 0; b < batch.length; b++) {
+          const out = await runOutput(feedsOf([batch[b] ?? []]), 'a perturbed input');
+          values.set(numbersOf(out.data).subarray(0, perExample), b * perExample);
+        }
+      }
+      evaluationMs += deps.now() - runStarted;
+      evaluated += batch.length;
+      return batch.map((_, b) => values[b * perExample + target] ?? Number.NaN);
+    },
+    {
+      method: params.method,
+      budget: params.budget,
+      seed: params.seed,
+      batchSize,
+      ...(params.window === undefined
+        ? {}
+        : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
+      ...(params.stride === undefined
+        ? {}
+        : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
+      onPlan: (evaluations) => {
+        // batches cost about one prediction run each: an optimistic bound, checked again per batch
+        const batches = Math.ceil((evaluations - 1) / batchSize);
+        if (deps.now() - started + batches * predictionMs > allowedMs) {
+          throw tooSlow(evaluations, (batches * predictionMs) / Math.max(1, evaluations - 1));
+        }
+      },
+    },
+  );
+  return {
+    output: outputName,
+    target,
+    prediction,
+    baseline: base.baseline,
+    ...(base.baselineNote === undefined ? {} : { baselineNote: base.baselineNote }),
+    explanation,
+    shapes: example.inputs.map((t) => t.shape),
+    predictionMs,
+    evaluationMs,
+  };
+};
+
+const fround = (values: Float64Array): number[] => Array.from(values, (v) => Math.fround(v));
+
+const summary = (e: Explained, params: ExplainParameters) => ({
+  method: e.explanation.method,
+  mode: e.explanation.mode,
+  ...(params.method === 'auto' ? { requested_method: 'auto' } : {}),
+  players: e.explanation.players,
+  grouping: e.explanation.grouping,
+  output: e.output,
+  target: e.target,
+  prediction: e.prediction,
+  base_value: e.explanation.baseValue,
+  baseline: e.baseline,
+  ...(e.baselineNote === undefined ? {} : { baseline_note: e.baselineNote }),
+  evaluations: e.explanation.evaluations,
+  budget: params.budget,
+});
+
+const timing = (
+  deps: ExplainDeps,
+  ex: Exchange,
+  started: number,
+  explained: readonly Explained[],
+) => ({
+  total_ms: round(deps.now() - started),
+  ...(ex.loaded?.load === undefined ? {} : { model_load_ms: round(ex.loaded.load.totalMs) }),
+  prediction_ms: round(explained.reduce((s, e) => s + e.predictionMs, 0)),
+  evaluation_ms: round(explained.reduce((s, e) => s + e.evaluationMs, 0)),
+});
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+const record = (ex: Exchange, explained: readonly Explained[]): void => {
+  const [first] = explained;
+  if (first === undefined) return;
+  ex.explain = {
+    evaluations: explained.reduce((s, e) => s + e.explanation.evaluations, 0),
+    method: first.explanation.method,
+  };
+};
+
+/** The `parameters` of a V1 body the protocol's decoder has already checked is JSON. */
+const parametersOf = (json: Uint8Array): unknown => {
+  const parsed: unknown = JSON.parse(utf8.decode(json));
+  return typeof parsed === 'object' && parsed !== null && 'parameters' in parsed
+    ? parsed.parameters
+    : undefined;
+};
+
+const utf8 = new TextDecoder();
+
+/** `POST /v2/models/{m}[/versions/{v}]/explain`: a V2 infer request plus explain parameters. */
+export const explainV2 = async (
+  deps: ExplainDeps,
+  request: HttpRequest,
+  ex: Exchange,
+  model: string,
+  version?: number,
+): Promise<HttpResponse> => {
+  if (!deps.explain.enabled) throw new ExplainDisabledError();
+  const started = deps.now();
+  const body = requireBody(request);
+  const headerLength = parseHeaderLength(request.headers[INFERENCE_HEADER_LENGTH], body.byteLength);
+  checkInferMediaType(request, headerLength !== undefined, true);
+  const loaded = await deps.provider.acquire(model, version);
+  ex.loaded = loaded;
+  const decoded = decodeInferRequest(body, headerLength, loaded, deps.limits);
+  const params = parseExplainParameters(decoded.parameters, deps.explain);
+  const explained = await explainExample(deps, request, loaded, decoded, params);
+  record(ex, [explained]);
+  const attributions = explained.explanation.attributions.map((values, k) => ({
+    name: decoded.inputs[k]?.name,
+    datatype: 'FP32',
+    shape: explained.shapes[k],
+    data: fround(values),
+  }));
+  const json = JSON.stringify({
+    model_name: loaded.model,
+    model_version: String(loaded.version),
+    ...(decoded.id === undefined ? {} : { id: decoded.id }),
+    ...summary(explained, params),
+    attributions,
+    timing: timing(deps, ex, started, [explained]),
+  });
+  checkResponseSize(json, deps.limits);
+  return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
+};
+
+/** Nests a flat row-major array to `shape`, as V1 rows are written. */
+const nest = (values: readonly number[], shape: readonly number[]): unknown => {
+  let at = 0;
+  const walk = (d: number): unknown => {
+    if (d === shape.length) return values[at++];
+    return Array.from({ length: shape[d] ?? 0 }, () => walk(d + 1));
+  };
+  return walk(0);
+};
+
+/** `POST /v1/models/{m}:explain`: `{"instances": [...]}` → `{"explanations": [...]}`, one per row. */
+export const explainV1 = async (
+  deps: ExplainDeps,
+  request: HttpRequest,
+  ex: Exchange,
+  model: string,
+): Promise<HttpResponse> => {
+  if (!deps.explain.enabled) throw new ExplainDisabledError();
+  const started = deps.now();
+  const body = requireBody(request);
+  checkInferMediaType(request, false, false);
+  const loaded = await deps.provider.acquire(model);
+  ex.loaded = loaded;
+  const stacked = decodeV1Request(body, loaded, explainPath(model), deps.limits);
+  const params = parseExplainParameters(parametersOf(body), deps.explain);
+  const rows = stacked.shape[0] ?? 0;
+  const rowShape = stacked.shape.slice(1);
+  const rowSize = count(rowShape);
+  const explained: Explained[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row: DecodedTensor = {
+      name: stacked.name,
+      datatype: stacked.datatype,
+      shape: [1, ...rowShape],
+      data: (stacked.data as NumericData).slice(r * rowSize, (r + 1) * rowSize),
+    };
+    explained.push(await explainExample(deps, request, loaded, { inputs: [row] }, params));
+  }
+  record(ex, explained);
+  const json = JSON.stringify({
+    explanations: explained.map((e) => ({
+      ...summary(e, params),
+      attributions: nest(fround(e.explanation.attributions[0] ?? new Float64Array(0)), rowShape),
+    })),
+    model_name: loaded.model,
+    model_version: String(loaded.version),
+    timing: timing(deps, ex, started, explained),
+  });
+  checkResponseSize(json, deps.limits);
+  return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
+};
