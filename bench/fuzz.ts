@@ -2,6 +2,7 @@
  * The dedicated fuzz run of issue 7: at least 10,000 generated client requests through the
  * protocol app and, as API Gateway payload 2.0 events, through the predict Lambda handler, both
  * over real onnxruntime sessions. Properties (test/fuzz/oracle.ts): never a 5xx, nothing thrown,
+ * no answer showing the runtime's source paths or kernel names,
  * every refusal a JSON `{"error": "..."}` with a message, every success well-formed.
  *
  *   npx tsx bench/fuzz.ts [--runs=12000] [--seed=N]

@@ -23,7 +23,10 @@ export type { OutputListener } from './worker-pool.ts';
 
 export interface LocalApiOptions
   extends Partial<
-    Pick<LocalConfig, 'workers' | 'queueLimit' | 'maxBodyBytes' | 'invokeTimeoutMs'>
+    Pick<
+      LocalConfig,
+      'workers' | 'queueLimit' | 'maxBodyBytes' | 'maxBodyBytesInFlight' | 'invokeTimeoutMs'
+    >
   > {
   /** 0 picks a free port. @default `PORT`, else 3000 */
   port?: number;
@@ -54,10 +57,11 @@ const MEMORY_MB = 1769;
 
 /**
  * The local API Gateway: turns HTTP requests into HTTP API payload 2.0 events, runs them through
- * handler instances in worker threads (one request at a time each, like Lambda) and answers with
+ * handler instances in child processes (one request at a time each, like Lambda) and answers with
  * what the handler returned. Load beyond the instances and the queue is shed with 429 on the same
  * kept-alive connection, bodies over the cap get 413 before they are read (and the connection
- * closed).
+ * closed), and a request whose body would take the bytes held across connections past their
+ * budget gets 503 (docs/limits.md).
  */
 export async function startLocalApi(options: LocalApiOptions = {}): Promise<LocalApi> {
   const env = { ...definedOnly(process.env), ...options.env };
@@ -67,9 +71,12 @@ export async function startLocalApi(options: LocalApiOptions = {}): Promise<Loca
       workers: options.workers,
       queueLimit: options.queueLimit,
       maxBodyBytes: options.maxBodyBytes,
+      maxBodyBytesInFlight: options.maxBodyBytesInFlight,
       invokeTimeoutMs: options.invokeTimeoutMs,
     }),
   };
+  // one body at the cap always fits
+  const budget = new BodyBudget(Math.max(settings.maxBodyBytesInFlight, settings.maxBodyBytes));
   // Instances share the cores the way separate Lambda instances would each get their own.
   env.MAAS_INTRA_OP_THREADS ??= String(
     Math.max(1, Math.floor(availableParallelism() / settings.workers)),
@@ -92,7 +99,7 @@ export async function startLocalApi(options: LocalApiOptions = {}): Promise<Loca
   await pool.start();
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    void serve(req, res, pool, settings).catch((err: unknown) => {
+    void serve(req, res, pool, settings, budget).catch((err: unknown) => {
       res.destroy(err instanceof Error ? err : new Error(String(err)));
     });
   };
@@ -100,7 +107,8 @@ export async function startLocalApi(options: LocalApiOptions = {}): Promise<Loca
   // `Expect: 100-continue` (curl sends it for large bodies): refuse an oversized body before the
   // client sends it, otherwise invite it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (Number(req.headers['content-length'] ?? 0) <= settings.maxBodyBytes) res.writeContinue();
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared <= settings.maxBodyBytes && budget.fits(declared)) res.writeContinue();
     onRequest(req, res);
   });
   try {
@@ -127,11 +135,37 @@ export async function startLocalApi(options: LocalApiOptions = {}): Promise<Loca
   };
 }
 
+/**
+ * Request body bytes held across every connection: what is being read, waits in the queue or is
+ * being served. Without it, 150 clients each sending 5 MiB took the API from 198 MB to 928 MB.
+ */
+class BodyBudget {
+  private held = 0;
+
+  constructor(readonly limit: number) {}
+
+  fits(bytes: number): boolean {
+    return this.held + bytes <= this.limit;
+  }
+
+  /** takes `bytes` if they fit; the caller gives back what it took once the request is over */
+  take(bytes: number): boolean {
+    if (!this.fits(bytes)) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes;
+  }
+}
+
 async function serve(
   req: IncomingMessage,
   res: ServerResponse,
   pool: WorkerPool,
   settings: LocalConfig,
+  budget: BodyBudget,
 ): Promise<void> {
   const requestId = randomUUID();
   const receivedAt = new Date();
@@ -143,11 +177,27 @@ async function serve(
     // Closing instead would cost a shed client a reconnect on every retry, which under load
     // slowed the refusals to seconds and halved the requests served; a body within the cap is
     // cheap to skip over.
-    const drained = await consumeBody(req, settings.maxBodyBytes, () => {});
+    const drained = await consumeBody(req, settings.maxBodyBytes, () => undefined);
     if (drained === undefined) return reject(req, res, tooLarge(settings, requestId));
     return shed(req, res, requestId);
   }
-  const body = await readBody(req, settings.maxBodyBytes);
+  let taken = 0;
+  // the bytes are held until the answer is out (or the client went away)
+  res.once('close', () => budget.give(taken));
+  const take = (bytes: number): boolean => {
+    if (!budget.take(bytes)) return false;
+    taken += bytes;
+    return true;
+  };
+  if (!take(Number.isSafeInteger(declared) && declared > 0 ? declared : 0)) {
+    return refuse(req, res, overloaded(budget, requestId));
+  }
+  const body = await readBody(
+    req,
+    settings.maxBodyBytes,
+    (size) => size <= taken || take(size - taken),
+  );
+  if (body === 'over-budget') return refuse(req, res, overloaded(budget, requestId));
   if (body === undefined) return reject(req, res, tooLarge(settings, requestId));
   const request: IncomingRequest = {
     method: req.method ?? 'GET',
@@ -228,6 +278,17 @@ const tooLarge = (settings: LocalConfig, requestId: string): OutgoingResponse =>
     requestId,
   );
 
+const overloaded = (budget: BodyBudget, requestId: string): OutgoingResponse => {
+  const response = errorResponse(
+    503,
+    `the local API already holds ${budget.limit} bytes of request bodies (MAAS_MAX_BODY_BYTES_IN_FLIGHT); ` +
+      'retry in a moment',
+    requestId,
+  );
+  response.headers['retry-after'] = '1';
+  return response;
+};
+
 const busy = (requestId: string): OutgoingResponse => {
   const response = errorResponse(
     429,
@@ -238,32 +299,48 @@ const busy = (requestId: string): OutgoingResponse => {
   return response;
 };
 
-/** the whole body, or `undefined` as soon as it grows past `max` bytes */
-const readBody = async (req: IncomingMessage, max: number): Promise<Buffer | undefined> => {
+/**
+ * The whole body; `undefined` as soon as it grows past `max` bytes, `'over-budget'` as soon as
+ * `hold` refuses the bytes read so far (a chunked body announces no length to reserve up front).
+ */
+const readBody = async (
+  req: IncomingMessage,
+  max: number,
+  hold: (size: number) => boolean,
+): Promise<Buffer | undefined | 'over-budget'> => {
   const chunks: Buffer[] = [];
-  const size = await consumeBody(req, max, (chunk) => chunks.push(chunk));
-  return size === undefined ? undefined : Buffer.concat(chunks, size);
+  let size = 0;
+  let refused = false;
+  const read = await consumeBody(req, max, (chunk) => {
+    size += chunk.byteLength;
+    if (refused || !hold(size)) {
+      refused = true;
+      return false;
+    }
+    chunks.push(chunk);
+    return true;
+  });
+  if (refused) return 'over-budget';
+  return read === undefined ? undefined : Buffer.concat(chunks, read);
 };
 
 /**
  * Hands every chunk of the body to `onChunk` and resolves with its size, or with `undefined` as
- * soon as it grows past `max` bytes (the rest is left unread).
+ * soon as it grows past `max` bytes or `onChunk` returns false (the rest is left unread).
  */
 const consumeBody = (
   req: IncomingMessage,
   max: number,
-  onChunk: (chunk: Buffer) => void,
+  onChunk: (chunk: Buffer) => boolean | undefined,
 ): Promise<number | undefined> =>
   new Promise((resolve, reject) => {
     let size = 0;
     const onData = (chunk: Buffer): void => {
       size += chunk.byteLength;
-      if (size > max) {
+      if (size > max || onChunk(chunk) === false) {
         req.off('data', onData);
         resolve(undefined);
-        return;
       }
-      onChunk(chunk);
     };
     req.on('data', onData);
     req.once('end', () => resolve(size));
@@ -272,6 +349,17 @@ const consumeBody = (
       if (!req.complete) reject(new Error('the client closed the connection mid-body'));
     });
   });
+
+/**
+ * Answers at once, then reads and drops the rest of the body before the connection closes: nothing
+ * is held, and the client, still sending, reads its answer instead of a reset (closing a socket
+ * with unread bytes resets it, and the reset can destroy the answer in flight).
+ */
+const refuse = (req: IncomingMessage, res: ServerResponse, response: OutgoingResponse): void => {
+  response.headers.connection = 'close';
+  send(res, response);
+  req.resume();
+};
 
 const send = (res: ServerResponse, response: OutgoingResponse): void => {
   res.writeHead(response.statusCode, {

@@ -1,4 +1,6 @@
-import { Worker } from 'node:worker_threads';
+import { type ChildProcess, fork } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { ErrorInfo, FromWorker, OutputChunk, ToWorker, WorkerInit } from './messages.ts';
 
@@ -42,7 +44,7 @@ interface Job {
 
 interface Instance {
   readonly number: number;
-  readonly worker: Worker;
+  readonly child: ChildProcess;
   /** the unfinished last line of each stream */
   readonly partial: { stdout: string; stderr: string };
   job?: Job;
@@ -50,15 +52,8 @@ interface Instance {
   ready: boolean;
 }
 
-const WORKER_URL = new URL('./worker.ts', import.meta.url).href;
-
-/**
- * Worker threads start without tsx's loader even when this process has one (vitest, `tsx`): the
- * bootstrap registers tsx inside the worker before importing the TypeScript entry.
- */
-const bootstrap = (): string =>
-  `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-  `.then((tsx) => { tsx.register(); return import(${JSON.stringify(WORKER_URL)}); })`;
+const INSTANCE = fileURLToPath(new URL('./instance.ts', import.meta.url));
+const TSX_LOADER = import.meta.resolve('tsx');
 
 const crashed = (message: string): InvokeOutcome => ({
   kind: 'crashed',
@@ -66,10 +61,12 @@ const crashed = (message: string): InvokeOutcome => ({
 });
 
 /**
- * Handler instances in worker threads, one invocation at a time each, like Lambda execution
+ * Handler instances in child processes, one invocation at a time each, like Lambda execution
  * environments: a slow inference holds one instance while the others keep serving. Requests wait
- * in a bounded FIFO queue; an instance that times out or dies is replaced by a fresh one (a new
- * cold start).
+ * in a bounded FIFO queue; an instance that times out is killed, and one that times out or dies
+ * is replaced by a fresh one (a new cold start). Processes rather than worker threads: a run stuck
+ * in onnxruntime's native code can only be stopped with its process, and a worker thread
+ * terminated under a run in flight aborted the whole local stack once the run completed.
  */
 export class WorkerPool {
   private readonly instances = new Set<Instance>();
@@ -123,22 +120,28 @@ export class WorkerPool {
 
   private spawn(): Promise<Instance> {
     const number = this.nextInstance++;
-    const worker = new Worker(bootstrap(), {
-      eval: true,
-      workerData: {
-        ...this.options.init,
-        instance: number,
-        captureOutput: true,
-      } satisfies WorkerInit,
+    const init: WorkerInit = { ...this.options.init, instance: number, captureOutput: true };
+    const child = fork(INSTANCE, [JSON.stringify(init)], {
+      execArgv: ['--import', TSX_LOADER],
       env: this.options.env,
-      execArgv: [],
+      // structured clone, as worker messages were: no JSON round trip of the bodies
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const instance: Instance = {
       number,
-      worker,
+      child,
       partial: { stdout: '', stderr: '' },
       ready: false,
     };
+    // what native code writes straight to the file descriptors (JavaScript's output is captured)
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const source = child[stream];
+      if (source === null) continue;
+      createInterface({ input: source }).on('line', (line) =>
+        this.output(instance, [[stream, `${line}\n`]]),
+      );
+    }
     this.instances.add(instance);
     this.starting += 1;
     return new Promise((resolve, reject) => {
@@ -155,7 +158,7 @@ export class WorkerPool {
         this.lastInitError = error;
         reject(new Error(`the handler could not start: ${error.message}`));
       };
-      worker.on('message', (message: FromWorker) => {
+      child.on('message', (message: FromWorker) => {
         if ('output' in message) this.output(instance, message.output);
         if (message.type === 'output') return;
         if (message.type === 'ready') {
@@ -164,14 +167,20 @@ export class WorkerPool {
         } else if (message.type === 'init-error') settle(message.error);
         else this.answered(instance, message);
       });
-      worker.on('error', (err) => {
+      child.on('error', (err) => {
         const error = { name: err.name, message: err.message };
         settle(error);
         this.lost(instance, error);
       });
-      worker.on('exit', (code) => {
+      child.on('exit', (code, signal) => {
         this.endOutput(instance);
-        const error = { name: 'Error', message: `handler instance exited with code ${code}` };
+        const error = {
+          name: 'Error',
+          message:
+            signal === null
+              ? `handler instance exited with code ${code}`
+              : `handler instance was killed by ${signal}`,
+        };
         settle(error);
         this.lost(instance, error);
       });
@@ -209,7 +218,7 @@ export class WorkerPool {
       event: job.event,
       deadline: Date.now() + this.options.timeoutMs,
     };
-    instance.worker.postMessage(message);
+    instance.child.send(message);
   }
 
   private answered(
@@ -239,7 +248,7 @@ export class WorkerPool {
     const job = instance.job;
     instance.job = undefined;
     job?.resolve({ kind: 'timeout', timeoutMs: this.options.timeoutMs });
-    // A synchronous run() cannot be interrupted: stop the whole instance, as Lambda does.
+    // A synchronous run() cannot be interrupted: kill the whole instance, as Lambda does.
     void this.stop(instance).then(() => this.replace());
   }
 
@@ -256,7 +265,12 @@ export class WorkerPool {
   private async stop(instance: Instance): Promise<void> {
     if (!this.instances.delete(instance)) return;
     this.forget(instance);
-    await instance.worker.terminate();
+    const child = instance.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
   }
 
   private forget(instance: Instance): void {

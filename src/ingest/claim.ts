@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { MaasError } from '../errors/index.ts';
-import { type AliasPolicy, keys, type UploadRef } from '../registry/index.ts';
+import { nestsTooDeep } from '../json/index.ts';
+import { type AliasPolicy, CorruptRecordError, keys, type UploadRef } from '../registry/index.ts';
 import {
   ObjectNotFoundError,
   type ObjectStore,
@@ -162,7 +163,19 @@ export class ClaimHandle {
 const leaseEnd = (now: Date, deadline: Date): string =>
   new Date(Math.min(now.getTime() + LEASE_MS, deadline.getTime())).toISOString();
 
-const parse = (body: Uint8Array): Claim => JSON.parse(new TextDecoder().decode(body)) as Claim;
+/** a claim that is not one (deep, cyclic) reads as corrupt: `Date.parse` of a deep array overflows */
+const parse = (key: string, body: Uint8Array): Claim => {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(body));
+  } catch (err) {
+    throw new CorruptRecordError(key, err);
+  }
+  if (typeof value !== 'object' || value === null || nestsTooDeep(value)) {
+    throw new CorruptRecordError(key, new TypeError('not a claim object of plain fields'));
+  }
+  return value as Claim;
+};
 
 /**
  * Takes the claim of an upload for this invocation, which may run until `deadline`, in the
@@ -218,7 +231,7 @@ export const acquireClaim = async (
     try {
       const object = await store.get(key);
       if (object === undefined) continue;
-      stored = { claim: parse(object.body), etag: object.etag };
+      stored = { claim: parse(key, object.body), etag: object.etag };
     } catch (err) {
       if (err instanceof ObjectNotFoundError) continue;
       throw err;
@@ -256,7 +269,7 @@ export const endLease = async (
   let stored: { claim: Claim; etag: string } | undefined;
   try {
     const object = await store.get(key);
-    if (object !== undefined) stored = { claim: parse(object.body), etag: object.etag };
+    if (object !== undefined) stored = { claim: parse(key, object.body), etag: object.etag };
   } catch (err) {
     if (err instanceof ObjectNotFoundError) return false;
     throw err;

@@ -19,6 +19,7 @@ import {
   type AliasPolicy,
   aliasOutcome,
   type HistoryRecord,
+  type InputLimits,
   isValidModelName,
   keys,
   type Manifest,
@@ -31,7 +32,14 @@ import {
   uploadDetails,
 } from '../registry/index.ts';
 import type { SessionSettings } from '../runtime/index.ts';
-import { normalizeEtag, ObjectNotFoundError, type ObjectStore } from '../storage/index.ts';
+import {
+  normalizeEtag,
+  ObjectNotFoundError,
+  type ObjectStore,
+  ObjectTooLargeError,
+  PreconditionFailedError,
+  type StoredObject,
+} from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
 import { sampleMeans } from './baseline.ts';
 import { chooseInt8 } from './choose.ts';
@@ -111,6 +119,7 @@ interface Candidate {
   options: UploadOptions;
   warmup: WarmupReport;
   samples: SampleSet['source'];
+  inputLimits: InputLimits | undefined;
   /** recorded only for the uploader's own samples: synthesized ones mean nothing */
   sampleMeans?: Manifest['sampleMeans'];
   int8?: Uint8Array;
@@ -335,10 +344,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     );
   }
   const options = parseUploadOptions(head.metadata);
-  const object =
-    head.size >= LARGE_READ_BYTES && store.getLarge !== undefined
-      ? await store.getLarge(key)
-      : await store.get(key);
+  const object = await readSized(store, upload, head.size);
   if (object === undefined || normalizeEtag(object.etag) !== upload.etag) {
     throw superseded(upload, object?.etag);
   }
@@ -367,6 +373,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
+  const inputLimits = learnInputLimits(options, samples);
   const evaluated = {
     bytes,
     signature,
@@ -374,6 +381,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     warmup,
     samples: samples.source,
     ...(samples.feeds[0] === undefined ? {} : { firstSample: samples.feeds[0] }),
+    inputLimits,
     ...(samples.source === 'sidecar'
       ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
       : {}),
@@ -523,6 +531,24 @@ const superseded = (upload: UploadRef, current: string | undefined): UploadRejec
     { details: current === undefined ? {} : { currentEtag: normalizeEtag(current) } },
   );
 
+/**
+ * Exactly the object the HEAD sized: the same ETag (If-Match), and not a byte past its size. An
+ * upload replaced in between by a larger one is never downloaded, only found superseded.
+ */
+async function readSized(store: ObjectStore, upload: UploadRef, size: number) {
+  const sized = { ifMatch: upload.etag, maxBytes: size };
+  try {
+    return size >= LARGE_READ_BYTES && store.getLarge !== undefined
+      ? await store.getLarge(upload.sourceKey, sized)
+      : await store.get(upload.sourceKey, sized);
+  } catch (err) {
+    if (err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError) {
+      throw superseded(upload, undefined);
+    }
+    throw err;
+  }
+}
+
 async function headUpload(store: ObjectStore, upload: UploadRef) {
   try {
     const head = await store.head(upload.sourceKey);
@@ -536,6 +562,32 @@ async function headUpload(store: ObjectStore, upload: UploadRef) {
     );
   }
 }
+
+/**
+ * How much larger than its largest sample a request may be. The samples show what traffic looks
+ * like; 64× lets an encoder sampled at [4, 24] take [12, 512] but not [64, 512], which took an
+ * instance from 0.7 to 2.8 GB (docs/limits.md).
+ */
+export const INPUT_HEADROOM = 64;
+
+/** The upload's `maas-max-elements`, else the largest sidecar sample × the headroom, else none. */
+export const learnInputLimits = (
+  options: Pick<UploadOptions, 'maxElements'>,
+  samples: SampleSet,
+): InputLimits | undefined => {
+  if (options.maxElements === 'off') return undefined;
+  if (options.maxElements !== undefined) {
+    return { maxElements: options.maxElements, source: 'metadata' };
+  }
+  // inputs made up from the signature (dynamic dims 1) say nothing about real traffic
+  if (samples.source !== 'sidecar') return undefined;
+  const largest = Math.max(
+    ...samples.feeds.map((feeds) =>
+      Object.values(feeds).reduce((sum, tensor) => sum + tensor.size, 0),
+    ),
+  );
+  return { maxElements: Math.max(1, largest) * INPUT_HEADROOM, source: 'samples' };
+};
 
 const specText = (spec: TensorSpec): string =>
   `${spec.name} ${spec.datatype} [${spec.shape.map((d, i) => (d < 0 ? (spec.dimNames?.[i] ?? '?') : d)).join(', ')}]`;
@@ -581,7 +633,17 @@ async function loadSamples(
         `${fmtBytes(settings.maxSamplesBytes)} limit. Upload fewer or smaller sample requests.`,
     );
   }
-  const object = await store.get(samplesKey);
+  let object: StoredObject | undefined;
+  try {
+    object = await store.get(samplesKey, { ifMatch: head.etag, maxBytes: head.size });
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError)) throw err;
+    throw new UploadRejectedError(
+      'InvalidSamples',
+      `The samples file ${samplesKey} changed while ingest read it. Upload the samples, then the ` +
+        '.onnx file, one after the other.',
+    );
+  }
   if (object === undefined) return synthesizeSamples(signature.inputs);
   return decodeSidecar(samplesKey, object.body, signature, {
     maxSamples: settings.maxSamples,
@@ -701,6 +763,7 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     quantization: candidate.quantization,
     ...(optimized === undefined ? {} : { optimized }),
     warmup: candidate.warmup,
+    ...(candidate.inputLimits === undefined ? {} : { inputLimits: candidate.inputLimits }),
     ...(candidate.sampleMeans === undefined ? {} : { sampleMeans: candidate.sampleMeans }),
     createdAt: clock().toISOString(),
   };

@@ -14,6 +14,11 @@ export interface UploadOptions {
    * minimum) or `top1` (classifiers: share of rows with fp32's class, `top1:0.99`; default 0.98)
    */
   accuracy?: AccuracyTest;
+  /**
+   * `maas-max-elements`: elements across the inputs of one request this model accepts; `off`
+   * leaves only the platform's caps. Absent: learned from the samples.
+   */
+  maxElements?: number | 'off';
 }
 
 export interface AccuracyTest {
@@ -30,6 +35,7 @@ export const METADATA = {
   promote: 'maas-promote',
   canaryWeight: 'maas-canary-weight',
   accuracy: 'maas-accuracy',
+  maxElements: 'maas-max-elements',
 } as const;
 
 const invalid = (name: string, value: string, expected: string): UploadRejectedError =>
@@ -64,6 +70,14 @@ export const parseUploadOptions = (metadata: Readonly<Record<string, string>>): 
   }
   const accuracyText = metadata[METADATA.accuracy]?.trim().toLowerCase();
   if (accuracyText !== undefined) options.accuracy = parseAccuracy(accuracyText);
+  const maxText = metadata[METADATA.maxElements]?.trim().toLowerCase();
+  if (maxText !== undefined) {
+    const max = Number(maxText);
+    if (maxText === 'off') options.maxElements = 'off';
+    else if (maxText === '' || !Number.isSafeInteger(max) || max < 1) {
+      throw invalid(METADATA.maxElements, maxText, 'a whole number of elements, or `off`');
+    } else options.maxElements = max;
+  }
   return options;
 };
 

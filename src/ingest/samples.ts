@@ -1,5 +1,6 @@
 import { Tensor } from 'onnxruntime-node';
 import { errorMessage, MaasError } from '../errors/index.ts';
+import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import type { Datatype, TensorSpec } from '../onnx/index.ts';
 import { decodeInferRequest } from '../protocol/index.ts';
 import { toOrtTensor } from '../runtime/index.ts';
@@ -44,6 +45,10 @@ export const decodeSidecar = (
   }
   if (!Array.isArray(parsed) || parsed.length === 0) {
     throw badSidecar(key, 'is not a non-empty JSON array');
+  }
+  // before anything walks it: JSON.stringify of a sample 2 million levels deep overflows the stack
+  if (nestsTooDeep(parsed)) {
+    throw badSidecar(key, `nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep`);
   }
   const encoder = new TextEncoder();
   const feeds = parsed.slice(0, limits.maxSamples).map((sample: unknown, index) => {

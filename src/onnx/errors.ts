@@ -15,6 +15,7 @@ export const REJECTION_CODES = [
   'NoGraph',
   'ExternalData',
   'DisallowedOp',
+  'ShadowedOp',
   'TensorDataMismatch',
   'TooLarge',
   'TooManyNodes',

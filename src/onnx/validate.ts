@@ -55,6 +55,25 @@ export const ALLOWED_MICROSOFT_OPS: readonly string[] = [
   'DequantizeLinear',
 ];
 
+/**
+ * Domains whose operators onnxruntime (or ONNX) implements itself, now or in a later release.
+ * onnxruntime resolves a node to its own kernel before it looks at the model's functions, so a
+ * model-local function in one of these domains is not what runs: `com.microsoft::Gelu` defined
+ * as an identity passed the allow-list as "a function of the model" and then ran the contrib
+ * kernel. Prefixes, so that every `com.microsoft.*` and `ai.onnx.*` domain counts.
+ */
+export const RUNTIME_DOMAIN_PREFIXES: readonly string[] = ['ai.onnx', 'com.microsoft', 'com.ms.'];
+
+const isRuntimeDomain = (domain: string): boolean =>
+  domain === '' || RUNTIME_DOMAIN_PREFIXES.some((prefix) => domain.startsWith(prefix));
+
+/**
+ * Names the way onnxruntime compares them: byte for byte. The protobuf decoder turns invalid
+ * UTF-8 into U+FFFD, so two different byte strings can read the same here and differently there;
+ * a name outside this set could resolve one way in our check and another in the runtime's.
+ */
+const PLAIN_NAME = /^[A-Za-z0-9_.-]*$/;
+
 const SAVE_EMBEDDED =
   'Save the model with every tensor embedded in the .onnx file ' +
   '(Python: onnx.save(model, path, save_as_external_data=False); files up to 2 GB).';
@@ -187,15 +206,49 @@ const typedFieldLength = (t: TensorProto): number => {
   }
 };
 
+/** a function's identity as onnxruntime looks it up: domain, name and overload */
+const functionKey = (domain: string, name: string, overload: string): string =>
+  `${domain}::${name}::${overload}`;
+
 class Validator {
   private nodes = 0;
-  private readonly functions: Set<string>;
+  private readonly functions = new Set<string>();
 
   constructor(
     private readonly limits: ValidationLimits,
     model: ModelProto,
   ) {
-    this.functions = new Set(model.functions.map((f) => `${f.domain}::${f.name}`));
+    for (const f of model.functions) {
+      const at = `function '${f.domain}::${f.name}'`;
+      if (!PLAIN_NAME.test(f.domain) || !PLAIN_NAME.test(f.name) || !PLAIN_NAME.test(f.overload)) {
+        reject(
+          'ShadowedOp',
+          `The model defines a function whose domain, name or overload holds characters other than ` +
+            'letters, digits, _, . and -; the runtime could resolve it differently than this check. ' +
+            'Export the model with plain function names.',
+          { domain: f.domain, name: f.name },
+        );
+      }
+      if (isRuntimeDomain(f.domain)) {
+        reject(
+          'ShadowedOp',
+          `${at} is defined in the operator domain '${f.domain || 'ai.onnx'}', which onnxruntime ` +
+            'implements itself: it would run its own kernel, not the function. Export the model ' +
+            "with its local functions in a domain of your own (e.g. 'local.functions').",
+          { domain: f.domain, name: f.name },
+        );
+      }
+      const key = functionKey(f.domain, f.name, f.overload);
+      if (this.functions.has(key)) {
+        reject(
+          'ShadowedOp',
+          `${at} is defined more than once; which definition runs would be the runtime's choice. ` +
+            'Export the model with one definition per domain, name and overload.',
+          { domain: f.domain, name: f.name },
+        );
+      }
+      this.functions.add(key);
+    }
   }
 
   checkDims(dims: readonly number[], where: string): void {
@@ -298,10 +351,20 @@ class Validator {
       );
     }
     const label = `node '${n.name || n.output[0] || '?'}' (${opKey(n)}) in ${where}`;
+    if (!PLAIN_NAME.test(n.domain) || !PLAIN_NAME.test(n.opType) || !PLAIN_NAME.test(n.overload)) {
+      reject(
+        'ShadowedOp',
+        `${label} names its operator with characters other than letters, digits, _, . and -; ` +
+          'the runtime could resolve it differently than this check. Export it with a plain name.',
+        { node: n.name, opType: n.opType, domain: n.domain },
+      );
+    }
     const allowed =
-      ALLOWED_DOMAINS.includes(n.domain) ||
-      (n.domain === 'com.microsoft' && ALLOWED_MICROSOFT_OPS.includes(n.opType)) ||
-      this.functions.has(`${n.domain}::${n.opType}`);
+      (ALLOWED_DOMAINS.includes(n.domain) && n.overload === '') ||
+      (n.domain === 'com.microsoft' &&
+        ALLOWED_MICROSOFT_OPS.includes(n.opType) &&
+        n.overload === '') ||
+      this.functions.has(functionKey(n.domain, n.opType, n.overload));
     if (!allowed) {
       reject(
         'DisallowedOp',

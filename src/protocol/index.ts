@@ -22,8 +22,10 @@ export {
 } from './http.ts';
 export {
   DEFAULT_LIMITS,
+  type DecodeLimits,
   LIMIT_ENV,
   limitsFromEnv,
+  type ModelInputLimit,
   type ProtocolLimits,
 } from './limits.ts';
 export {

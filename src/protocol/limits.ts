@@ -1,4 +1,5 @@
 import { type Env, envNumber } from '../config/index.ts';
+import { PayloadTooLargeError } from './errors.ts';
 
 /** Caps that keep one request from exhausting a function instance's memory or time. */
 export interface ProtocolLimits {
@@ -12,6 +13,42 @@ export interface ProtocolLimits {
    */
   maxResponseBytes: number;
 }
+
+/**
+ * One model's own bound on a request (its manifest's `inputLimits`), checked with the shapes,
+ * before any data is decoded or run.
+ */
+export interface ModelInputLimit {
+  /** how a client names the model in a message: `encoder v3` */
+  model: string;
+  /** elements across all inputs of one request */
+  maxElements: number;
+  /** `samples`: learned at ingest from the sample requests; `metadata`: set by the uploader */
+  source: 'samples' | 'metadata';
+}
+
+/** What the decoders check a request against: the platform's cap, and the model's when it has one. */
+export interface DecodeLimits extends Pick<ProtocolLimits, 'maxElements'> {
+  model?: ModelInputLimit;
+}
+
+/** the 413 for a request over its model's own bound, saying the bound and what to send */
+export const checkModelLimit = (
+  limit: ModelInputLimit | undefined,
+  total: number,
+  shapes: readonly { name: string; shape: readonly number[] }[],
+): void => {
+  if (limit === undefined || total <= limit.maxElements) return;
+  const what = shapes.map((s) => `${JSON.stringify(s.name)} [${s.shape.join(', ')}]`).join(', ');
+  const why =
+    limit.source === 'samples'
+      ? 'learned at ingest from its sample requests'
+      : 'set by its uploader with maas-max-elements';
+  throw new PayloadTooLargeError(
+    `the inputs hold ${total} elements (${what}); model ${limit.model} takes at most ` +
+      `${limit.maxElements} elements per request (${why}); send smaller batches or shorter inputs`,
+  );
+};
 
 const MiB = 1024 * 1024;
 

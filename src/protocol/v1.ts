@@ -1,5 +1,5 @@
 import { InvalidRequestError } from './errors.ts';
-import type { ProtocolLimits } from './limits.ts';
+import { checkModelLimit, type DecodeLimits } from './limits.ts';
 import {
   checkShape,
   type DecodedTensor,
@@ -20,7 +20,7 @@ export const decodeV1Request = (
   body: Uint8Array,
   signature: Signature,
   inferPath: string,
-  limits: Pick<ProtocolLimits, 'maxElements'>,
+  limits: DecodeLimits,
 ): DecodedTensor => {
   const [spec, ...others] = signature.inputs;
   if (spec === undefined || others.length > 0) {
@@ -39,6 +39,7 @@ export const decodeV1Request = (
   }
   const shape = inferShape(instances, spec.shape.length);
   const count = checkShape(spec, shape, limits.maxElements);
+  checkModelLimit(limits.model, count, [{ name: spec.name, shape }]);
   const values = flattenData(spec.name, instances, shape, count);
   return {
     name: spec.name,

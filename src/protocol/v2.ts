@@ -1,7 +1,8 @@
+import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import { InvalidRequestError, InvalidTensorError, PayloadTooLargeError } from './errors.ts';
 import { BINARY_CONTENT_TYPE, INFERENCE_HEADER_LENGTH, JSON_CONTENT_TYPE } from './http.ts';
-import type { ProtocolLimits } from './limits.ts';
+import { checkModelLimit, type DecodeLimits } from './limits.ts';
 import {
   checkShape,
   type DecodedTensor,
@@ -50,12 +51,20 @@ export const parseJsonBody = (bytes: Uint8Array, what: string, expected: string)
   } catch (cause) {
     throw new InvalidRequestError(`${what} is not valid UTF-8; ${expected}`, { cause });
   }
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (cause) {
     const reason = cause instanceof SyntaxError ? ` (${cause.message})` : '';
     throw new InvalidRequestError(`${what} is not valid JSON${reason}; ${expected}`, { cause });
   }
+  if (nestsTooDeep(value)) {
+    throw new InvalidRequestError(
+      `${what} nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; ${expected}, ` +
+        "with data nested no deeper than the tensor's rank (or flat)",
+    );
+  }
+  return value;
 };
 
 const optionalObject = (value: unknown, what: string): JsonObject => {
@@ -104,7 +113,7 @@ export const decodeInferRequest = (
   body: Uint8Array,
   headerLength: number | undefined,
   signature: Signature,
-  limits: Pick<ProtocolLimits, 'maxElements'>,
+  limits: DecodeLimits,
 ): DecodedInferRequest => {
   const header = parseJsonBody(
     headerLength === undefined ? body : body.subarray(0, headerLength),
@@ -162,7 +171,7 @@ const planInputs = (
   inputs: unknown,
   specs: readonly TensorSpec[],
   binaryAllowed: boolean,
-  limits: Pick<ProtocolLimits, 'maxElements'>,
+  limits: DecodeLimits,
 ): InputPlan[] => {
   const expected = specs.map((s) => s.name).join(', ');
   if (!Array.isArray(inputs) || inputs.length === 0) {
@@ -246,6 +255,11 @@ const planInputs = (
       `missing input(s): ${missing.join(', ')}; this model takes ${specs.length}: ${expected}`,
     );
   }
+  checkModelLimit(
+    limits.model,
+    total,
+    plans.map((p) => ({ name: p.spec.name, shape: p.shape })),
+  );
   return plans;
 };
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_JSON_DEPTH, nestsTooDeep } from '../json/index.ts';
 import {
   normalizeEtag,
   ObjectNotFoundError,
@@ -614,7 +615,10 @@ export const sha256Hex = (bytes: Uint8Array): string =>
 
 function parseJson(object: StoredObject, key: string, model?: string, version?: number): unknown {
   try {
-    return JSON.parse(new TextDecoder().decode(object.body));
+    const value: unknown = JSON.parse(new TextDecoder().decode(object.body));
+    // whatever reads the record next (a log line, the CLI's output) would overflow the stack
+    if (nestsTooDeep(value)) throw new TypeError(`nests more than ${MAX_JSON_DEPTH} levels deep`);
+    return value;
   } catch (err) {
     throw new CorruptRecordError(key, err, {
       model,

@@ -11,6 +11,18 @@ export interface VariantInfo {
 }
 
 /**
+ * A model's own bound on one request, enforced before the run (413 with the bound): the element
+ * caps of the protocol bound the input, not what a model allocates from it (an encoder turned a
+ * 525 KB [64, 512] request into 2 GB of activations).
+ */
+export interface InputLimits {
+  /** elements across all inputs of one request */
+  maxElements: number;
+  /** `samples`: the largest sample request × the headroom; `metadata`: the upload's `maas-max-elements` */
+  source: 'samples' | 'metadata';
+}
+
+/**
  * The mean of one input over the upload's sample requests, recorded by ingest: the `samples-mean`
  * baseline of explanations.
  */
@@ -57,6 +69,8 @@ export interface Manifest {
    */
   optimized?: OptimizedVariant;
   warmup?: { samples: number; p50Ms: number; loadMs: number };
+  /** absent: only the platform's caps apply (no samples, or `maas-max-elements=off`) */
+  inputLimits?: InputLimits;
   /** per input name; only when the upload came with sample requests */
   sampleMeans?: Record<string, InputMean>;
   createdAt: string;

@@ -249,6 +249,7 @@ export class ModelRuntime implements ModelProvider {
       served: entry.served,
       inputs: entry.inputs,
       outputs: entry.outputs,
+      ...(entry.inputLimits === undefined ? {} : { inputLimits: entry.inputLimits }),
       ...(timing === undefined ? {} : { load: timing }),
       run: (feeds, outputNames) => this.run(current, feeds, outputNames),
     };
@@ -324,6 +325,7 @@ export class ModelRuntime implements ModelProvider {
       session,
       inputs: manifest.inputs,
       outputs: manifest.outputs,
+      ...(manifest.inputLimits === undefined ? {} : { inputLimits: manifest.inputLimits }),
       inFlight: 0,
       evicted: false,
       released: false,

@@ -1,6 +1,6 @@
 import type { Tensor } from 'onnxruntime-node';
 import type { TensorSpec } from '../onnx/index.ts';
-import type { Manifest, ServedVariant } from '../registry/index.ts';
+import type { InputLimits, Manifest, ServedVariant } from '../registry/index.ts';
 
 /** How a request reached the version that served it. */
 export type RouteVariant = 'production' | 'candidate' | 'pinned';
@@ -31,6 +31,8 @@ export interface LoadedModel {
   served: 'int8' | 'fp32';
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** the manifest's bound on one request (413 past it), when it has one */
+  inputLimits?: InputLimits;
   /** set on the acquire that waited for a cold load; its `totalMs` feeds ModelLoadLatency */
   load?: { totalMs: number };
   /**

@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import type { TensorSpec } from '../onnx/index.ts';
-import type { ServedVariant } from '../registry/types.ts';
+import type { InputLimits, ServedVariant } from '../registry/types.ts';
 
 /** A live session and what the cache needs to know about it. */
 export interface SessionEntry {
@@ -13,6 +13,8 @@ export interface SessionEntry {
   readonly session: ort.InferenceSession;
   readonly inputs: TensorSpec[];
   readonly outputs: TensorSpec[];
+  /** the manifest's bound on one request, when it has one */
+  readonly inputLimits?: InputLimits;
   /** runs in progress: an evicted session is released only when this reaches zero */
   inFlight: number;
   evicted: boolean;

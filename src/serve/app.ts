@@ -1,5 +1,5 @@
 import pkg from '../../package.json' with { type: 'json' };
-import { MaasError } from '../errors/index.ts';
+import { errorMessage, MaasError } from '../errors/index.ts';
 import { EXPLAIN_DEFAULTS, type ExplainSettings } from '../explain/index.ts';
 import { isRouted, type MetricsSink, type MetricValues } from '../metrics/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
@@ -11,6 +11,7 @@ import {
   encodeModelConfig,
   type HttpRequest,
   type HttpResponse,
+  InputRejectedError,
   jsonResponse,
   MethodNotAllowedError,
   type ProtocolLimits,
@@ -52,6 +53,8 @@ export interface RequestRecord {
   errorCode?: string;
   /** the error behind a 5xx, for the operator's log only */
   error?: unknown;
+  /** what onnxruntime said when it refused a request's values (a 400), for the operator's log only */
+  runtimeError?: string;
 }
 
 export interface PredictAppDeps {
@@ -99,12 +102,16 @@ const dispatch = async (
       return jsonResponse(200, { models: await provider.listModels() });
     case 'model.metadata': {
       const described = await provider.describe(route.model, route.version);
+      const limits = described.manifest.inputLimits;
       return jsonResponse(200, {
         name: described.name,
         versions: described.versions.map(String),
         platform: PLATFORM,
         inputs: described.manifest.inputs.map(tensorMetadata),
         outputs: described.manifest.outputs.map(tensorMetadata),
+        ...(limits === undefined
+          ? {}
+          : { limits: { max_elements: limits.maxElements, source: limits.source } }),
       });
     }
     case 'model.ready': {
@@ -188,6 +195,9 @@ const recordOf = (
     ...(ex.explain === undefined ? {} : { explainEvaluations: ex.explain.evaluations }),
     ...(failure instanceof MaasError ? { errorCode: failure.code } : {}),
     ...(response.status >= 500 ? { error: failure } : {}),
+    ...(failure instanceof InputRejectedError && failure.cause !== undefined
+      ? { runtimeError: errorMessage(failure.cause) }
+      : {}),
   };
 };
 

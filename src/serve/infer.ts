@@ -1,10 +1,11 @@
 import type { Tensor } from 'onnxruntime-node';
-import { errorMessage, MaasError } from '../errors/index.ts';
+import { MaasError } from '../errors/index.ts';
 import {
   checkInferMediaType,
   checkResponseSize,
   countNonFinite,
   type DecodedTensor,
+  type DecodeLimits,
   decodeInferRequest,
   decodeV1Request,
   encodeInferResponse,
@@ -50,6 +51,14 @@ export interface InferDeps {
   /** re-runs failures of production in its watch window on the previous known-good version */
   shadow?: { settings: ShadowSettings; budget: ShadowBudget };
 }
+
+/** The platform's element cap, and the version's own bound from its manifest when it has one. */
+const decodeLimits = (deps: InferDeps, loaded: LoadedModel): DecodeLimits => ({
+  maxElements: deps.limits.maxElements,
+  ...(loaded.inputLimits === undefined
+    ? {}
+    : { model: { model: `${loaded.model} v${loaded.version}`, ...loaded.inputLimits } }),
+});
 
 /**
  * Re-runs a failed request on the previous known-good version when production is watched and the
@@ -106,8 +115,16 @@ const runModel = async (
     await shadowRun(deps, ex, watched, loaded, feeds, outputNames);
     // The inputs matched the signature, so what onnxruntime refuses is their values (an index
     // past a vocabulary, a reshape that cannot hold): the client's to fix, never a 500.
+    // The runtime's own words (its source paths, kernel and node names) are for the operator's
+    // log, which gets them from the cause; the client is told what it can act on.
+    const sent = inputs
+      .map((t) => `${JSON.stringify(t.name)} ${t.datatype} [${t.shape.join(', ')}]`)
+      .join(', ');
     throw new InputRejectedError(
-      `the model could not run on these inputs: ${errorMessage(err).slice(0, 400)}`,
+      `model ${loaded.model} v${loaded.version} could not run on the inputs ${sent}: their values ` +
+        'are outside what it was built for (an index past the end of a table, a size that a ' +
+        "reshape cannot hold, ...). Send values in the ranges of the model's training data; the " +
+        "runtime's own reason is in the service's log under this request's id",
       { cause: err },
     );
   } finally {
@@ -137,7 +154,7 @@ export const inferV2 = async (
   checkInferMediaType(request, headerLength !== undefined, true);
   const loaded = await deps.provider.acquire(model, version);
   ex.loaded = loaded;
-  const decoded = decodeInferRequest(body, headerLength, loaded, deps.limits);
+  const decoded = decodeInferRequest(body, headerLength, loaded, decodeLimits(deps, loaded));
   const names = decoded.outputs.map((o) => o.name);
   const tensors = await runModel(deps, ex, loaded, decoded.inputs, names);
   const encoded = encodeInferResponse({
@@ -161,7 +178,7 @@ export const predictV1 = async (
   checkInferMediaType(request, false, false);
   const loaded = await deps.provider.acquire(model);
   ex.loaded = loaded;
-  const input = decodeV1Request(body, loaded, inferPath(model), deps.limits);
+  const input = decodeV1Request(body, loaded, inferPath(model), decodeLimits(deps, loaded));
   const names = loaded.outputs.map((o) => o.name);
   const tensors = await runModel(deps, ex, loaded, [input], names);
   const json = encodeV1Response(tensors, inferPath(model));

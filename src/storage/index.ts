@@ -16,6 +16,7 @@ export type {
 export {
   normalizeEtag,
   ObjectNotFoundError,
+  ObjectTooLargeError,
   PreconditionFailedError,
   StorageUnavailableError,
 } from './object-store.ts';

@@ -22,12 +22,16 @@ export interface StoredObject extends StoredObjectHead {
 export interface GetOptions {
   /** conditional GET: resolves to `undefined` when the object still has this ETag (304) */
   ifNoneMatch?: string;
+  /** the object must still have this ETag (the one a HEAD sized): PreconditionFailedError otherwise */
+  ifMatch?: string;
+  /** stops reading past this many bytes with ObjectTooLargeError, before holding them */
+  maxBytes?: number;
   /** inclusive byte range */
   range?: { start: number; end: number };
   signal?: AbortSignal;
 }
 
-export interface GetLargeOptions {
+export interface GetLargeOptions extends Pick<GetOptions, 'ifMatch' | 'maxBytes'> {
   /** bytes per ranged GET */
   partSize?: number;
   /** ranged GETs in flight at once */
@@ -113,6 +117,18 @@ export class PreconditionFailedError extends MaasError {
     super('PreconditionFailed', `precondition failed writing ${key}`, {
       ...options,
       details: { key },
+    });
+  }
+}
+
+/** A read stopped at its byte cap (`GetOptions.maxBytes`): the object is larger than expected. */
+export class ObjectTooLargeError extends MaasError {
+  constructor(
+    readonly key: string,
+    readonly maxBytes: number,
+  ) {
+    super('ObjectTooLarge', `${key} is larger than the ${maxBytes} bytes this read allows`, {
+      details: { key, maxBytes },
     });
   }
 }

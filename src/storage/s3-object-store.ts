@@ -18,6 +18,7 @@ import {
   normalizeEtag,
   ObjectNotFoundError,
   type ObjectStore,
+  ObjectTooLargeError,
   PreconditionFailedError,
   type PutOptions,
   type ReadIntoOptions,
@@ -115,6 +116,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(options.ifNoneMatch === undefined
             ? {}
             : { IfNoneMatch: quoteEtag(options.ifNoneMatch) }),
+          ...(options.ifMatch === undefined ? {} : { IfMatch: quoteEtag(options.ifMatch) }),
           ...(options.range === undefined
             ? {}
             : { Range: `bytes=${options.range.start}-${options.range.end}` }),
@@ -125,7 +127,19 @@ export class S3ObjectStore implements ObjectStore {
       if (httpStatus(err) === 304) return undefined;
       throw this.translate(err, 'GET', key);
     }
-    const body = await this.readBody(out, key);
+    // a store that ignores If-Match must not hand back another object's bytes either
+    if (
+      options.ifMatch !== undefined &&
+      out.ETag !== undefined &&
+      normalizeEtag(out.ETag) !== normalizeEtag(options.ifMatch)
+    ) {
+      destroyBody(out.Body);
+      throw new PreconditionFailedError(key);
+    }
+    const body =
+      options.maxBytes === undefined
+        ? await this.readBody(out, key)
+        : await this.readCapped(out, key, options.maxBytes);
     return {
       key,
       etag: out.ETag ?? '',
@@ -146,6 +160,15 @@ export class S3ObjectStore implements ObjectStore {
     const partSize = Math.max(1, options.partSize ?? DEFAULT_PART_SIZE);
     const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
     const head = await this.head(key);
+    if (
+      options.ifMatch !== undefined &&
+      normalizeEtag(head.etag) !== normalizeEtag(options.ifMatch)
+    ) {
+      throw new PreconditionFailedError(key);
+    }
+    if (options.maxBytes !== undefined && head.size > options.maxBytes) {
+      throw new ObjectTooLargeError(key, options.maxBytes);
+    }
     const body = new Uint8Array(head.size);
     const starts: number[] = [];
     for (let start = 0; start < head.size; start += partSize) starts.push(start);
@@ -355,6 +378,49 @@ export class S3ObjectStore implements ObjectStore {
     return { etag: out.ETag ?? '', copied, size: sizeOf(out, copied) };
   }
 
+  /** the body, refused as soon as its announced length or the bytes received pass `maxBytes` */
+  private async readCapped(
+    out: GetObjectCommandOutput,
+    key: string,
+    maxBytes: number,
+  ): Promise<Uint8Array> {
+    const body = out.Body;
+    if (out.ContentLength !== undefined && out.ContentLength > maxBytes) {
+      destroyBody(body);
+      throw new ObjectTooLargeError(key, maxBytes);
+    }
+    if (!isAsyncIterable(body)) {
+      const bytes = await this.readBody(out, key);
+      if (bytes.byteLength > maxBytes) throw new ObjectTooLargeError(key, maxBytes);
+      return bytes;
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of body) {
+        size += chunk.byteLength;
+        if (size > maxBytes) {
+          body.destroy?.();
+          throw new ObjectTooLargeError(key, maxBytes);
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      if (err instanceof ObjectTooLargeError) throw err;
+      throw new StorageUnavailableError(
+        `reading the body of ${key} from bucket ${this.bucket} failed after ${size} bytes: ${errorMessage(err)}; retry the read`,
+        { cause: err, details: { key, copied: size } },
+      );
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+    return bytes;
+  }
+
   private async readBody(out: GetObjectCommandOutput, key: string): Promise<Uint8Array> {
     if (out.Body === undefined) return new Uint8Array(0);
     try {
@@ -392,6 +458,10 @@ function httpStatus(err: unknown): number | undefined {
 }
 
 type NodeBody = AsyncIterable<Uint8Array> & { destroy?: () => void };
+
+const destroyBody = (body: unknown): void => {
+  if (isAsyncIterable(body)) body.destroy?.();
+};
 
 const isAsyncIterable = (body: unknown): body is NodeBody =>
   typeof body === 'object' && body !== null && Symbol.asyncIterator in body;

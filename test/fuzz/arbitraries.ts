@@ -792,6 +792,73 @@ const oversized: fc.Arbitrary<FuzzRequest> = fc.constantFrom(...FUZZ_MODELS).map
   ),
 }));
 
+const refusalTensor = (name: string, datatype: string, shape: number[], data: number[]) => ({
+  name,
+  datatype,
+  shape,
+  data,
+});
+
+/**
+ * Requests with the right names, datatypes and ranks whose values or dims onnxruntime refuses
+ * when it runs them: ids past the `gather` table, `arithmetic` operands that do not broadcast.
+ */
+export const runtimeRefusals: fc.Arbitrary<HttpRequest> = fc
+  .oneof(
+    fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 8 }).map((ids) => ({
+      model: 'gather',
+      inputs: [refusalTensor('ids', 'INT64', [ids.length], ids)],
+    })),
+    fc
+      .tuple(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+      )
+      .map(([n, m, p, q]) => ({
+        model: 'arithmetic',
+        inputs: [
+          refusalTensor('a', 'FP32', [n, m], Array(n * m).fill(1)),
+          refusalTensor('b', 'FP32', [n, m], Array(n * m).fill(2)),
+          refusalTensor('c', 'FP32', [p, q], Array(p * q).fill(3)),
+          refusalTensor('scale', 'FP64', [], [1]),
+        ],
+      })),
+  )
+  .map(({ model, inputs }) => ({
+    method: 'POST',
+    path: `/v2/models/${model}/infer`,
+    headers: { 'content-type': 'application/json' },
+    query: {},
+    body: new TextEncoder().encode(JSON.stringify({ inputs })),
+    requestId: `runtime-refusal-${model}`,
+  }));
+
+/** JSON nested past the depth cap (64) in a place the codec would otherwise keep: 400, never 5xx. */
+const deepJson: fc.Arbitrary<FuzzRequest> = fc
+  .tuple(
+    fc.constantFrom(...FUZZ_MODELS),
+    fc.integer({ min: 65, max: 20_000 }),
+    fc.constantFrom('[', '{"a":'),
+    fc.constantFrom('parameters', 'id', 'inputs'),
+  )
+  .map(([model, depth, open, field]) => {
+    const close = open === '[' ? ']' : '}';
+    const deep = `${open.repeat(depth)}${open === '[' ? '' : '1'}${close.repeat(depth)}`;
+    return {
+      family: 'deep-json',
+      request: {
+        method: 'POST',
+        path: `/v2/models/${model}/infer`,
+        headers: { 'content-type': 'application/json' },
+        query: {},
+        body: new TextEncoder().encode(`{"inputs": [], "${field}": ${deep}}`),
+        requestId: `deep-${depth}`,
+      },
+    };
+  });
+
 let explainRequests: fc.Arbitrary<FuzzRequest> | undefined;
 
 /** Everything a client can send the app, weighted toward requests that reach the codec. */
@@ -811,6 +878,11 @@ export const fuzzRequest: fc.Arbitrary<FuzzRequest> = fc.oneof(
   { arbitrary: v1Predict, weight: 2 },
   { arbitrary: noise, weight: 3 },
   { arbitrary: oversized, weight: 1 },
+  { arbitrary: deepJson, weight: 1 },
+  {
+    arbitrary: runtimeRefusals.map((request) => ({ family: 'runtime-refusal', request })),
+    weight: 2,
+  },
 );
 
 // ─── API Gateway HTTP API payload 2.0 events ────────────────────────────────────────────────────

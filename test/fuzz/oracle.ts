@@ -23,6 +23,8 @@ export const violations = (
   }
   const type = res.headers['content-type'];
   const bytes = typeof res.body === 'string' ? Buffer.from(res.body, 'utf8') : res.body;
+  const leak = runtimeInternals(bytes);
+  if (leak !== undefined) found.push(`the body shows the runtime's internals: ${leak}`);
   if (res.status >= 400) {
     if (type !== 'application/json') found.push(`error with content-type ${type}`);
     const parsed = parseJson(bytes);
@@ -47,6 +49,19 @@ export const violations = (
   if (type === 'application/octet-stream') found.push(...binaryViolations(res, bytes));
   else found.push(`success with content-type ${type}`);
   return found;
+};
+
+/**
+ * onnxruntime's own words in an answer: a path of its sources (`/onnxruntime_src/...`, a
+ * `file.h:563`), a kernel or node it names. They belong in the log, never in a client's answer.
+ */
+export const RUNTIME_INTERNALS =
+  /onnxruntime_src|\/onnxruntime\/(core|contrib_ops)\/|[\w/-]+\.(?:h|cc|cpp|cu):\d+|BroadcastIterator|\[ONNXRuntimeError\]|Non-zero status code returned while running/;
+
+const runtimeInternals = (bytes: Uint8Array): string | undefined => {
+  // an answer is checked whatever it holds: binary outputs decode as text harmlessly
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return RUNTIME_INTERNALS.exec(text)?.[0];
 };
 
 const binaryViolations = (res: HttpResponse, bytes: Uint8Array): string[] => {

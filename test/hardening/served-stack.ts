@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { registerVersion, setAliases } from '../support/registry.ts';
 /**
  * The local stack serving the example Iris model, in a child process so that a load generator
  * in the parent does not share its event loop: the local S3 and the local HTTP API
- * (`startLocalApi`: payload 2.0 events, handler instances in worker threads, queue and 429s) with
+ * (`startLocalApi`: payload 2.0 events, handler instances in child processes, queue and 429s) with
  * the real predict handler. For bench/load.ts and bench/soak.ts.
  */
 export interface ServedStackOptions {
@@ -22,13 +22,15 @@ export interface ServedStackOptions {
   workers?: number;
   /** requests waiting for an instance before 429; @default the local config's (64) */
   queueLimit?: number;
+  /** request body bytes held at once across connections; @default the local config's */
+  maxBodyBytesInFlight?: number;
 }
 
 export interface ServedStack {
   url: string;
   /** the V2 request bodies of the Iris samples */
   samples: string[];
-  /** resident memory of the serving process (S3, API, every handler instance), MiB */
+  /** resident memory of the serving process and its children (S3, API, every handler instance), MiB */
   rssMb(): Promise<number>;
   close(): Promise<void>;
 }
@@ -80,6 +82,42 @@ export async function startServedStack(options: ServedStackOptions = {}): Promis
   };
 }
 
+/**
+ * RSS of `pid` and every process under it (the handler instances are child processes), from
+ * /proc; outside Linux, this process's own.
+ */
+async function treeRssBytes(pid: number): Promise<number> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return process.memoryUsage.rss();
+  }
+  const parents = new Map<number, number>();
+  const rss = new Map<number, number>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = await readFile(`/proc/${entry}/status`, 'utf8');
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+      const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      parents.set(Number(entry), ppid);
+      rss.set(Number(entry), kb * 1024);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let at: number | undefined = p; at !== undefined && at > 1; at = parents.get(at)) {
+      if (at === pid) return true;
+    }
+    return false;
+  };
+  let total = 0;
+  for (const [p, bytes] of rss) if (inTree(p)) total += bytes;
+  return total;
+}
+
 /** The child: local S3 over a temporary directory, Iris registered as version 1, the local API. */
 async function serve(options: ServedStackOptions): Promise<void> {
   const home = await mkdtemp(join(tmpdir(), 'maas-served-'));
@@ -97,6 +135,9 @@ async function serve(options: ServedStackOptions): Promise<void> {
     port: 0,
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     ...(options.queueLimit === undefined ? {} : { queueLimit: options.queueLimit }),
+    ...(options.maxBodyBytesInFlight === undefined
+      ? {}
+      : { maxBodyBytesInFlight: options.maxBodyBytesInFlight }),
     env: {
       ...s3Env(s3),
       MAAS_TMP_CACHE_DIR: join(home, 'cache'),
@@ -107,7 +148,9 @@ async function serve(options: ServedStackOptions): Promise<void> {
   });
   process.on('message', (message: string) => {
     if (message === 'rss') {
-      process.send?.({ type: 'rss', mb: process.memoryUsage.rss() / (1024 * 1024) });
+      void treeRssBytes(process.pid).then((bytes) =>
+        process.send?.({ type: 'rss', mb: bytes / (1024 * 1024) }),
+      );
       return;
     }
     void (async () => {

@@ -1,6 +1,8 @@
 import { create } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import {
+  FunctionProtoSchema,
+  NodeProtoSchema,
   SparseTensorProtoSchema,
   StringStringEntryProtoSchema,
   TensorProtoSchema,
@@ -173,6 +175,50 @@ const typedInputModel = (input: ReturnType<typeof valueInfo>): Uint8Array =>
   );
 
 /**
+ * `y = Gelu(x)` in the `domain` given, with a model-local function of that very name whose body
+ * is an identity: what validation sees as "a function of the model" and what onnxruntime runs
+ * (its own kernel, when the domain is one it implements) can differ.
+ */
+export const shadowingFunctionModel = (
+  domain: string,
+  options: { functionDomain?: string; opType?: string; nodeOverload?: string } = {},
+): Uint8Array => {
+  const opType = options.opType ?? 'Gelu';
+  const functionDomain = options.functionDomain ?? domain;
+  const m = model({
+    graph: graph({
+      ...io,
+      nodes: [
+        create(NodeProtoSchema, {
+          opType,
+          domain,
+          input: ['x'],
+          output: ['y'],
+          overload: options.nodeOverload ?? '',
+        }),
+      ],
+    }),
+    opset: [
+      { domain: '', version: 17 },
+      ...[...new Set([domain, functionDomain])]
+        .filter((d) => d !== '')
+        .map((d) => ({ domain: d, version: 1 })),
+    ],
+  });
+  m.functions = [
+    create(FunctionProtoSchema, {
+      name: opType,
+      domain: functionDomain,
+      input: ['a'],
+      output: ['b'],
+      node: [node('Identity', ['a'], ['b'])],
+      opsetImport: [{ domain: '', version: 17n }],
+    }),
+  ];
+  return encodeModel(m);
+};
+
+/**
  * Models that must never be registered, each with the rejection it must earn. Generated fresh
  * and deterministically, so ingest tests can upload the same corpus through S3.
  */
@@ -325,6 +371,12 @@ export const hostileModels = (): HostileModel[] => {
       limits: { maxElements: 1000 },
     },
     {
+      name: 'a model-local function shadowing com.microsoft::Gelu',
+      bytes: shadowingFunctionModel('com.microsoft'),
+      expectedCode: 'ShadowedOp',
+      messageIncludes: "Function 'com.microsoft::Gelu' is defined in the operator domain",
+    },
+    {
       name: 'sequence-typed input',
       bytes: typedInputModel(seqInput),
       expectedCode: 'UnsupportedIoType',
@@ -354,3 +406,47 @@ export const hostileModels = (): HostileModel[] => {
     },
   ];
 };
+
+/**
+ * `y = x + trips` by a Loop adding 1 per iteration, `trips` an INT64 input: the request decides
+ * how long the run takes (~1 µs per trip on one core), from an instant to hours. Static checks
+ * and a warm-up on small samples see nothing wrong.
+ */
+export const inputLoopModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'input_loop',
+        nodes: [
+          node('Loop', ['trips', '', 'x'], ['y'], {
+            body: graph({
+              name: 'body',
+              nodes: [
+                node('Identity', ['cond_in'], ['cond_out']),
+                node('Add', ['acc_in', 'one'], ['acc_out']),
+              ],
+              inputs: [
+                valueInfo('i', T.INT64, []),
+                valueInfo('cond_in', T.BOOL, []),
+                valueInfo('acc_in', T.FLOAT, [1, 4]),
+              ],
+              outputs: [valueInfo('cond_out', T.BOOL, []), valueInfo('acc_out', T.FLOAT, [1, 4])],
+              initializers: [tensor('one', T.FLOAT, [1], [1])],
+            }),
+          }),
+        ],
+        inputs: [valueInfo('trips', T.INT64, []), valueInfo('x', T.FLOAT, [1, 4])],
+        outputs: [valueInfo('y', T.FLOAT, [1, 4])],
+      }),
+      opset: 17,
+    }),
+  );
+
+/** The V2 body asking {@link inputLoopModel} for `trips` iterations. */
+export const inputLoopRequest = (trips: number): string =>
+  JSON.stringify({
+    inputs: [
+      { name: 'trips', datatype: 'INT64', shape: [], data: [trips] },
+      { name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] },
+    ],
+  });

@@ -15,7 +15,7 @@ import {
   validateModel,
   valueInfo,
 } from '../../../src/onnx/index.ts';
-import { hostileModels } from '../../support/hostile-models.ts';
+import { hostileModels, shadowingFunctionModel } from '../../support/hostile-models.ts';
 import { exampleModels, THIRD_PARTY_MODELS, tinyModel } from '../../support/models.ts';
 
 const rejection = (bytes: Uint8Array, limits = {}): ModelRejectedError => {
@@ -137,6 +137,57 @@ describe('validateModel on good models', () => {
     const err = rejection(withFunction('com.evil'));
     expect(err.code).toBe('DisallowedOp');
     expect(err.message).toContain("function 'local::AddOne'");
+  });
+
+  it('refuses model-local functions that shadow an operator domain onnxruntime implements', () => {
+    const cases: [string, Uint8Array][] = [
+      ['com.microsoft::Gelu', shadowingFunctionModel('com.microsoft')],
+      [
+        'com.microsoft::DynamicQuantizeMatMul',
+        shadowingFunctionModel('com.microsoft', { opType: 'DynamicQuantizeMatMul' }),
+      ],
+      ['ai.onnx (empty domain) ::Relu', shadowingFunctionModel('', { opType: 'Relu' })],
+      ['ai.onnx::Relu', shadowingFunctionModel('ai.onnx', { opType: 'Relu' })],
+      ['ai.onnx.ml::Normalizer', shadowingFunctionModel('ai.onnx.ml', { opType: 'Normalizer' })],
+      [
+        'com.microsoft.nchwc::Conv',
+        shadowingFunctionModel('com.microsoft.nchwc', { opType: 'Conv' }),
+      ],
+      [
+        'ai.onnx.preview.training::Adagrad',
+        shadowingFunctionModel('ai.onnx.preview.training', { opType: 'Adagrad' }),
+      ],
+      [
+        'com.ms.internal.nhwc::Conv',
+        shadowingFunctionModel('com.ms.internal.nhwc', { opType: 'Conv' }),
+      ],
+    ];
+    for (const [name, bytes] of cases) {
+      const err = rejection(bytes);
+      expect(err.code, name).toBe('ShadowedOp');
+      expect(err.message, name).toContain('implements itself');
+    }
+    expect(() => validateModel(shadowingFunctionModel('local.functions'))).not.toThrow();
+  });
+
+  it('refuses operator names whose resolution could differ between this check and the runtime', () => {
+    // invalid UTF-8 decodes to U+FFFD here: two different byte strings would match each other
+    expect(rejection(shadowingFunctionModel('local\uFFFD')).code).toBe('ShadowedOp');
+    expect(
+      rejection(shadowingFunctionModel('com.microsoft ', { functionDomain: 'com.microsoft ' }))
+        .code,
+    ).toBe('ShadowedOp');
+    // the function is (local, Gelu, ''), the node asks for overload 'v2': not the same function
+    expect(rejection(shadowingFunctionModel('local', { nodeOverload: 'v2' })).code).toBe(
+      'DisallowedOp',
+    );
+    // an overload of a standard op does not exist: the node would resolve to the runtime's op
+    const m = shadowingFunctionModel('', {
+      opType: 'Relu',
+      functionDomain: 'local',
+      nodeOverload: 'x',
+    });
+    expect(rejection(m).code).toBe('DisallowedOp');
   });
 
   it('reads tiny generated models in well under the size cap', () => {

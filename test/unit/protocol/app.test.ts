@@ -212,7 +212,7 @@ describe('failures the platform owns', () => {
     );
     expect(res.status).toBe(400);
     expect(json(res.body)).toEqual({
-      error: expect.stringContaining('the model could not run on these inputs'),
+      error: expect.stringContaining('model gather v1 could not run on the inputs "ids" INT64 [2]'),
     });
     const ok = await app(
       postJson('/v2/models/gather/infer', {

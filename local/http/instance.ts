@@ -1,22 +1,26 @@
-import { parentPort, workerData } from 'node:worker_threads';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { lambdaContext } from '../lambda-context.ts';
 import type { FromWorker, OutputChunk, ToWorker, WorkerInit } from './messages.ts';
 
 /**
  * One handler instance, as Lambda runs one: the module is imported once (the init phase), then
- * invocations arrive one at a time.
+ * invocations arrive one at a time over IPC. A process of its own, not a worker thread: an
+ * onnxruntime run cannot be interrupted, and a worker terminated under a run in flight aborts
+ * the whole process (the local S3, API, guard and ingest with it) when the run completes; a
+ * process is killed cleanly, as Lambda stops an execution environment.
  */
-const port = parentPort;
-if (port === null) throw new Error('local/http/worker.ts runs only as a worker thread');
-const init = workerData as WorkerInit;
-const send = (message: FromWorker): void => port.postMessage(message);
+if (process.send === undefined)
+  throw new Error('local/http/instance.ts runs only as a child process');
+const init = JSON.parse(process.argv[2] ?? '{}') as WorkerInit;
+const send = (message: FromWorker): void => {
+  process.send?.(message);
+};
 
 /**
- * The instance's stdout/stderr travel in its own messages: a worker's stdio streams post every
- * write and wait for the main thread to acknowledge it, which cost more than the inference on a
- * small model. Lines written during an invocation ride with its answer; the rest (init, timers,
- * lines before a long run()) go out once the event loop turns.
+ * The instance's stdout/stderr (what JavaScript writes) travel in its own messages, so that the
+ * lines written during an invocation (its EMF metrics) reach the parent with its answer, never
+ * after it; the rest (init, timers, lines before a long run()) go out once the event loop turns.
+ * What native code writes to the file descriptors arrives through the pipes.
  */
 let output: OutputChunk[] = [];
 let flushScheduled = false;
@@ -65,22 +69,31 @@ const describeError = (err: unknown): { name: string; message: string; stack?: s
       }
     : { name: 'Error', message: String(err) };
 
-let handler: Handler;
-try {
-  const loaded: Record<string, unknown> = await import(init.handlerUrl);
-  const candidate = loaded[init.exportName];
-  if (typeof candidate !== 'function') {
-    throw new TypeError(`${init.handlerUrl} has no function export named ${init.exportName}`);
+const load = async (): Promise<Handler | undefined> => {
+  try {
+    const loaded: Record<string, unknown> = await import(init.handlerUrl);
+    const candidate = loaded[init.exportName];
+    if (typeof candidate !== 'function') {
+      throw new TypeError(`${init.handlerUrl} has no function export named ${init.exportName}`);
+    }
+    return candidate as Handler;
+  } catch (err) {
+    flush();
+    // exit once the message is out: IPC writes are asynchronous
+    process.send?.({ type: 'init-error', error: describeError(err) } satisfies FromWorker, () =>
+      process.exit(1),
+    );
+    return undefined;
   }
-  handler = candidate as Handler;
+};
+
+const handler = await load();
+if (handler !== undefined) {
+  process.on('message', (message: ToWorker) => void invoke(handler, message));
   send({ type: 'ready' });
-} catch (err) {
-  flush();
-  send({ type: 'init-error', error: describeError(err) });
-  process.exit(1);
 }
 
-port.on('message', async (message: ToWorker) => {
+async function invoke(handler: Handler, message: ToWorker): Promise<void> {
   try {
     const result = await handler(
       message.event,
@@ -99,4 +112,7 @@ port.on('message', async (message: ToWorker) => {
     console.error(`ERROR Invoke Error ${message.requestId}`, err);
     send({ type: 'error', id: message.id, error: describeError(err), output: takeOutput() });
   }
-});
+}
+
+// The parent going away (Ctrl-C on `npm start`, a crashed test) ends the instance too.
+process.on('disconnect', () => process.exit(0));
