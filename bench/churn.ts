@@ -10,7 +10,7 @@
  *
  * Exits non-zero on any answer out of its window, any non-200, or a cache over its bound.
  */
-import { runChurn } from '../test/hardening/churn.ts';
+import { runChurn } from '../test/support/hardening/churn.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

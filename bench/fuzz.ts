@@ -1,7 +1,7 @@
 /**
  * The dedicated fuzz run of issue 7: at least 10,000 generated client requests through the
  * protocol app and, as API Gateway payload 2.0 events, through the predict Lambda handler, both
- * over real onnxruntime sessions. Properties (test/fuzz/oracle.ts): never a 5xx, nothing thrown,
+ * over real onnxruntime sessions. Properties (test/support/fuzz/oracle.ts): never a 5xx, nothing thrown,
  * no answer showing the runtime's source paths or kernel names,
  * every refusal a JSON `{"error": "..."}` with a message, every success well-formed.
  *
@@ -9,13 +9,13 @@
  *
  * `--runs` is split evenly between the app and the handler. Exits non-zero on any violation and
  * prints the first ones with the seed that reproduces them; `npm test` runs the same properties
- * a few hundred times (test/fuzz/).
+ * a few hundred times (the *.fuzz.test.ts files).
  */
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
-import { fuzzEvent, fuzzRequest } from '../test/fuzz/arbitraries.ts';
-import { eventViolations, violations } from '../test/fuzz/oracle.ts';
-import { createFuzzTargets } from '../test/fuzz/targets.ts';
+import { fuzzEvent, fuzzRequest } from '../test/support/fuzz/arbitraries.ts';
+import { eventViolations, violations } from '../test/support/fuzz/oracle.ts';
+import { createFuzzTargets } from '../test/support/fuzz/targets.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

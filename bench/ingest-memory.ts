@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { keys } from '../src/registry/index.ts';
 import { fmtBytes } from '../src/util/index.ts';
-import { mlpModel } from '../test/integration/quantize/fixtures.ts';
 import { s3Env, startTestS3 } from '../test/support/local-s3.ts';
 import { exampleModels } from '../test/support/models.ts';
+import { mlpModel } from '../test/support/quantize-fixtures.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 const arg = (name: string): string | undefined => {

@@ -15,7 +15,7 @@
  */
 import { availableParallelism } from 'node:os';
 import autocannon from 'autocannon';
-import { startServedStack } from '../test/hardening/served-stack.ts';
+import { startServedStack } from '../test/support/hardening/served-stack.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -22,7 +22,7 @@ import { evaluateVariants } from '../src/ingest/index.ts';
 import { parseModel, validateModel } from '../src/onnx/index.ts';
 import { type GateResult, quantizeModel } from '../src/quantize/index.ts';
 import { mulberry32 } from '../src/util/index.ts';
-import { floatFeed, mlpModel } from '../test/integration/quantize/fixtures.ts';
+import { floatFeed, mlpModel } from '../test/support/quantize-fixtures.ts';
 import { loadRealModel, REAL_MODELS, type RealModelName } from './lib/real-models.ts';
 import { printTable, writeResults } from './lib/report.ts';
 

@@ -10,7 +10,7 @@
  */
 import { connect } from 'node:net';
 import { DEFAULTS } from '../src/config/index.ts';
-import { startServedStack } from '../test/hardening/served-stack.ts';
+import { startServedStack } from '../test/support/hardening/served-stack.ts';
 import { printTable, writeResults } from './lib/report.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

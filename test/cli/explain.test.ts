@@ -7,7 +7,7 @@ import {
   type PredictStack,
   runMaas,
   startPredictStack,
-} from '../integration/cli/predict-support.ts';
+} from '../support/cli-predict.ts';
 
 let stack: PredictStack;
 let work: string;

@@ -15,7 +15,7 @@ import {
 import { alarmDefinitions } from '../../src/guard/index.ts';
 import { Registry } from '../../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
-import { modelWith } from '../integration/guard/fixtures.ts';
+import { modelWith } from '../support/guard-fixtures.ts';
 
 /**
  * A model page open while the model store goes away and comes back: the outage shows as such

@@ -21,8 +21,8 @@ import { type HistoryRecord, keys, Registry } from '../../src/registry/index.ts'
 import { normalizeEtag } from '../../src/storage/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { mulberry32 } from '../../src/util/index.ts';
-import { waitFor } from '../integration/guard/traffic.ts';
 import { emfNamedModel } from '../support/forged-models.ts';
+import { waitFor } from '../support/traffic.ts';
 
 /**
  * The guard's integrity on `npm start`'s stack, attacked as a client would attack it: uploads

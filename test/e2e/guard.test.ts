@@ -19,7 +19,7 @@ import { keys, Registry } from '../../src/registry/index.ts';
 import { normalizeEtag } from '../../src/storage/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { mulberry32 } from '../../src/util/index.ts';
-import { canaryBound, trafficUntilRollback, waitFor } from '../integration/guard/traffic.ts';
+import { canaryBound, trafficUntilRollback, waitFor } from '../support/traffic.ts';
 
 /**
  * The control loop on `npm start`'s stack, end to end: uploads through the bucket, ingest on

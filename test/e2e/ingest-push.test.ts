@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { mlpModel, randomFloats } from '../integration/quantize/fixtures.ts';
 import { hostileModels } from '../support/hostile-models.ts';
+import { mlpModel, randomFloats } from '../support/quantize-fixtures.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleMeans } from '../../src/ingest/baseline.ts';
-import { type Harness, startHarness } from '../integration/ingest/harness.ts';
+import { type Harness, startHarness } from '../support/ingest-harness.ts';
 import { exampleModels, readJson, tinyModel, type V2Tensor } from '../support/models.ts';
 
 const spec = (name: string, shape: number[]) => ({ name, datatype: 'FP32' as const, shape });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/json/index.ts';
-import { type Harness, startHarness } from '../integration/ingest/harness.ts';
+import { type Harness, startHarness } from '../support/ingest-harness.ts';
 import { tinyModel } from '../support/models.ts';
 
 const DEPTH = 2_000_000;

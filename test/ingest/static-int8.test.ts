@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCnnModel, type CnnSpec, cnnImages } from '../../models/cnn.ts';
 import type { Manifest } from '../../src/registry/index.ts';
-import { type Harness, startHarness } from '../integration/ingest/harness.ts';
+import { type Harness, startHarness } from '../support/ingest-harness.ts';
 
 /** Big enough that int8 convolutions beat fp32 clearly, small enough for a quick ingest. */
 const CNN: CnnSpec = { size: 64, widths: [32, 64, 128], blocks: 1, classes: 10 };

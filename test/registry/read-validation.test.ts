@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CorruptRecordError, keys, type Manifest, Registry } from '../../src/registry/index.ts';
-import { invoke } from '../integration/predict/fixtures.ts';
 import { s3Env, startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { tinyModel } from '../support/models.ts';
+import { invoke } from '../support/predict-fixtures.ts';
 import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
 
 type Handler = typeof import('../../functions/predict/handler.ts').handler;

@@ -13,9 +13,9 @@ import {
   type SessionFactory,
   type SessionSettings,
 } from '../../src/runtime/index.ts';
-import { RecordingStore, tempDir } from '../integration/runtime/fixtures.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
+import { RecordingStore, tempDir } from '../support/runtime-fixtures.ts';
 
 const plain = buildCnnModel(SMALL_CNN);
 const image = () =>

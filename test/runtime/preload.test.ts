@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from '../../src/registry/index.ts';
 import { ModelRuntime } from '../../src/runtime/index.ts';
-import { addModel, tempDir } from '../integration/runtime/fixtures.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { registerVersion, setAliases } from '../support/registry.ts';
+import { addModel, tempDir } from '../support/runtime-fixtures.ts';
 
 let s3: TestS3;
 let registry: Registry;

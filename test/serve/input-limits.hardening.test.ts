@@ -6,7 +6,7 @@ import { ensureExampleModels } from '../../models/generate.ts';
 import type { HttpResponse } from '../../src/protocol/index.ts';
 import { ModelRuntime } from '../../src/runtime/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/serve/index.ts';
-import { type Harness, startHarness } from '../integration/ingest/harness.ts';
+import { type Harness, startHarness } from '../support/ingest-harness.ts';
 import { tinyModel } from '../support/models.ts';
 
 let harness: Harness;

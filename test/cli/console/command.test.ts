@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from '../../../src/registry/index.ts';
-import { runMaas } from '../../integration/cli/predict-support.ts';
-import { modelWith } from '../../integration/guard/fixtures.ts';
+import { runMaas } from '../../support/cli-predict.ts';
+import { modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));

@@ -5,7 +5,7 @@ import { LocalMetricsStore } from '../../../local/guard/metrics-store.ts';
 import { alarmDefinitions } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import type { ObjectStore } from '../../../src/storage/index.ts';
-import { modelWith } from '../../integration/guard/fixtures.ts';
+import { modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 /**

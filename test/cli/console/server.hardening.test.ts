@@ -11,7 +11,7 @@ import { LocalMetricsStore } from '../../../local/guard/metrics-store.ts';
 import { alarmDefinitions, promoteVersion, setCanaryWeight } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import type { ObjectStore } from '../../../src/storage/index.ts';
-import { commitVersion, modelWith } from '../../integration/guard/fixtures.ts';
+import { commitVersion, modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 /**

@@ -16,7 +16,7 @@ import type {
 import { LocalMetricsStore } from '../../../local/guard/metrics-store.ts';
 import { alarmDefinitions, promoteVersion } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
-import { commitVersion, modelWith } from '../../integration/guard/fixtures.ts';
+import { commitVersion, modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
 
 /** The local stack's rules: 1-second periods */

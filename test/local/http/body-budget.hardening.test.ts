@@ -3,9 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalApi, startLocalApi } from '../../../local/http/index.ts';
 
-const HANDLER = fileURLToPath(
-  new URL('../../integration/runtime/fixtures/handler.ts', import.meta.url),
-);
+const HANDLER = fileURLToPath(new URL('./fixtures/handler.ts', import.meta.url));
 const KiB = 1024;
 const BUDGET = 1024 * KiB;
 const BODY = 400 * KiB;
