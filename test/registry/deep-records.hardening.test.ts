@@ -3,7 +3,7 @@ import { claimKey, describeUpload, INGEST_DEFAULTS, ingestUpload } from '../../s
 import { CorruptRecordError, keys, Registry } from '../../src/registry/index.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
 import { tinyModel } from '../support/models.ts';
-import { registerVersion } from '../support/registry.ts';
+import { overwrite, registerVersion } from '../support/registry.ts';
 
 const DEPTH = 100_000;
 const deepArray = '['.repeat(DEPTH) + ']'.repeat(DEPTH);
@@ -26,8 +26,9 @@ describe('registry records nested deeper than the cap', () => {
       '"__DEEP__"',
       deepArray,
     );
-    await s3.store.put(keys.manifest('deep', manifest.version), json);
-    await s3.store.put(
+    await overwrite(s3.store, keys.manifest('deep', manifest.version), json);
+    await overwrite(
+      s3.store,
       keys.aliases('deep'),
       `{"model":"deep","knownGood":[],"rolledBack":[],"updatedAt":"x","extra":${deepArray}}`,
     );
@@ -43,7 +44,8 @@ describe('registry records nested deeper than the cap', () => {
     await s3.store.put(key, tinyModel());
     // the claim ingest will look for: key, ETag and what else the outcome depends on
     const upload = await describeUpload(s3.store, key);
-    await s3.store.put(
+    await overwrite(
+      s3.store,
       claimKey('claimed', upload),
       `{"state":"running","attempt":1,"leaseUntil":${deepArray},"expiresAt":"2000-01-01T00:00:00Z"}`,
     );

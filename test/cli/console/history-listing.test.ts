@@ -7,6 +7,7 @@ import { keys, Registry } from '../../../src/registry/index.ts';
 import type { ObjectStore } from '../../../src/storage/index.ts';
 import { modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 
 /**
  * The models list refreshes every few seconds and reads each model's newest history record. A
@@ -38,7 +39,8 @@ beforeAll(async () => {
   for (let i = 0; i < RECORDS; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, RECORDS - i) }, (_, j) =>
-        s3.store.put(
+        overwrite(
+          s3.store,
           keys.historyRecord('longlived', t0 + (i + j) * HOUR, `r${i + j}`),
           record(i + j),
         ),
@@ -90,7 +92,8 @@ describe('console history listing', () => {
     expect(listedHistoryKeys).toBeLessThan(10);
 
     // a rollback recorded now is the model's status at the next refresh
-    await s3.store.put(
+    await overwrite(
+      s3.store,
       keys.historyRecord('longlived', now, 'rb'),
       JSON.stringify({
         model: 'longlived',
@@ -106,7 +109,8 @@ describe('console history listing', () => {
     expect(listedHistoryKeys).toBeLessThan(10);
 
     // a record stamped a minute before the newest, written after it (a lost race), still shows
-    await s3.store.put(
+    await overwrite(
+      s3.store,
       keys.historyRecord('longlived', now - 60_000, 'late'),
       JSON.stringify({
         model: 'longlived',

@@ -13,6 +13,7 @@ import { keys, Registry } from '../../../src/registry/index.ts';
 import type { ObjectStore } from '../../../src/storage/index.ts';
 import { commitVersion, modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 
 /**
  * What a hostile page, a careless operator and a damaged registry did to the console, each answered
@@ -36,10 +37,15 @@ beforeAll(async () => {
   const v2 = JSON.parse(
     new TextDecoder().decode((await s3.store.get(keys.manifest('misshapen', 2)))?.body),
   ) as Record<string, unknown>;
-  await s3.store.put(keys.manifest('misshapen', 2), JSON.stringify({ ...v2, variants: null }));
+  await overwrite(
+    s3.store,
+    keys.manifest('misshapen', 2),
+    JSON.stringify({ ...v2, variants: null }),
+  );
   // aliases that are JSON but not aliases
   await commitVersion(registry, 'oddaliases');
-  await s3.store.put(
+  await overwrite(
+    s3.store,
     keys.aliases('oddaliases'),
     JSON.stringify({
       model: 'oddaliases',

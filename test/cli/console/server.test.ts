@@ -18,6 +18,7 @@ import { alarmDefinitions, promoteVersion } from '../../../src/guard/index.ts';
 import { keys, Registry } from '../../../src/registry/index.ts';
 import { commitVersion, modelWith } from '../../support/guard-fixtures.ts';
 import { startTestS3, type TestS3 } from '../../support/local-s3.ts';
+import { overwrite } from '../../support/registry.ts';
 
 /** The local stack's rules: 1-second periods */
 const definitions = alarmDefinitions({ timeScale: 1 / 60, overrides: {} }).map((d) => ({
@@ -92,10 +93,10 @@ beforeAll(async () => {
     rolledBack: [],
     updatedAt: new Date().toISOString(),
   }));
-  await s3.store.put(keys.manifest('corrupt', 2), '{"model": "corrupt", "vers');
+  await overwrite(s3.store, keys.manifest('corrupt', 2), '{"model": "corrupt", "vers');
   // a model with unreadable aliases
   await commitVersion(registry, 'garbled');
-  await s3.store.put(keys.aliases('garbled'), 'not json');
+  await overwrite(s3.store, keys.aliases('garbled'), 'not json');
   // 1,000 history records (and one corrupt record among them)
   await commitVersion(registry, 'busy');
   const t0 = Date.parse('2026-01-01T00:00:00Z');
@@ -114,7 +115,7 @@ beforeAll(async () => {
     if (pending.length >= 50) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  await s3.store.put(keys.historyRecord('busy', t0 + 500_500, 'broken'), '{ nope');
+  await overwrite(s3.store, keys.historyRecord('busy', t0 + 500_500, 'broken'), '{ nope');
 
   // failing v2 breaches the error rule in the last complete periods; v1 stays clean
   const now = Date.now();
