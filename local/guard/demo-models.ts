@@ -14,6 +14,28 @@ import {
  * values stay below 3 but go wrong on real traffic whose values reach 6.
  */
 
+/**
+ * `y = x + trips` by a Loop adding 1 per iteration: a run costs about 1 µs of one core per trip,
+ * whatever the input's size, and no shape check can see it. `dims` is the shape of `x` and `y`.
+ */
+export const countingLoop = (dims: (number | string)[] = ['batch', 4]) =>
+  node('Loop', ['trips', '', 'x'], ['y'], {
+    body: graph({
+      name: 'body',
+      nodes: [
+        node('Identity', ['cond_in'], ['cond_out']),
+        node('Add', ['acc_in', 'one'], ['acc_out']),
+      ],
+      inputs: [
+        valueInfo('i', T.INT64, []),
+        valueInfo('cond_in', T.BOOL, []),
+        valueInfo('acc_in', T.FLOAT, dims),
+      ],
+      outputs: [valueInfo('cond_out', T.BOOL, []), valueInfo('acc_out', T.FLOAT, dims)],
+      initializers: [tensor('one', T.FLOAT, [1], [1])],
+    }),
+  });
+
 const io = {
   inputs: [valueInfo('x', T.FLOAT, ['batch', 4])],
   outputs: [valueInfo('y', T.FLOAT, ['batch', 4])],
@@ -139,25 +161,7 @@ export const hangingModel = (perUnit = 200_000): Uint8Array =>
           node('Relu', ['over'], ['excess']),
           node('Mul', ['excess', 'per_unit'], ['trips_f']),
           node('Cast', ['trips_f'], ['trips'], { to: T.INT64 }),
-          node('Loop', ['trips', '', 'x'], ['y'], {
-            body: graph({
-              name: 'body',
-              nodes: [
-                node('Identity', ['cond_in'], ['cond_out']),
-                node('Add', ['acc_in', 'one'], ['acc_out']),
-              ],
-              inputs: [
-                valueInfo('i', T.INT64, []),
-                valueInfo('cond_in', T.BOOL, []),
-                valueInfo('acc_in', T.FLOAT, ['batch', 4]),
-              ],
-              outputs: [
-                valueInfo('cond_out', T.BOOL, []),
-                valueInfo('acc_out', T.FLOAT, ['batch', 4]),
-              ],
-              initializers: [tensor('one', T.FLOAT, [1], [1])],
-            }),
-          }),
+          countingLoop(),
         ],
         initializers: [
           tensor('three', T.FLOAT, [], [3]),
@@ -179,27 +183,7 @@ export const uniformlySlowModel = (trips = 12_000): Uint8Array =>
     model({
       graph: graph({
         name: 'uniformly_slow',
-        nodes: [
-          node('Loop', ['trips', '', 'x'], ['y'], {
-            body: graph({
-              name: 'body',
-              nodes: [
-                node('Identity', ['cond_in'], ['cond_out']),
-                node('Add', ['acc_in', 'one'], ['acc_out']),
-              ],
-              inputs: [
-                valueInfo('i', T.INT64, []),
-                valueInfo('cond_in', T.BOOL, []),
-                valueInfo('acc_in', T.FLOAT, ['batch', 4]),
-              ],
-              outputs: [
-                valueInfo('cond_out', T.BOOL, []),
-                valueInfo('acc_out', T.FLOAT, ['batch', 4]),
-              ],
-              initializers: [tensor('one', T.FLOAT, [1], [1])],
-            }),
-          }),
-        ],
+        nodes: [countingLoop()],
         initializers: [tensor('trips', T.INT64, [], [trips])],
         ...io,
       }),

@@ -17,6 +17,11 @@ export function uploadInputs(
   try {
     const parsed = parseUploadOptions(metadata);
     options = `quantize=${parsed.quantize ? 'on' : 'off'};promote=${parsed.promote};weight=${parsed.canaryWeight ?? ''}`;
+    // appended only when given, so uploads without them keep the identity they always had
+    if (parsed.accuracy !== undefined) {
+      options += `;accuracy=${parsed.accuracy.metric}:${parsed.accuracy.min ?? ''}`;
+    }
+    if (parsed.maxElements !== undefined) options += `;max-elements=${parsed.maxElements}`;
   } catch {
     // Invalid options end in a rejection; the raw values still tell one such upload from another.
     options = `invalid:${JSON.stringify(Object.entries(metadata).sort())}`;

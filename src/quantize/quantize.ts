@@ -344,7 +344,8 @@ const rewriteGather = (
   return { nodes: [copy, dequantize], replaced: [table] };
 };
 
-const notApplied = (
+/** A result without a variant, and why (for the report). */
+export const notApplied = (
   started: number,
   reason: string,
   scheme: string,

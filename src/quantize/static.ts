@@ -20,6 +20,7 @@ import {
   intAttr,
   isAiOnnx,
   label,
+  notApplied,
   pruneUnused,
   type QuantizeResult,
   resolveConstant,
@@ -357,19 +358,6 @@ export const planStatic = (bytes: Uint8Array, options: StaticOptions = {}): Stat
   };
 };
 
-const notApplied = (started: number, reason: string, nodes: QuantizedNodeReport[]) => ({
-  bytes: undefined,
-  report: {
-    scheme: SCHEME_STATIC_QDQ,
-    status: 'not-applied' as const,
-    reason,
-    nodes,
-    nodesQuantized: 0,
-    nodesSkipped: nodes.length,
-    quantizeMs: performance.now() - started,
-  },
-});
-
 /**
  * Static int8 in the QDQ format: QuantizeLinear → DequantizeLinear pairs on the calibrated
  * activations, DequantizeLinear in front of per-channel int8 weights and int32 biases, the float
@@ -385,7 +373,7 @@ export const quantizeStatic = (
 ): QuantizeResult => {
   const started = performance.now();
   const p = prepare(bytes, options);
-  if (typeof p === 'string') return notApplied(started, p, []);
+  if (typeof p === 'string') return notApplied(started, p, SCHEME_STATIC_QDQ, []);
   const { g, opset, names, reports } = p;
   const domain = opset < 13 ? MS_DOMAIN : '';
   const qdq = (op: string, inputs: string[], output: string, axis?: number) =>
@@ -511,7 +499,12 @@ export const quantizeStatic = (
     quantizedCores++;
   }
   if (quantizedCores === 0) {
-    return notApplied(started, 'no Conv, MatMul or Gemm could run int8 (see nodes)', reports);
+    return notApplied(
+      started,
+      'no Conv, MatMul or Gemm could run int8 (see nodes)',
+      SCHEME_STATIC_QDQ,
+      reports,
+    );
   }
   if (options.tables !== false) {
     const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;

@@ -11,6 +11,7 @@ import {
   TypeProtoSchema,
   ValueInfoProtoSchema,
 } from 'onnx-buf';
+import { countingLoop } from '../../local/guard/demo-models.ts';
 import {
   encodeModel,
   type GraphProto,
@@ -417,24 +418,7 @@ export const inputLoopModel = (): Uint8Array =>
     model({
       graph: graph({
         name: 'input_loop',
-        nodes: [
-          node('Loop', ['trips', '', 'x'], ['y'], {
-            body: graph({
-              name: 'body',
-              nodes: [
-                node('Identity', ['cond_in'], ['cond_out']),
-                node('Add', ['acc_in', 'one'], ['acc_out']),
-              ],
-              inputs: [
-                valueInfo('i', T.INT64, []),
-                valueInfo('cond_in', T.BOOL, []),
-                valueInfo('acc_in', T.FLOAT, [1, 4]),
-              ],
-              outputs: [valueInfo('cond_out', T.BOOL, []), valueInfo('acc_out', T.FLOAT, [1, 4])],
-              initializers: [tensor('one', T.FLOAT, [1], [1])],
-            }),
-          }),
-        ],
+        nodes: [countingLoop([1, 4])],
         inputs: [valueInfo('trips', T.INT64, []), valueInfo('x', T.FLOAT, [1, 4])],
         outputs: [valueInfo('y', T.FLOAT, [1, 4])],
       }),

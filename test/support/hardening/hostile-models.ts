@@ -1,3 +1,4 @@
+import { countingLoop } from '../../../local/guard/demo-models.ts';
 import {
   encodeModel,
   graph,
@@ -23,27 +24,7 @@ export const slowLoopModel = (trips: number): Uint8Array =>
     model({
       graph: graph({
         name: 'slow_loop',
-        nodes: [
-          node('Loop', ['trips', '', 'x'], ['y'], {
-            body: graph({
-              name: 'body',
-              nodes: [
-                node('Identity', ['cond_in'], ['cond_out']),
-                node('Add', ['acc_in', 'one'], ['acc_out']),
-              ],
-              inputs: [
-                valueInfo('i', T.INT64, []),
-                valueInfo('cond_in', T.BOOL, []),
-                valueInfo('acc_in', T.FLOAT, ['batch', 4]),
-              ],
-              outputs: [
-                valueInfo('cond_out', T.BOOL, []),
-                valueInfo('acc_out', T.FLOAT, ['batch', 4]),
-              ],
-              initializers: [tensor('one', T.FLOAT, [1], [1])],
-            }),
-          }),
-        ],
+        nodes: [countingLoop()],
         inputs: [valueInfo('x', T.FLOAT, ['batch', 4])],
         outputs: [valueInfo('y', T.FLOAT, ['batch', 4])],
         initializers: [tensor('trips', T.INT64, [], [trips])],
