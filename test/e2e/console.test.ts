@@ -258,8 +258,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('console in a browser, against npm sta
     await outcome.waitFor({ timeout: 60_000 });
     expect(await outcome.getAttribute('data-outcome')).toBe('registered');
     expect(await outcome.textContent()).toContain(`registered ${MODEL} v1, serves fp32`);
-    await page.waitForSelector(`tr[data-model="${MODEL}"]`);
-    expect(await page.locator(`tr[data-model="${MODEL}"] td`).nth(2).textContent()).toBe('v1');
+    // ingest commits the manifest, then places the version in aliases.json: a refresh between
+    // the two lists the model with no production yet
+    const production = page.locator(`tr[data-model="${MODEL}"] td`).nth(2);
+    await production.filter({ hasText: 'v1' }).waitFor({ timeout: 15_000 });
+    expect(await production.textContent()).toBe('v1');
   });
 
   it('opens the model and sees non-empty charts once traffic flows', async () => {
