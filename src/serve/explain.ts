@@ -237,21 +237,9 @@ const defaultTarget = (values: Float64Array, exampleShape: readonly number[]): n
   return best;
 };
 
-/**
- * Explains one example: runs the prediction, picks the output element, builds the baseline, and
- * lets the method evaluate perturbed copies, batched along the batch dimension when the model
- * has a dynamic one, and stopped before the invocation's deadline.
- */
-const explainExample = async (
-  deps: ExplainDeps,
-  request: HttpRequest,
-  loaded: LoadedModel,
-  example: Example,
-  params: ExplainParameters,
-): Promise<Explained> => {
-  const started = deps.now();
-  const allowedMs = timeAllowed(deps, request);
-  const specs = example.inputs.map((input) => {
+/** The inputs' specs, refusing the datatypes explanations cannot perturb. */
+const perturbableSpecs = (loaded: LoadedModel, example: Example): TensorSpec[] =>
+  example.inputs.map((input) => {
     const spec = loaded.inputs.find((s) => s.name === input.name);
     if (spec === undefined) throw new MaasError('MissingInput', `no spec for input ${input.name}`);
     if (UNSUPPORTED.has(spec.datatype)) {
@@ -262,6 +250,9 @@ const explainExample = async (
     }
     return spec;
   });
+
+/** The explained output: the one asked for, else the first; numeric. */
+const explainedOutput = (loaded: LoadedModel, params: ExplainParameters): TensorSpec => {
   const outputName = params.output ?? loaded.outputs[0]?.name ?? '';
   const outputSpec = loaded.outputs.find((o) => o.name === outputName);
   if (outputSpec === undefined) {
@@ -279,19 +270,30 @@ const explainExample = async (
           .join(', '),
     );
   }
-  const batchable =
-    specs.every((s) => s.shape[0] === -1) && outputSpec.shape[0] === -1 && specs.length > 0;
-  if (batchable) {
-    const big = example.inputs.find((t) => t.shape[0] !== 1);
-    if (big !== undefined) {
-      throw new ExplainParameterError(
-        `input ${JSON.stringify(big.name)} has a batch of ${big.shape[0]}; an explanation is of ` +
-          `one example: send shape [1, ${big.shape.slice(1).join(', ')}] (or use V1 :explain with several instances)`,
-      );
-    }
+  return outputSpec;
+};
+
+/**
+ * Whether perturbed copies can travel as one batch (every input and the output have a dynamic
+ * first dim); then the request itself must be a batch of one.
+ */
+const isBatchable = (specs: TensorSpec[], output: TensorSpec, example: Example): boolean => {
+  const batchable = specs.every((s) => s.shape[0] === -1) && output.shape[0] === -1;
+  if (!batchable || specs.length === 0) return false;
+  const big = example.inputs.find((t) => t.shape[0] !== 1);
+  if (big !== undefined) {
+    throw new ExplainParameterError(
+      `input ${JSON.stringify(big.name)} has a batch of ${big.shape[0]}; an explanation is of ` +
+        `one example: send shape [1, ${big.shape.slice(1).join(', ')}] (or use V1 :explain with several instances)`,
+    );
   }
-  const exampleShapes = example.inputs.map((t) => (batchable ? t.shape.slice(1) : t.shape));
-  const feedsOf = (items: Float64Array[][]): Record<string, Tensor> => {
+  return true;
+};
+
+/** Feeds for a list of examples (each one Float64Array per input), batched when possible. */
+const feedsFor =
+  (example: Example, exampleShapes: number[][], batchable: boolean) =>
+  (items: Float64Array[][]): Record<string, Tensor> => {
     const feeds: Record<string, Tensor> = {};
     example.inputs.forEach((input, k) => {
       const n = count(exampleShapes[k] ?? []);
@@ -308,7 +310,11 @@ const explainExample = async (
     });
     return feeds;
   };
-  const runOutput = async (feeds: Record<string, Tensor>, what: string) => {
+
+/** Runs the model for the explained output; a refused run is the request's (a 400). */
+const outputRunner =
+  (loaded: LoadedModel, outputName: string) =>
+  async (feeds: Record<string, Tensor>, what: string) => {
     let results: Record<string, Tensor>;
     try {
       results = await loaded.run(feeds, [outputName]);
@@ -327,12 +333,13 @@ const explainExample = async (
     return fromOrtTensor(outputName, tensor);
   };
 
-  const x = example.inputs.map((t) => numbersOf(t.data));
-  const predictStarted = deps.now();
-  const predicted = await runOutput(feedsOf([x]), 'the request');
-  const predictionMs = deps.now() - predictStarted;
-  const outputShape = batchable ? predicted.shape.slice(1) : predicted.shape;
-  const outputValues = numbersOf(predicted.data);
+/** The explained element of the prediction, checked: in range and finite. */
+const targetOf = (
+  params: ExplainParameters,
+  outputName: string,
+  outputValues: Float64Array,
+  outputShape: number[],
+): { target: number; prediction: number } => {
   const perExample = count(outputShape);
   const target = params.target ?? defaultTarget(outputValues, outputShape);
   if (target >= perExample) {
@@ -349,6 +356,43 @@ const explainExample = async (
         'finite output can be attributed: send another target or input',
     );
   }
+  return { target, prediction };
+};
+
+/**
+ * Explains one example: runs the prediction, picks the output element, builds the baseline, and
+ * lets the method evaluate perturbed copies, batched along the batch dimension when the model
+ * has a dynamic one, and stopped before the invocation's deadline.
+ */
+const explainExample = async (
+  deps: ExplainDeps,
+  request: HttpRequest,
+  loaded: LoadedModel,
+  example: Example,
+  params: ExplainParameters,
+): Promise<Explained> => {
+  const started = deps.now();
+  const allowedMs = timeAllowed(deps, request);
+  const specs = perturbableSpecs(loaded, example);
+  const output = explainedOutput(loaded, params);
+  const outputName = output.name;
+  const batchable = isBatchable(specs, output, example);
+  const exampleShapes = example.inputs.map((t) => (batchable ? t.shape.slice(1) : t.shape));
+  const feedsOf = feedsFor(example, exampleShapes, batchable);
+  const runOutput = outputRunner(loaded, outputName);
+
+  const x = example.inputs.map((t) => numbersOf(t.data));
+  const predictStarted = deps.now();
+  const predicted = await runOutput(feedsOf([x]), 'the request');
+  const predictionMs = deps.now() - predictStarted;
+  const outputShape = batchable ? predicted.shape.slice(1) : predicted.shape;
+  const perExample = count(outputShape);
+  const { target, prediction } = targetOf(
+    params,
+    outputName,
+    numbersOf(predicted.data),
+    outputShape,
+  );
 
   const base = await baselines(deps, loaded, params.baseline, specs, exampleShapes);
   const inputs: ExplainInput[] = example.inputs.map((t, k) => ({
@@ -378,56 +422,52 @@ const explainExample = async (
         ', or a larger window',
       { details: { affordableBudget: affordable(perEvalMs) } },
     );
-  const explanation = await explain(
-    inputs,
-    prediction,
-    async (batch) => {
-      const perEval = evaluated > 0 ? evaluationMs / evaluated : predictionMs;
-      if (deps.now() - started + perEval * batch.length > allowedMs) {
-        throw tooSlow(params.budget, perEval);
+  const evaluate = async (batch: Float64Array[][]): Promise<number[]> => {
+    const perEval = evaluated > 0 ? evaluationMs / evaluated : predictionMs;
+    if (deps.now() - started + perEval * batch.length > allowedMs) {
+      throw tooSlow(params.budget, perEval);
+    }
+    const runStarted = deps.now();
+    let values: Float64Array;
+    if (batchable && !perItem) {
+      const out = await runOutput(feedsOf(batch), 'a perturbed input');
+      values = numbersOf(out.data);
+      // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
+      // batching cannot be read back, so this explanation runs one example at a time
+      if (out.shape[0] !== batch.length || values.length !== batch.length * perExample) {
+        perItem = true;
       }
-      const runStarted = deps.now();
-      let values: Float64Array;
-      if (batchable && !perItem) {
-        const out = await runOutput(feedsOf(batch), 'a perturbed input');
-        values = numbersOf(out.data);
-        // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
-        // batching cannot be read back, so this explanation runs one example at a time
-        if (out.shape[0] !== batch.length || values.length !== batch.length * perExample) {
-          perItem = true;
-        }
+    }
+    if (!batchable || perItem) {
+      values = new Float64Array(batch.length * perExample);
+      for (let b = 0; b < batch.length; b++) {
+        const out = await runOutput(feedsOf([batch[b] ?? []]), 'a perturbed input');
+        values.set(numbersOf(out.data).subarray(0, perExample), b * perExample);
       }
-      if (!batchable || perItem) {
-        values = new Float64Array(batch.length * perExample);
-        for (let b = 0; b < batch.length; b++) {
-          const out = await runOutput(feedsOf([batch[b] ?? []]), 'a perturbed input');
-          values.set(numbersOf(out.data).subarray(0, perExample), b * perExample);
-        }
+    }
+    evaluationMs += deps.now() - runStarted;
+    evaluated += batch.length;
+    return batch.map((_, b) => values[b * perExample + target] ?? Number.NaN);
+  };
+  const explanation = await explain(inputs, prediction, evaluate, {
+    method: params.method,
+    budget: params.budget,
+    seed: params.seed,
+    batchSize,
+    ...(params.window === undefined
+      ? {}
+      : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
+    ...(params.stride === undefined
+      ? {}
+      : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
+    onPlan: (evaluations) => {
+      // batches cost about one prediction run each: an optimistic bound, checked again per batch
+      const batches = Math.ceil((evaluations - 1) / batchSize);
+      if (deps.now() - started + batches * predictionMs > allowedMs) {
+        throw tooSlow(evaluations, (batches * predictionMs) / Math.max(1, evaluations - 1));
       }
-      evaluationMs += deps.now() - runStarted;
-      evaluated += batch.length;
-      return batch.map((_, b) => values[b * perExample + target] ?? Number.NaN);
     },
-    {
-      method: params.method,
-      budget: params.budget,
-      seed: params.seed,
-      batchSize,
-      ...(params.window === undefined
-        ? {}
-        : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
-      ...(params.stride === undefined
-        ? {}
-        : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
-      onPlan: (evaluations) => {
-        // batches cost about one prediction run each: an optimistic bound, checked again per batch
-        const batches = Math.ceil((evaluations - 1) / batchSize);
-        if (deps.now() - started + batches * predictionMs > allowedMs) {
-          throw tooSlow(evaluations, (batches * predictionMs) / Math.max(1, evaluations - 1));
-        }
-      },
-    },
-  );
+  });
   return {
     output: outputName,
     target,
