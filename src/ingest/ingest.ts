@@ -329,11 +329,10 @@ async function reject(
   return { status: 'rejected', key: upload.sourceKey, etag: upload.etag, model, code, reason };
 }
 
-/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
-async function evaluate(ctx: Context): Promise<Candidate> {
+/** The upload's bytes, exactly the object its HEAD sized, and its options. */
+async function download(ctx: Context): Promise<{ bytes: Uint8Array; options: UploadOptions }> {
   const { deps, log, store, upload } = ctx;
   const { settings } = deps;
-  const key = upload.sourceKey;
   const head = await headUpload(store, upload);
   if (head.size > settings.maxModelBytes) {
     throw new UploadRejectedError(
@@ -349,9 +348,38 @@ async function evaluate(ctx: Context): Promise<Candidate> {
     throw superseded(upload, object?.etag);
   }
   const bytes = object.body;
-  const sha256 = sha256Hex(bytes);
-  log.info('ingest: downloaded', { key, bytes: bytes.byteLength, sha256, options });
+  log.info('ingest: downloaded', {
+    key: upload.sourceKey,
+    bytes: bytes.byteLength,
+    sha256: sha256Hex(bytes),
+    options,
+  });
+  return { bytes, options };
+}
 
+/** The int8 gate's options: the upload's `maas-accuracy` over the configured minimum. */
+const gateOptionsFor = (options: UploadOptions, settings: IngestSettings): GateOptions => ({
+  minCosine:
+    options.accuracy?.metric === 'cosine' && options.accuracy.min !== undefined
+      ? options.accuracy.min
+      : settings.minCosine,
+  objective: settings.objective,
+  ...(options.accuracy?.metric === 'top1'
+    ? {
+        accuracy: 'top1' as const,
+        ...(options.accuracy.min === undefined ? {} : { minTop1: options.accuracy.min }),
+      }
+    : {}),
+});
+
+type Evaluated = Omit<Candidate, 'served' | 'quantization' | 'int8' | 'optimized'>;
+
+/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
+async function evaluate(ctx: Context): Promise<Candidate> {
+  const { deps, log, store, upload } = ctx;
+  const { settings } = deps;
+  const key = upload.sourceKey;
+  const { bytes, options } = await download(ctx);
   const { signature } = validateModel(bytes, {
     ...deps.validationLimits,
     maxBytes: settings.maxModelBytes,
@@ -373,15 +401,14 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   log.info('ingest: warmed up', { key, ...warmup, source: samples.source });
 
   /** what every outcome carries; `served` and the quantization report are the decision */
-  const inputLimits = learnInputLimits(options, samples);
-  const evaluated = {
+  const evaluated: Evaluated = {
     bytes,
     signature,
     options,
     warmup,
     samples: samples.source,
     ...(samples.feeds[0] === undefined ? {} : { firstSample: samples.feeds[0] }),
-    inputLimits,
+    inputLimits: learnInputLimits(options, samples),
     ...(samples.source === 'sidecar'
       ? { sampleMeans: sampleMeans(samples.feeds, signature.inputs) }
       : {}),
@@ -402,20 +429,23 @@ async function evaluate(ctx: Context): Promise<Candidate> {
       },
     };
   }
+  return chooseServed(ctx, evaluated, samples, session);
+}
 
-  const gateOptions: GateOptions = {
-    minCosine:
-      options.accuracy?.metric === 'cosine' && options.accuracy.min !== undefined
-        ? options.accuracy.min
-        : settings.minCosine,
-    objective: settings.objective,
-    ...(options.accuracy?.metric === 'top1'
-      ? {
-          accuracy: 'top1' as const,
-          ...(options.accuracy.min === undefined ? {} : { minTop1: options.accuracy.min }),
-        }
-      : {}),
-  };
+/**
+ * Quantizes (dynamic and static int8), lets the gate judge each against fp32, and serves the
+ * better accepted variant once it passes the same checked warm-up as the upload; else fp32.
+ */
+async function chooseServed(
+  ctx: Context,
+  evaluated: Evaluated,
+  samples: SampleSet,
+  session: SessionSettings,
+): Promise<Candidate> {
+  const { deps, log, upload } = ctx;
+  const { settings } = deps;
+  const { bytes, options, signature } = evaluated;
+  const key = upload.sourceKey;
   const accuracyTest = describeAccuracy(
     options.accuracy ?? { metric: 'cosine' },
     settings.minCosine,
@@ -423,7 +453,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
   const choice = await chooseInt8({
     fp32: bytes,
     samples,
-    gate: gateOptions,
+    gate: gateOptionsFor(options, settings),
     session,
     dynamic: () => quantizeVariant(bytes, deps),
     check: (variant) => variantProblem(variant, deps),
