@@ -31,7 +31,7 @@ import {
 } from '../protocol/index.ts';
 import type { InputMean } from '../registry/index.ts';
 import { fromOrtTensor, type LoadedModel, toOrtTensor } from '../runtime/index.ts';
-import type { Exchange, InferDeps } from './infer.ts';
+import { decodeLimits, type Exchange, type InferDeps } from './infer.ts';
 
 export interface ExplainDeps extends InferDeps {
   explain: ExplainSettings;
@@ -547,7 +547,7 @@ export const explainV2 = async (
   checkInferMediaType(request, headerLength !== undefined, true);
   const loaded = await deps.provider.acquire(model, version);
   ex.loaded = loaded;
-  const decoded = decodeInferRequest(body, headerLength, loaded, deps.limits);
+  const decoded = decodeInferRequest(body, headerLength, loaded, decodeLimits(deps, loaded));
   const params = parseExplainParameters(decoded.parameters, deps.explain);
   const explained = await explainExample(deps, request, loaded, decoded, params);
   record(ex, [explained]);
@@ -592,7 +592,7 @@ export const explainV1 = async (
   checkInferMediaType(request, false, false);
   const loaded = await deps.provider.acquire(model);
   ex.loaded = loaded;
-  const stacked = decodeV1Request(body, loaded, explainPath(model), deps.limits);
+  const stacked = decodeV1Request(body, loaded, explainPath(model), decodeLimits(deps, loaded));
   const params = parseExplainParameters(parametersOf(body), deps.explain);
   const rows = stacked.shape[0] ?? 0;
   const rowShape = stacked.shape.slice(1);

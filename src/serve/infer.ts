@@ -53,7 +53,10 @@ export interface InferDeps {
 }
 
 /** The platform's element cap, and the version's own bound from its manifest when it has one. */
-const decodeLimits = (deps: InferDeps, loaded: LoadedModel): DecodeLimits => ({
+export const decodeLimits = (
+  deps: Pick<InferDeps, 'limits'>,
+  loaded: LoadedModel,
+): DecodeLimits => ({
   maxElements: deps.limits.maxElements,
   ...(loaded.inputLimits === undefined
     ? {}

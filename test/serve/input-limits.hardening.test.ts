@@ -123,4 +123,18 @@ describe('a per-model bound on one request', () => {
     });
     expect(v1.status).toBe(413);
   });
+
+  it('holds explanations to the same bound, V2 and V1, before any model run (found by attack)', async () => {
+    const rows = (n: number) => Array.from({ length: n }, () => [1, 2, 3, 4]);
+    const v1 = await call('POST', '/v1/models/capped:explain', { instances: rows(3) });
+    expect(v1.status).toBe(413);
+    expect(json(v1).error).toContain('maas-max-elements');
+    const v2 = await call('POST', '/v2/models/capped/explain', {
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 4], data: rows(3).flat() }],
+    });
+    expect(v2.status).toBe(413);
+    expect((await call('POST', '/v1/models/capped:explain', { instances: rows(2) })).status).toBe(
+      200,
+    );
+  });
 });
