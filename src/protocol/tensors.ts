@@ -202,6 +202,16 @@ export const fromJsonValues = (
       const out = datatype === 'FP32' ? new Float32Array(n) : new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const v = values[i];
+        // a finite double past FP32's range would silently become ±Infinity (and NaN outputs)
+        if (typeof v === 'number' && datatype === 'FP32' && !Number.isFinite(Math.fround(v))) {
+          throw badElement(
+            name,
+            i,
+            v,
+            'FP32 data must lie within ±3.4028235e38; send "Infinity" or "-Infinity" for an ' +
+              'infinite value, or use FP64',
+          );
+        }
         if (typeof v === 'number') out[i] = v;
         else if (typeof v === 'string' && Object.hasOwn(NON_FINITE, v)) out[i] = NON_FINITE[v] ?? 0;
         else {

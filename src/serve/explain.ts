@@ -224,6 +224,12 @@ const baselines = async (
         `parameters.baseline for input ${JSON.stringify(spec.name)} must hold integers: the input is ${spec.datatype}`,
       );
     }
+    if (spec.datatype === 'FP32' && !given.every((v) => Number.isFinite(Math.fround(v)))) {
+      throw new ExplainParameterError(
+        `parameters.baseline for input ${JSON.stringify(spec.name)} must lie within FP32's ` +
+          'range (±3.4028235e38): the input is FP32',
+      );
+    }
     return Float64Array.from(given);
   });
   return { baseline: 'explicit', values };

@@ -82,6 +82,10 @@ describe('malformed requests', () => {
     );
   });
 
+  it('refuses an FP32 value FP32 cannot hold instead of running it as Infinity (found by attack)', async () => {
+    expectRefused(await app(postJson(INFER, x([1e39, 1, 1, 1]))), 400, 'within ±3.4028235e38');
+  });
+
   it('refuses a body that is not UTF-8', async () => {
     const res = await app(
       httpRequest('POST', INFER, {

@@ -69,3 +69,13 @@ describe('evaluations', () => {
     expect(dynamic.body.attributions[0]?.data).toEqual(fixed.body.attributions[0]?.data);
   });
 });
+
+describe('values past FP32 (found by attack)', () => {
+  it('refuses an explicit FP32 baseline FP32 cannot hold, before any perturbed run', async () => {
+    const res = await explain('fixed', { baseline: { x: [1e39, 0, 0, 0, 0] } });
+    expect(res.status).toBe(400);
+    // only the prediction itself ran: the baseline is checked before any evaluation
+    expect(runs).toBe(1);
+    expect((res.body as unknown as { error: string }).error).toContain('FP32');
+  });
+});
