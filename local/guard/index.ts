@@ -131,8 +131,10 @@ export function startLocalGuard(options: LocalGuardOptions): LocalGuard {
       ...definedOnly(env),
     });
   const clock = options.clock ?? (() => new Date());
+  // as far back as any rule looks: the slow rule's window ends a settle time ago and spans two
   const longest = Math.max(
     ...settings.definitions.map((d) => periodMs(d) * (d.evaluationPeriods + 1)),
+    ...settings.definitions.map((d) => 3 * settings.settleMs + 2 * periodMs(d)),
   );
   const metrics = new LocalMetricsStore(longest);
   const deps: GuardDeps = { registry: options.registry, metrics, settings, clock };

@@ -418,6 +418,62 @@ const shown = (def: AlarmDefinition, value: number | undefined): string => {
   return def.kind === 'errors' ? `${(value * 100).toFixed(1)} %` : `${value.toFixed(0)} ms`;
 };
 
+/** The median over several periods' requests: each period's p50 weighted by its answers. */
+const pooledMedian = (periods: readonly PeriodFigures[], settledBefore: number, length: number) => {
+  const weighted: [number, number][] = [];
+  let requests = 0;
+  for (const p of periods) {
+    const c = counted(p, p.start + length <= settledBefore);
+    requests += c.requests;
+    if (c.unfinished > 0) weighted.push([Infinity, c.unfinished]);
+    if (p.p50 !== undefined && p.completed > 0) weighted.push([p.p50, p.completed]);
+  }
+  weighted.sort((a, b) => a[0] - b[0]);
+  let seen = 0;
+  for (const [value, weight] of weighted) {
+    seen += weight;
+    if (2 * seen >= requests) return { requests, value };
+  }
+  return { requests, value: undefined };
+};
+
+/**
+ * The `slow` rule over its whole window as well as per period: a version whose requests take
+ * seconds or never answer starts few of them (each holds an instance until it ends), so no single
+ * period may reach the minimum while the window plainly does.
+ */
+const judgeSlowOverall = (
+  def: AlarmDefinition,
+  own: readonly PeriodFigures[],
+  baseAt: ReadonlyMap<number, PeriodFigures>,
+  settledBefore: number,
+): { breaching: boolean; requests: number; value?: number; baseline?: number } => {
+  const length = periodMs(def);
+  const mine = pooledMedian(own, settledBefore, length);
+  const basePeriods = own.flatMap((p) => {
+    const b = baseAt.get(p.start);
+    return b === undefined ? [] : [b];
+  });
+  const base =
+    basePeriods.length === 0 ? undefined : pooledMedian(basePeriods, settledBefore, length);
+  const baseline = base?.requests ? base.value : undefined;
+  const median = mine.value;
+  const breaching =
+    mine.requests >= def.minRequests &&
+    median !== undefined &&
+    (baseline === undefined
+      ? median > def.threshold
+      : Number.isFinite(baseline) &&
+        median >= (def.baseline.floorMs ?? 0) &&
+        median >= (def.baseline.factor ?? 1) * baseline);
+  return {
+    breaching,
+    requests: mine.requests,
+    ...(median === undefined ? {} : { value: median }),
+    ...(baseline === undefined ? {} : { baseline }),
+  };
+};
+
 /**
  * Judges one rule on a version's periods (any order; missing periods have no data) against its
  * baseline, over the last `evaluationPeriods` complete periods ending at `end`. Periods ending
@@ -427,11 +483,11 @@ export function judge(
   def: AlarmDefinition,
   periods: readonly PeriodFigures[],
   baseline: Baseline,
-  window: { end: number; settledBefore: number },
+  window: { start?: number; end: number; settledBefore: number },
 ): Evaluation {
   const length = periodMs(def);
   const since = baseline.kind === 'shadow' ? (baseline.since ?? 0) : 0;
-  const first = Math.max(window.end - def.evaluationPeriods * length, since);
+  const first = Math.max(window.start ?? window.end - def.evaluationPeriods * length, since);
   const baseAt = new Map(
     baseline.kind === 'production' ? baseline.periods.map((p) => [p.start, p] as const) : [],
   );
@@ -455,7 +511,10 @@ export function judge(
     ),
   );
   const breaching = judged.filter((p) => p.breaching);
-  const state = breaching.length >= def.datapointsToAlarm ? 'ALARM' : 'OK';
+  const slowOverall =
+    def.kind === 'slow' ? judgeSlowOverall(def, inWindow, baseAt, window.settledBefore) : undefined;
+  const state =
+    breaching.length >= def.datapointsToAlarm || slowOverall?.breaching === true ? 'ALARM' : 'OK';
   const against =
     baseline.kind === 'production'
       ? ` against production v${baseline.version}`
@@ -472,7 +531,12 @@ export function judge(
   const reason =
     `${breaching.length} of the last ${def.evaluationPeriods} periods of ${def.periodSeconds} s breached ${def.name}${against}` +
     (detail === '' ? '' : ` [${detail}]`) +
-    ` (ALARM at ${def.datapointsToAlarm})`;
+    ` (ALARM at ${def.datapointsToAlarm})` +
+    (slowOverall === undefined
+      ? ''
+      : `; over the whole window ${shown(def, slowOverall.value)} on ${slowOverall.requests} started requests` +
+        (slowOverall.baseline === undefined ? '' : ` vs ${shown(def, slowOverall.baseline)}`) +
+        (slowOverall.breaching ? ' (ALARM)' : ''));
   return { rule: def.name, state, breaching: breaching.length, periods: judged, reason };
 }
 

@@ -41,12 +41,23 @@ export interface JudgeSettings {
   settleMs: number;
 }
 
-/** The window of a rule that ends at the last complete period before `now`. */
+/**
+ * The window of a rule: its last `evaluationPeriods` complete periods before `now`. The `slow`
+ * rule judges settled periods only (a request is known never to answer once the settle time has
+ * passed), over at least twice the settle time: a version whose every request hangs starts few of
+ * them, since each holds an instance until its time-out.
+ */
 export const evaluationWindow = (
   def: AlarmDefinition,
   now: number,
+  settleMs = 0,
 ): { start: number; end: number } => {
   const length = periodMs(def);
+  if (def.kind === 'slow' && settleMs > 0) {
+    const end = Math.floor((now - settleMs) / length) * length;
+    const span = Math.max(def.evaluationPeriods, Math.ceil((2 * settleMs) / length)) * length;
+    return { start: end - span, end };
+  }
   const end = Math.floor(now / length) * length;
   return { start: end - def.evaluationPeriods * length, end };
 };
@@ -65,8 +76,8 @@ export async function checkHealth(
 ): Promise<HealthReport> {
   const cache = new Map<string, Promise<PeriodFigures[]>>();
   const figures = (v: number, def: AlarmDefinition): Promise<PeriodFigures[]> => {
-    const range = evaluationWindow(def, now);
-    const key = `${v} ${def.periodSeconds} ${range.start}`;
+    const range = evaluationWindow(def, now, settings.settleMs);
+    const key = `${v} ${def.periodSeconds} ${range.start} ${range.end}`;
     let pending = cache.get(key);
     if (pending === undefined) {
       pending = reader.periods(model, v, range, def.periodSeconds);
@@ -82,7 +93,10 @@ export async function checkHealth(
         baseline.kind === 'production'
           ? { ...baseline, periods: await figures(baseline.version, def) }
           : baseline;
-      return judge(def, own, base, { end: evaluationWindow(def, now).end, settledBefore });
+      return judge(def, own, base, {
+        ...evaluationWindow(def, now, settings.settleMs),
+        settledBefore,
+      });
     }),
   );
   const first = settings.definitions[0];

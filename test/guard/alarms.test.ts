@@ -248,6 +248,22 @@ describe('judge: latency and slowness', () => {
     expect(result.reason).toMatch(/unfinished over 4 requests/);
   });
 
+  it('rolls back a hanging version that starts too few requests for any one period (found by attack)', () => {
+    // two instances held by requests that never answer: one start per period, none answered
+    const own = periods({ started: 1, completed: 0 });
+    const base = production({ started: 200, completed: 200, p50: 5 });
+    const result = judge(slow, own, base, SETTLED);
+    expect(result.breaching).toBe(0);
+    expect(result.state).toBe('ALARM');
+    expect(result.reason).toMatch(/over the whole window unfinished on 5 started requests/);
+    // and one that answers, but in seconds, two requests a period
+    const sluggish = periods({ started: 2, completed: 2, p50: 8000 });
+    expect(judge(slow, sluggish, base, SETTLED).state).toBe('ALARM');
+    // a healthy version as quiet as that stays OK
+    const quiet = periods({ started: 2, completed: 2, p50: 6 });
+    expect(judge(slow, quiet, base, SETTLED).state).toBe('OK');
+  });
+
   it('leaves a tiny model alone below the floor, and slow inputs that are slow everywhere', () => {
     const tiny = periods({ started: 10, completed: 10, p50: 2 });
     expect(

@@ -123,7 +123,8 @@ describe('the local guard', () => {
   });
 
   it('forgets a series once its data has aged out, as a contributor without data', async () => {
-    now += 10_000;
+    // past the longest look-back: the slow rule's window, a settle time and two more back
+    now += 600_000;
     await guard.evaluateNow();
     expect(guard.alarms()).toEqual([]);
     expect(guard.metrics.keys()).toEqual([]);
