@@ -206,7 +206,7 @@ function registryPolicyRefusal(
       status: 501,
       code: 'NotImplemented',
       message:
-        'A header you provided implies functionality that is not implemented: CopyObject with a conditional header, under a prefix whose bucket policy enforces conditional writes',
+        'A header you provided asks for what this server refuses to do: CopyObject with a conditional header, under a prefix whose bucket policy enforces conditional writes',
       extra: {},
     };
   }
