@@ -3,6 +3,7 @@ import {
   GetMetricDataCommand,
   type MetricDataQuery,
 } from '@aws-sdk/client-cloudwatch';
+import { emptySeries } from '../../local/guard/figures.ts';
 import type { LocalMetricsStore } from '../../local/guard/metrics-store.ts';
 import { errorMessage } from '../../src/errors/index.ts';
 import { CloudWatchMetricsReader } from '../../src/guard/aws.ts';
@@ -208,17 +209,6 @@ export class RemoteConsoleMetrics implements MetricsSource {
     }
   }
 }
-
-const emptySeries = (version: number): VersionSeries => ({
-  version,
-  t: [],
-  rps: [],
-  errorRate: [],
-  p50: [],
-  p99: [],
-  requests: [],
-  modelErrors: [],
-});
 
 /** A deployed stack's figures: the predict function's EMF metrics, through GetMetricData. */
 export class CloudWatchMetrics implements MetricsSource {

@@ -63,6 +63,18 @@ export interface VersionSeries {
   modelErrors: number[];
 }
 
+/** A version's chart with no steps yet. */
+export const emptySeries = (version: number): VersionSeries => ({
+  version,
+  t: [],
+  rps: [],
+  errorRate: [],
+  p50: [],
+  p99: [],
+  requests: [],
+  modelErrors: [],
+});
+
 const sum = (values: readonly number[] | undefined): number =>
   values?.reduce((total, v) => total + v, 0) ?? 0;
 
@@ -170,16 +182,7 @@ export class LocalFigures {
       into.modelErrors += bucket.modelErrors;
       into.latencies.push(...bucket.latencies);
     }
-    const out: VersionSeries = {
-      version,
-      t: [],
-      rps: [],
-      errorRate: [],
-      p50: [],
-      p99: [],
-      requests: [],
-      modelErrors: [],
-    };
+    const out = emptySeries(version);
     for (const s of steps) {
       const sorted = s.latencies.sort((a, b) => a - b);
       out.t.push(s.start);

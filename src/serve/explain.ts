@@ -19,19 +19,16 @@ import {
   checkInferMediaType,
   checkResponseSize,
   type DecodedTensor,
-  decodeInferRequest,
   decodeV1Request,
   type HttpRequest,
   type HttpResponse,
-  INFERENCE_HEADER_LENGTH,
   inferPath,
   JSON_CONTENT_TYPE,
-  parseHeaderLength,
   requireBody,
 } from '../protocol/index.ts';
 import type { InputMean } from '../registry/index.ts';
 import { fromOrtTensor, type LoadedModel, toOrtTensor } from '../runtime/index.ts';
-import { decodeLimits, type Exchange, type InferDeps } from './infer.ts';
+import { acquireDecoded, decodeLimits, type Exchange, type InferDeps } from './infer.ts';
 
 export interface ExplainDeps extends InferDeps {
   explain: ExplainSettings;
@@ -548,12 +545,7 @@ export const explainV2 = async (
 ): Promise<HttpResponse> => {
   if (!deps.explain.enabled) throw new ExplainDisabledError();
   const started = deps.now();
-  const body = requireBody(request);
-  const headerLength = parseHeaderLength(request.headers[INFERENCE_HEADER_LENGTH], body.byteLength);
-  checkInferMediaType(request, headerLength !== undefined, true);
-  const loaded = await deps.provider.acquire(model, version);
-  ex.loaded = loaded;
-  const decoded = decodeInferRequest(body, headerLength, loaded, decodeLimits(deps, loaded));
+  const { loaded, decoded } = await acquireDecoded(deps, request, ex, model, version);
   const params = parseExplainParameters(decoded.parameters, deps.explain);
   const explained = await explainExample(deps, request, loaded, decoded, params);
   record(ex, [explained]);

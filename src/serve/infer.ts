@@ -4,6 +4,7 @@ import {
   checkInferMediaType,
   checkResponseSize,
   countNonFinite,
+  type DecodedInferRequest,
   type DecodedTensor,
   type DecodeLimits,
   decodeInferRequest,
@@ -144,6 +145,26 @@ const runModel = async (
   return outputs;
 };
 
+/**
+ * A V2 request's body checked (media type, binary header), the version it routes to acquired,
+ * and the body decoded against that version's signature and bounds.
+ */
+export const acquireDecoded = async (
+  deps: Pick<InferDeps, 'provider' | 'limits'>,
+  request: HttpRequest,
+  ex: Exchange,
+  model: string,
+  version?: number,
+): Promise<{ loaded: LoadedModel; decoded: DecodedInferRequest }> => {
+  const body = requireBody(request);
+  const headerLength = parseHeaderLength(request.headers[INFERENCE_HEADER_LENGTH], body.byteLength);
+  checkInferMediaType(request, headerLength !== undefined, true);
+  const loaded = await deps.provider.acquire(model, version);
+  ex.loaded = loaded;
+  const decoded = decodeInferRequest(body, headerLength, loaded, decodeLimits(deps, loaded));
+  return { loaded, decoded };
+};
+
 /** `POST /v2/models/{m}[/versions/{v}]/infer`: JSON or the binary tensor extension. */
 export const inferV2 = async (
   deps: InferDeps,
@@ -152,12 +173,7 @@ export const inferV2 = async (
   model: string,
   version?: number,
 ): Promise<HttpResponse> => {
-  const body = requireBody(request);
-  const headerLength = parseHeaderLength(request.headers[INFERENCE_HEADER_LENGTH], body.byteLength);
-  checkInferMediaType(request, headerLength !== undefined, true);
-  const loaded = await deps.provider.acquire(model, version);
-  ex.loaded = loaded;
-  const decoded = decodeInferRequest(body, headerLength, loaded, decodeLimits(deps, loaded));
+  const { loaded, decoded } = await acquireDecoded(deps, request, ex, model, version);
   const names = decoded.outputs.map((o) => o.name);
   const tensors = await runModel(deps, ex, loaded, decoded.inputs, names);
   const encoded = encodeInferResponse({

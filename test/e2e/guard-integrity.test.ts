@@ -17,11 +17,11 @@ import {
 } from '../../local/guard/demo-models.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { guardSettings } from '../../src/guard/index.ts';
-import { type HistoryRecord, keys, Registry } from '../../src/registry/index.ts';
+import { type HistoryRecord, keys, type Registry } from '../../src/registry/index.ts';
 import { normalizeEtag } from '../../src/storage/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { mulberry32 } from '../../src/util/index.ts';
 import { emfNamedModel } from '../support/forged-models.ts';
+import { stackRegistry } from '../support/local-s3.ts';
 import { waitFor } from '../support/traffic.ts';
 
 /**
@@ -80,16 +80,7 @@ beforeAll(async () => {
       logger: new Logger({ logLevel: 'SILENT' }),
     },
   });
-  const client = createS3Client({
-    endpoint: stack.urls.s3,
-    region: stack.env.AWS_REGION,
-    credentials: {
-      accessKeyId: stack.env.AWS_ACCESS_KEY_ID ?? '',
-      secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY ?? '',
-    },
-  });
-  destroyClient = () => client.destroy();
-  registry = new Registry(new S3ObjectStore({ bucket: stack.bucket, client }));
+  ({ registry, destroy: destroyClient } = stackRegistry(stack));
 });
 
 afterAll(async () => {

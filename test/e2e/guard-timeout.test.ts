@@ -5,9 +5,9 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hangingModel, healthyModel } from '../../local/guard/demo-models.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
-import { Registry } from '../../src/registry/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
+import type { Registry } from '../../src/registry/index.ts';
 import { mulberry32 } from '../../src/util/index.ts';
+import { stackRegistry } from '../support/local-s3.ts';
 import { registerVersion, setAliases } from '../support/registry.ts';
 import { steadyTraffic, waitFor } from '../support/traffic.ts';
 
@@ -40,16 +40,7 @@ beforeAll(async () => {
     onApiOutput: () => {},
     guard: { logger: new Logger({ logLevel: 'SILENT' }) },
   });
-  const client = createS3Client({
-    endpoint: stack.urls.s3,
-    region: stack.env.AWS_REGION,
-    credentials: {
-      accessKeyId: stack.env.AWS_ACCESS_KEY_ID ?? '',
-      secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY ?? '',
-    },
-  });
-  destroyClient = () => client.destroy();
-  registry = new Registry(new S3ObjectStore({ bucket: stack.bucket, client }));
+  ({ registry, destroy: destroyClient } = stackRegistry(stack));
 });
 
 afterAll(async () => {

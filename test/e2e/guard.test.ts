@@ -15,10 +15,10 @@ import {
 import type { AlarmTransition } from '../../local/guard/index.ts';
 import { type LocalStack, startLocalStack } from '../../local/stack.ts';
 import { guardSettings } from '../../src/guard/index.ts';
-import { keys, Registry } from '../../src/registry/index.ts';
+import { keys, type Registry } from '../../src/registry/index.ts';
 import { normalizeEtag } from '../../src/storage/index.ts';
-import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 import { mulberry32 } from '../../src/util/index.ts';
+import { stackRegistry } from '../support/local-s3.ts';
 import { canaryBound, trafficUntilRollback, waitFor } from '../support/traffic.ts';
 
 /**
@@ -65,16 +65,7 @@ beforeAll(async () => {
       onAlarm: (transition) => transitions.push(transition),
     },
   });
-  const client = createS3Client({
-    endpoint: stack.urls.s3,
-    region: stack.env.AWS_REGION,
-    credentials: {
-      accessKeyId: stack.env.AWS_ACCESS_KEY_ID ?? '',
-      secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY ?? '',
-    },
-  });
-  destroyClient = () => client.destroy();
-  registry = new Registry(new S3ObjectStore({ bucket: stack.bucket, client }));
+  ({ registry, destroy: destroyClient } = stackRegistry(stack));
 });
 
 afterAll(async () => {

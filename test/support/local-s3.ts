@@ -8,6 +8,7 @@ import {
   type LocalS3,
   startLocalS3,
 } from '../../local/s3/index.ts';
+import { Registry } from '../../src/registry/index.ts';
 import { createS3Client, S3ObjectStore } from '../../src/storage/s3.ts';
 
 export interface TestS3 {
@@ -59,4 +60,27 @@ export async function withLocalS3<T>(body: (s3: TestS3) => Promise<T>): Promise<
   } finally {
     await s3.cleanup();
   }
+}
+
+/**
+ * The registry of a running local stack, through the S3 client and credentials the stack hands
+ * its functions; `destroy` closes the client.
+ */
+export function stackRegistry(stack: {
+  urls: { s3: string };
+  bucket: string;
+  env: Readonly<Record<string, string | undefined>>;
+}): { registry: Registry; destroy: () => void } {
+  const client = createS3Client({
+    endpoint: stack.urls.s3,
+    region: stack.env.AWS_REGION,
+    credentials: {
+      accessKeyId: stack.env.AWS_ACCESS_KEY_ID ?? '',
+      secretAccessKey: stack.env.AWS_SECRET_ACCESS_KEY ?? '',
+    },
+  });
+  return {
+    registry: new Registry(new S3ObjectStore({ bucket: stack.bucket, client })),
+    destroy: () => client.destroy(),
+  };
 }
