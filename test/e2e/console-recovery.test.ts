@@ -90,4 +90,27 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('console page across a model store out
     await page.locator('[role="alert"]').first().waitFor({ state: 'detached', timeout: 20_000 });
     expect(await page.locator('tr[data-version="1"]').count()).toBe(1);
   }, 90_000);
+
+  it('fetches the try-it example again when the first fetch was lost (CI run of stop 19)', async () => {
+    // the page loaded while the store was away: the model answered first, the example did not, and
+    // the card kept the outage's error for good
+    const fresh = await browser.newPage();
+    let refused = 0;
+    await fresh.route('**/api/models/steady/example*', async (route) => {
+      refused += 1;
+      await route.abort('connectionrefused');
+    });
+    await fresh.goto(`${console_.url}/#/models/steady`);
+    await fresh.waitForSelector('#try-source [role="alert"]');
+    await fresh.unroute('**/api/models/steady/example*');
+    await fresh
+      .locator('#try-source [role="alert"]')
+      .waitFor({ state: 'detached', timeout: 20_000 });
+    expect(refused).toBeGreaterThan(0);
+    expect(await fresh.locator('#try-source').textContent()).toMatch(
+      /^Example made from the signature of v1/,
+    );
+    expect(JSON.parse(await fresh.locator('#try-body').inputValue())).toHaveProperty('inputs');
+    await fresh.close();
+  }, 60_000);
 });

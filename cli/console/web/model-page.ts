@@ -398,11 +398,12 @@ export function modelPage(name: string): Page {
               )
             : [...m.versions].reverse().map(versionRow),
         );
-        tryIt.setVersions(
-          m.versions.filter((v) => v.manifest !== undefined).map((v) => v.version),
-          m.aliases?.production,
-        );
       }
+      // every answer, not only a changed one: the card retries an example an outage cost it
+      tryIt.setVersions(
+        m.versions.filter((v) => v.manifest !== undefined).map((v) => v.version),
+        m.aliases?.production,
+      );
       const bake = aliasesBox.querySelector('#bake-left');
       const until = m.aliases?.candidate?.bakeUntil;
       if (bake !== null && until !== undefined) {

@@ -20,6 +20,8 @@ export function tryItCard(name: string): {
   const send = h('button', { type: 'submit', id: 'try-send' }, 'Send');
   const explain = h('button', { type: 'button', id: 'try-explain' }, 'Explain');
   let known = '';
+  /** the last example could not be read: the next model refresh that succeeds tries again */
+  let loadFailed = false;
 
   const load = async (version: string) => {
     try {
@@ -27,6 +29,7 @@ export function tryItCard(name: string): {
         `${base}/example${version === '' ? '' : `?version=${version}`}`,
       );
       body.value = example.body;
+      loadFailed = false;
       replace(
         source,
         example.from === 'samples'
@@ -34,6 +37,7 @@ export function tryItCard(name: string): {
           : `Example made from the signature of v${example.version} (no samples were uploaded).`,
       );
     } catch (err) {
+      loadFailed = true;
       replace(source, errorBox(err));
     }
   };
@@ -88,7 +92,11 @@ export function tryItCard(name: string): {
     element,
     setVersions(versions, production) {
       const key = `${versions.join(',')}|${production}`;
-      if (key === known) return;
+      if (key === known) {
+        // an example lost to an outage is fetched again once the model answers, not left as an error
+        if (loadFailed && versions.length > 0) void load(select.value);
+        return;
+      }
       const first = known === '';
       known = key;
       const current = select.value;
@@ -100,7 +108,7 @@ export function tryItCard(name: string): {
           .map((v) => h('option', { value: v }, `v${v}${v === production ? ' (production)' : ''}`)),
       );
       if (versions.map(String).includes(current)) select.value = current;
-      if (first && versions.length > 0) void load('');
+      if ((first || loadFailed) && versions.length > 0) void load(first ? '' : select.value);
     },
     choose(version) {
       select.value = String(version);
