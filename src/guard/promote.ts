@@ -4,6 +4,7 @@ import {
   emptyAliases,
   type HistoryRecord,
   isDue,
+  ModelNotFoundError,
   normalizeAliases,
   promoted,
   type Registry,
@@ -263,6 +264,12 @@ export async function rollbackLatest(
       ...(options.clock === undefined ? {} : { clock: options.clock }),
     },
   );
-  if (!outcome.changed) throw new NothingToRollBackError(model, outcome.detail);
+  if (!outcome.changed) {
+    // a typo in the name is not "nothing to roll back": say the model is not there
+    if (outcome.why === 'no-aliases' && !(await registry.hasModel(model))) {
+      throw new ModelNotFoundError(model);
+    }
+    throw new NothingToRollBackError(model, outcome.detail);
+  }
   return outcome;
 }

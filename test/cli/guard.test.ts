@@ -97,6 +97,11 @@ describe('maas rollback and maas promote', () => {
     const missing = await maas('promote', 'iris', '9');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/version 9 of model "iris" does not exist/);
+    // a mistyped name is "does not exist", not "has nothing to roll back" (attack finding)
+    const typo = await maas('rollback', 'irsi');
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/model "irsi" does not exist; list the models/);
+    expect(typo.stderr).not.toMatch(/no aliases/);
     const bad = await maas('rollback', 'iris', '--to', 'latest');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--to must be a positive integer, got "latest"/);
