@@ -21,10 +21,20 @@ const popcount = (bits: number): number => {
 /** Evaluations exact enumeration needs beyond v(all): every other coalition. */
 export const exactCost = (players: number): number => 2 ** players - 1;
 
-/** Every coalition but the full one, as masks in the order of their bits (0 … 2^P − 2). */
-export const exactCoalitions = (players: number): Uint8Array[] => {
+/** Exact enumeration's masks by player count, built once: they depend on nothing else. */
+const coalitionsByPlayers: (readonly Uint8Array[] | undefined)[] = [];
+
+/**
+ * Every coalition but the full one, as masks in the order of their bits (0 … 2^P − 2). Shared
+ * between explanations (read them, never write them).
+ */
+export const exactCoalitions = (players: number): readonly Uint8Array[] => {
+  const known = coalitionsByPlayers[players];
+  if (known !== undefined) return known;
   const masks = new Array<Uint8Array>(exactCost(players));
   for (let bits = 0; bits < masks.length; bits++) masks[bits] = maskOfBits(bits, players);
+  // up to 2^12 masks (48 KiB) are kept; larger enumerations are rare and built each time
+  if (players <= 12) coalitionsByPlayers[players] = masks;
   return masks;
 };
 

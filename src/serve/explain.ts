@@ -63,6 +63,10 @@ const INTEGER: ReadonlySet<Datatype> = new Set([
   'INT64',
 ]);
 
+/** Floating-point data as it is, other data converted: read-only numbers. */
+const asNumbers = (data: DecodedTensor['data']): ArrayLike<number> =>
+  data instanceof Float32Array || data instanceof Float64Array ? data : numbersOf(data);
+
 const numbersOf = (data: DecodedTensor['data']): Float64Array => {
   const out = new Float64Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
@@ -477,10 +481,10 @@ const explainExample = async (
     if (elapsed() + evaluations * knownCost > allowedMs) throw tooSlow(evaluations, knownCost);
   };
   /** The answers of one batch, `perExample` values per item, batched when the model can be. */
-  const run = async (batch: Float64Array[][], what: string): Promise<Float64Array> => {
+  const run = async (batch: Float64Array[][], what: string): Promise<ArrayLike<number>> => {
     if (batchable && !perItem) {
       const out = await runOutput(feedsOf(batch), what);
-      const values = numbersOf(out.data);
+      const values = asNumbers(out.data);
       const each = perExample ?? values.length / batch.length;
       // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
       // batching cannot be read back, so this explanation runs one example at a time
@@ -535,7 +539,12 @@ const explainExample = async (
     const each = perExample ?? 1;
     if (chosen === undefined) {
       // the first item of the first batch is x itself: its answer is the prediction
-      chosen = targetOf(params, outputName, values.subarray(0, each), outShape ?? [each]);
+      chosen = targetOf(
+        params,
+        outputName,
+        Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN),
+        outShape ?? [each],
+      );
     }
     if (first && batch.length === 1) predictionMs = ms;
     else {
@@ -579,43 +588,57 @@ const explainExample = async (
   };
 };
 
-/** FP32 values as JSON numbers (a loop: `Array.from` with a mapper costs more than the rest). */
-const fround = (values: Float64Array): number[] => {
-  const out = new Array<number>(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = Math.fround(values[i] ?? 0);
-  return out;
+/** FP32 values as JSON numbers. */
+const fround = (values: Float64Array): number[] => Array.from(values, (v) => Math.fround(v));
+
+/** A number as `JSON.stringify` writes it: a non-finite one is null. */
+const jsonNumber = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
+
+/**
+ * An explanation's fields as JSON members, written by hand: for a model that runs in
+ * microseconds, `JSON.stringify` of the spread objects was a sizeable part of the explanation's
+ * own cost (bench/explain.ts).
+ */
+const summaryJson = (e: Explained, params: ExplainParameters): string =>
+  `"method":"${e.explanation.method}","mode":"${e.explanation.mode}"` +
+  (params.method === 'auto' ? ',"requested_method":"auto"' : '') +
+  `,"players":${e.explanation.players},"grouping":"${e.explanation.grouping}"` +
+  `,"output":${JSON.stringify(e.output)},"target":${e.target}` +
+  `,"prediction":${jsonNumber(e.prediction)}` +
+  `,"base_value":${jsonNumber(e.explanation.baseValue)},"baseline":"${e.baseline}"` +
+  (e.baselineNote === undefined ? '' : `,"baseline_note":${JSON.stringify(e.baselineNote)}`) +
+  `,"evaluations":${e.explanation.evaluations},"budget":${params.budget}`;
+
+/** Attributions as a flat JSON array of FP32 values. */
+const fp32Json = (values: Float64Array): string => {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) parts[i] = jsonNumber(Math.fround(values[i] ?? 0));
+  return `[${parts.join(',')}]`;
 };
 
-const summary = (e: Explained, params: ExplainParameters) => ({
-  method: e.explanation.method,
-  mode: e.explanation.mode,
-  ...(params.method === 'auto' ? { requested_method: 'auto' } : {}),
-  players: e.explanation.players,
-  grouping: e.explanation.grouping,
-  output: e.output,
-  target: e.target,
-  prediction: e.prediction,
-  base_value: e.explanation.baseValue,
-  baseline: e.baseline,
-  ...(e.baselineNote === undefined ? {} : { baseline_note: e.baselineNote }),
-  evaluations: e.explanation.evaluations,
-  budget: params.budget,
-});
-
-const timing = (
+/** The `timing` member: where the time went, and the batch plan the model ran. */
+const timingJson = (
   deps: ExplainDeps,
   ex: Exchange,
   started: number,
   explained: readonly Explained[],
-) => ({
-  total_ms: round(deps.now() - started),
-  ...(ex.loaded?.load === undefined ? {} : { model_load_ms: round(ex.loaded.load.totalMs) }),
-  ...(explained.some((e) => e.predictionMs !== undefined)
-    ? { prediction_ms: round(explained.reduce((s, e) => s + (e.predictionMs ?? 0), 0)) }
-    : {}),
-  evaluation_ms: round(explained.reduce((s, e) => s + e.evaluationMs, 0)),
-  batches: explained.flatMap((e) => e.runs),
-});
+): string => {
+  let predictionMs: number | undefined;
+  let evaluationMs = 0;
+  const batches: number[] = [];
+  for (const e of explained) {
+    if (e.predictionMs !== undefined) predictionMs = (predictionMs ?? 0) + e.predictionMs;
+    evaluationMs += e.evaluationMs;
+    for (const b of e.runs) batches.push(b);
+  }
+  const load = ex.loaded?.load;
+  return (
+    `{"total_ms":${round(deps.now() - started)}` +
+    (load === undefined ? '' : `,"model_load_ms":${round(load.totalMs)}`) +
+    (predictionMs === undefined ? '' : `,"prediction_ms":${round(predictionMs)}`) +
+    `,"evaluation_ms":${round(evaluationMs)},"batches":[${batches.join(',')}]}`
+  );
+};
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
@@ -652,20 +675,16 @@ export const explainV2 = async (
   const params = parseExplainParameters(decoded.parameters, deps.explain);
   const explained = await explainExample(deps, request, loaded, decoded, params);
   record(ex, [explained]);
-  const attributions = explained.explanation.attributions.map((values, k) => ({
-    name: decoded.inputs[k]?.name,
-    datatype: 'FP32',
-    shape: explained.shapes[k],
-    data: fround(values),
-  }));
-  const json = JSON.stringify({
-    model_name: loaded.model,
-    model_version: String(loaded.version),
-    ...(decoded.id === undefined ? {} : { id: decoded.id }),
-    ...summary(explained, params),
-    attributions,
-    timing: timing(deps, ex, started, [explained]),
-  });
+  const attributions = explained.explanation.attributions.map(
+    (values, k) =>
+      `{"name":${JSON.stringify(decoded.inputs[k]?.name)},"datatype":"FP32",` +
+      `"shape":[${explained.shapes[k]?.join(',')}],"data":${fp32Json(values)}}`,
+  );
+  const json =
+    `{"model_name":${JSON.stringify(loaded.model)},"model_version":"${loaded.version}"` +
+    (decoded.id === undefined ? '' : `,"id":${JSON.stringify(decoded.id)}`) +
+    `,${summaryJson(explained, params)},"attributions":[${attributions.join(',')}]` +
+    `,"timing":${timingJson(deps, ex, started, [explained])}}`;
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
 };
@@ -709,15 +728,15 @@ export const explainV1 = async (
     explained.push(await explainExample(deps, request, loaded, { inputs: [row] }, params));
   }
   record(ex, explained);
-  const json = JSON.stringify({
-    explanations: explained.map((e) => ({
-      ...summary(e, params),
-      attributions: nest(fround(e.explanation.attributions[0] ?? new Float64Array(0)), rowShape),
-    })),
-    model_name: loaded.model,
-    model_version: String(loaded.version),
-    timing: timing(deps, ex, started, explained),
-  });
+  const explanations = explained.map(
+    (e) =>
+      `{${summaryJson(e, params)},"attributions":` +
+      `${JSON.stringify(nest(fround(e.explanation.attributions[0] ?? new Float64Array(0)), rowShape))}}`,
+  );
+  const json =
+    `{"explanations":[${explanations.join(',')}]` +
+    `,"model_name":${JSON.stringify(loaded.model)},"model_version":"${loaded.version}"` +
+    `,"timing":${timingJson(deps, ex, started, explained)}}`;
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
 };
