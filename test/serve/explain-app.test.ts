@@ -39,6 +39,8 @@ beforeAll(async () => {
 afterAll(() => provider?.release());
 
 interface Answer {
+  id?: string;
+  output: string;
   evaluations: number;
   attributions: { data: number[] }[];
   prediction: number;
@@ -49,10 +51,11 @@ interface Answer {
 const explain = async (
   model: string,
   parameters: Record<string, unknown> = {},
-  over: { app?: PredictApp; request?: Partial<HttpRequest> } = {},
+  over: { app?: PredictApp; request?: Partial<HttpRequest>; id?: string } = {},
 ) => {
   runs = 0;
   const body = {
+    ...(over.id === undefined ? {} : { id: over.id }),
     inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }],
     parameters: { baseline: 'zeros', ...parameters },
   };
@@ -137,6 +140,17 @@ describe('evaluations', () => {
     expect(refused.status).toBe(413);
     expect(runs).toBe(0);
     expect(refused.body.error).toMatch(/send parameters.budget of at most \d+/);
+  });
+});
+
+describe('the answer', () => {
+  it('is JSON that echoes any request id, quotes and line separators included', async () => {
+    const id = 'a "quoted" \\ id\u2028with\nlines';
+    const res = await explain('dynamic', {}, { id });
+    expect(res.status).toBe(200);
+    expect(res.body.id).toBe(id);
+    expect(res.body.output).toBe('y');
+    expect(res.body.timing.evaluation_ms).toBeGreaterThanOrEqual(0);
   });
 });
 
