@@ -406,13 +406,32 @@ const targetOf = (
 };
 
 /**
- * What one evaluation costs in the batched runs of a loaded session, learnt from its last
- * explanation. Knowing it, an explanation checks its whole plan against its time before any run,
- * and the prediction rides in the first batch with the perturbed copies; without it, the
- * prediction runs alone first and its time stands in. Keyed by the session's input specs, which
- * the runtime keeps per loaded session, so the figure leaves with an evicted session.
+ * What one evaluation costs in the batched runs of a loaded session, per example shape (a
+ * sequence of 512 costs far more than one of 8), learnt from the last explanation of that shape.
+ * Knowing it, an explanation checks its whole plan against its time before any run, and the
+ * prediction rides in the first batch with the perturbed copies; without it, the prediction runs
+ * alone first and its time stands in. Keyed by the session's input specs, which the runtime keeps
+ * per loaded session, so the figures leave with an evicted session.
  */
-const evaluationCosts = new WeakMap<readonly TensorSpec[], number>();
+const evaluationCosts = new WeakMap<readonly TensorSpec[], Map<string, number>>();
+
+/** Example shapes remembered per session; past it, the first learnt is forgotten. */
+const COST_SHAPES = 64;
+
+const learntCost = (loaded: LoadedModel, shapeKey: string): number | undefined =>
+  evaluationCosts.get(loaded.inputs)?.get(shapeKey);
+
+const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
+  let costs = evaluationCosts.get(loaded.inputs);
+  if (costs === undefined) {
+    costs = new Map();
+    evaluationCosts.set(loaded.inputs, costs);
+  }
+  // the first shape learnt is the first forgotten: a figure only needs to be recent, not ranked
+  const known = costs.has(shapeKey);
+  costs.set(shapeKey, ms);
+  if (!known && costs.size > COST_SHAPES) costs.delete(costs.keys().next().value ?? shapeKey);
+};
 
 /**
  * Explains one example: builds the baseline, lets the method evaluate x and its perturbed copies,
@@ -450,7 +469,8 @@ const explainExample = async (
         Math.min(deps.explain.maxBatch, Math.floor(deps.limits.maxElements / exampleElements)),
       )
     : 1;
-  const knownCost = batchable ? evaluationCosts.get(loaded.inputs) : undefined;
+  const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
+  const knownCost = batchable ? learntCost(loaded, shapeKey) : undefined;
 
   let chosen: { target: number; prediction: number } | undefined;
   /** the explained output's shape for one example, known from the first run */
@@ -539,12 +559,9 @@ const explainExample = async (
     const each = perExample ?? 1;
     if (chosen === undefined) {
       // the first item of the first batch is x itself: its answer is the prediction
-      chosen = targetOf(
-        params,
-        outputName,
-        Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN),
-        outShape ?? [each],
-      );
+      const row = new Float64Array(each);
+      for (let i = 0; i < each; i++) row[i] = values[i] ?? Number.NaN;
+      chosen = targetOf(params, outputName, row, outShape ?? [each]);
     }
     if (first && batch.length === 1) predictionMs = ms;
     else {
@@ -571,7 +588,7 @@ const explainExample = async (
     onPlan,
   });
   if (batchable && !perItem && evaluated > 0) {
-    evaluationCosts.set(loaded.inputs, evaluationMs / evaluated);
+    learnCost(loaded, shapeKey, evaluationMs / evaluated);
   }
   const { target, prediction } = chosen ?? { target: 0, prediction: explanation.prediction };
   return {

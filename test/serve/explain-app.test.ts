@@ -1,11 +1,36 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPLAIN_DEFAULTS } from '../../src/explain/index.ts';
 import { MemoryMetricsSink } from '../../src/metrics/index.ts';
+import {
+  encodeModel,
+  graph,
+  model,
+  node,
+  TensorProto_DataType as T,
+  tensor,
+  valueInfo,
+} from '../../src/onnx/index.ts';
 import type { HttpRequest } from '../../src/protocol/index.ts';
 import type { ModelProvider } from '../../src/runtime/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/serve/index.ts';
 import { SessionProvider } from '../support/conformance-models.ts';
 import { linearModel } from '../support/explain-models.ts';
+
+/** `y = Σ x` over FP32 [batch, n] → [batch, 1]: any sequence length. */
+const sumModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'sum',
+        nodes: [node('ReduceSum', ['x', 'axes'], ['y'])],
+        initializers: [tensor('axes', T.INT64, [1], [1])],
+        inputs: [valueInfo('x', T.FLOAT, ['batch', 'n'])],
+        outputs: [valueInfo('y', T.FLOAT, ['batch', 1])],
+      }),
+      opset: 17,
+      producer: 'explain-tests',
+    }),
+  );
 
 const W = [0.5, -2, 3, 1.25, -0.75];
 let provider: SessionProvider;
@@ -19,6 +44,7 @@ beforeAll(async () => {
     dynamic: linearModel(W, 1),
     folding: linearModel(W, 1),
     slow: linearModel(W, 1),
+    sum: sumModel(),
   });
   counting = {
     listModels: () => provider.listModels(),
@@ -51,12 +77,19 @@ interface Answer {
 const explain = async (
   model: string,
   parameters: Record<string, unknown> = {},
-  over: { app?: PredictApp; request?: Partial<HttpRequest>; id?: string } = {},
+  over: { app?: PredictApp; request?: Partial<HttpRequest>; id?: string; data?: number[] } = {},
 ) => {
   runs = 0;
   const body = {
     ...(over.id === undefined ? {} : { id: over.id }),
-    inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 5], data: [1, 2, 3, 4, 5] }],
+    inputs: [
+      {
+        name: 'x',
+        datatype: 'FP32',
+        shape: [1, over.data?.length ?? 5],
+        data: over.data ?? [1, 2, 3, 4, 5],
+      },
+    ],
     parameters: { baseline: 'zeros', ...parameters },
   };
   const res = await (over.app ?? app)({
@@ -110,6 +143,16 @@ describe('evaluations', () => {
       W.reduce((s, w, i) => s + w * (i + 1), 0),
       4,
     );
+  });
+
+  it('learns the cost of each example shape apart: a new length runs its prediction alone', async () => {
+    await explain('sum', {}, { data: [1, 2, 3, 4] });
+    const known = await explain('sum', {}, { data: [4, 3, 2, 1] });
+    expect(known.body.timing.batches).toEqual([16]);
+    const longer = await explain('sum', {}, { data: [1, 2, 3, 4, 5] });
+    expect(longer.status).toBe(200);
+    expect(longer.body.timing.batches).toEqual([1, 31]);
+    expect(longer.body.attributions[0]?.data).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('refuses, before any run, a plan its learnt cost says cannot finish in time', async () => {
