@@ -11,6 +11,7 @@ import {
   windowPlayers,
 } from './players.ts';
 import {
+  exactCoalitions,
   exactCost,
   exactShapley,
   kernelCoalitions,
@@ -31,19 +32,44 @@ type Plan =
     }
   | { method: 'occlusion'; windows: { input: number; indices: Int32Array }[] };
 
-/** Runs items through `evaluate` in batches, composing each batch only when it is due. */
+/**
+ * Runs items through `evaluate` in batches (the first of `firstBatch` items, the others of
+ * `batchSize`), composing each batch only when it is due. With `x` given, x is evaluated too, as
+ * the very first item, and its value comes back as `fx`. Each batch's size is pushed on `batches`.
+ */
 const inBatches = async <T>(
   items: readonly T[],
-  batchSize: number,
   build: (item: T) => Float64Array[],
+  x: Float64Array[] | undefined,
   evaluate: Evaluate,
-): Promise<number[]> => {
-  const out: number[] = [];
-  for (let at = 0; at < items.length; at += batchSize) {
-    const batch = items.slice(at, at + batchSize).map(build);
-    out.push(...(await evaluate(batch)));
+  options: Pick<ExplainOptions, 'batchSize' | 'firstBatch'>,
+  batches: number[],
+): Promise<{ fx: number; outputs: Float64Array }> => {
+  const lead = x === undefined ? 0 : 1;
+  const total = items.length + lead;
+  const outputs = new Float64Array(items.length);
+  let fx = Number.NaN;
+  for (let at = 0; at < total; ) {
+    const size = Math.min(
+      batches.length === 0 ? (options.firstBatch ?? options.batchSize) : options.batchSize,
+      total - at,
+    );
+    const batch = new Array<Float64Array[]>(size);
+    for (let b = 0; b < size; b++) {
+      const i = at + b - lead;
+      batch[b] = i < 0 ? (x ?? []) : build(items[i] as T);
+    }
+    const values = await evaluate(batch);
+    for (let b = 0; b < size; b++) {
+      const i = at + b - lead;
+      const value = values[b] ?? Number.NaN;
+      if (i < 0) fx = value;
+      else outputs[i] = value;
+    }
+    batches.push(size);
+    at += size;
   }
-  return out;
+  return { fx, outputs };
 };
 
 const occlusionWindows = (
@@ -137,42 +163,49 @@ const plannedEvaluations = (chosen: Plan, budget: number): number => {
 
 /**
  * Explains f at x against the baseline: attributions shaped like the inputs, and f(baseline).
- * `fx` is f(x), known from the prediction run that also chose the output element explained.
+ * `fx` is f(x) when the caller knows it already; without it, x rides as the first item of the
+ * first batch, so a model with a dynamic batch dimension answers the prediction and the
+ * perturbed copies in the same run.
  */
 export const explain = async (
   inputs: readonly ExplainInput[],
-  fx: number,
+  fx: number | undefined,
   evaluate: Evaluate,
   options: ExplainOptions,
 ): Promise<Explanation> => {
+  const first = options.firstBatch ?? options.batchSize;
   if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) {
     throw new ExplainParameterError(
       `batch size must be a positive integer, got ${options.batchSize}`,
     );
   }
+  if (!Number.isSafeInteger(first) || first < 1) {
+    throw new ExplainParameterError(`first batch size must be a positive integer, got ${first}`);
+  }
   const chosen = plan(inputs, options);
-  const batchSize = options.batchSize;
   options.onPlan?.(plannedEvaluations(chosen, options.budget), chosen.method);
+  const x = fx === undefined ? inputs.map((input) => input.x) : undefined;
+  const batches: number[] = [];
+  const run = <T>(items: readonly T[], build: (item: T) => Float64Array[]) =>
+    inBatches(items, build, x, evaluate, options, batches);
+
   if (chosen.method === 'occlusion') {
     const baselineItem = inputs.map((input) => input.baseline);
-    const outputs = await inBatches(
-      [undefined, ...chosen.windows],
-      batchSize,
-      (w) => {
-        if (w === undefined) return baselineItem;
-        return inputs.map((input, k) => {
-          if (k !== w.input) return input.x;
-          const out = Float64Array.from(input.x);
-          for (const i of w.indices) out[i] = input.baseline[i] ?? 0;
-          return out;
-        });
-      },
-      evaluate,
-    );
+    const ran = await run([undefined, ...chosen.windows], (w) => {
+      if (w === undefined) return baselineItem;
+      return inputs.map((input, k) => {
+        if (k !== w.input) return input.x;
+        const out = Float64Array.from(input.x);
+        for (const i of w.indices) out[i] = input.baseline[i] ?? 0;
+        return out;
+      });
+    });
+    const prediction = fx ?? ran.fx;
+    const outputs = ran.outputs;
     const sums = inputs.map((input) => new Float64Array(input.x.length));
     const cover = inputs.map((input) => new Float64Array(input.x.length));
     chosen.windows.forEach((w, j) => {
-      const share = (fx - (outputs[j + 1] ?? 0)) / w.indices.length;
+      const share = (prediction - (outputs[j + 1] ?? 0)) / w.indices.length;
       const sum = sums[w.input];
       const count = cover[w.input];
       if (!sum || !count) return;
@@ -190,20 +223,25 @@ export const explain = async (
       mode: 'windows',
       players: chosen.windows.length,
       grouping: 'windows',
+      prediction,
       baseValue: outputs[0] ?? 0,
       attributions: sums,
       evaluations: 1 + outputs.length,
+      batches,
     };
   }
 
   const { players, mode, grouping } = chosen;
   const build = (mask: Uint8Array) => compose(inputs, players, mask);
-  const evaluateMasks = (masks: Uint8Array[]) => inBatches(masks, batchSize, build, evaluate);
   let values: Float64Array;
+  let prediction: number;
   let baseValue: number;
   let evaluations: number;
   if (mode === 'exact') {
-    const exact = await exactShapley(players.count, fx, evaluateMasks);
+    // every coalition but the full one, which is x
+    const ran = await run(exactCoalitions(players.count), build);
+    prediction = fx ?? ran.fx;
+    const exact = exactShapley(players.count, ran.outputs, prediction);
     values = exact.values;
     baseValue = exact.empty;
     evaluations = 2 ** players.count;
@@ -213,18 +251,27 @@ export const explain = async (
       options.budget - 2,
       mulberry32(options.seed),
     );
-    const outputs = await evaluateMasks([new Uint8Array(players.count), ...coalitions.masks]);
-    baseValue = outputs[0] ?? 0;
-    values = kernelRegression(players.count, coalitions, outputs.slice(1), baseValue, fx);
-    evaluations = 1 + outputs.length;
+    const ran = await run([new Uint8Array(players.count), ...coalitions.masks], build);
+    prediction = fx ?? ran.fx;
+    baseValue = ran.outputs[0] ?? 0;
+    values = kernelRegression(
+      players.count,
+      coalitions,
+      ran.outputs.subarray(1),
+      baseValue,
+      prediction,
+    );
+    evaluations = 1 + ran.outputs.length;
   }
   return {
     method: 'kernel-shap',
     mode,
     players: players.count,
     grouping,
+    prediction,
     baseValue,
     attributions: spread(inputs, players, values),
     evaluations,
+    batches,
   };
 };

@@ -6,9 +6,6 @@
  * values always sum to v(all) − v(none).
  */
 
-/** Coalitions as masks, evaluated by the caller in one go (it batches them). */
-export type EvaluateMasks = (masks: Uint8Array[]) => Promise<number[]>;
-
 const maskOfBits = (bits: number, players: number): Uint8Array => {
   const mask = new Uint8Array(players);
   for (let i = 0; i < players; i++) mask[i] = (bits >>> i) & 1;
@@ -24,21 +21,36 @@ const popcount = (bits: number): number => {
 /** Evaluations exact enumeration needs beyond v(all): every other coalition. */
 export const exactCost = (players: number): number => 2 ** players - 1;
 
+/** Exact enumeration's masks by player count, built once: they depend on nothing else. */
+const coalitionsByPlayers: (readonly Uint8Array[] | undefined)[] = [];
+
 /**
- * Exact Shapley values by enumerating all 2^P coalitions. `full` is v(all), already known from
- * the prediction run. Returns the values and v(none).
+ * Every coalition but the full one, as masks in the order of their bits (0 … 2^P − 2). Shared
+ * between explanations (read them, never write them).
  */
-export const exactShapley = async (
+export const exactCoalitions = (players: number): readonly Uint8Array[] => {
+  const known = coalitionsByPlayers[players];
+  if (known !== undefined) return known;
+  const masks = new Array<Uint8Array>(exactCost(players));
+  for (let bits = 0; bits < masks.length; bits++) masks[bits] = maskOfBits(bits, players);
+  // up to 2^12 masks (48 KiB) are kept; larger enumerations are rare and built each time
+  if (players <= 12) coalitionsByPlayers[players] = masks;
+  return masks;
+};
+
+/**
+ * Exact Shapley values from every coalition's value: `outputs` holds v of the coalitions of
+ * `exactCoalitions` (bits 0 … 2^P − 2) and `full` is v(all), known from the prediction. Returns
+ * the values and v(none).
+ */
+export const exactShapley = (
   players: number,
+  outputs: ArrayLike<number>,
   full: number,
-  evaluate: EvaluateMasks,
-): Promise<{ values: Float64Array; empty: number }> => {
+): { values: Float64Array; empty: number } => {
   const count = 2 ** players;
-  const masks: Uint8Array[] = [];
-  for (let bits = 0; bits < count - 1; bits++) masks.push(maskOfBits(bits, players));
-  const outputs = await evaluate(masks);
   const v = new Float64Array(count);
-  v.set(outputs);
+  for (let bits = 0; bits < count - 1; bits++) v[bits] = outputs[bits] ?? Number.NaN;
   v[count - 1] = full;
   // weight of a coalition of size s that lacks player i: s!(P−s−1)!/P!
   const weight = new Float64Array(players);
@@ -218,7 +230,7 @@ const solve = (a: Float64Array, b: Float64Array, n: number): Float64Array => {
 export const kernelRegression = (
   players: number,
   coalitions: Coalitions,
-  outputs: readonly number[],
+  outputs: ArrayLike<number>,
   empty: number,
   full: number,
 ): Float64Array => {

@@ -12,9 +12,11 @@ export interface ExplainInput {
 
 /**
  * The model seen as a scalar function: each item of the batch holds one array per input (in the
- * order of `ExplainInput`s), and the answer is the explained output element for each item.
+ * order of `ExplainInput`s), and the answer is the explained output element for each item. When
+ * `explain` is given no f(x), the first item of the first batch is x itself (the very arrays of
+ * the `ExplainInput`s): its caller can read the prediction there and choose the output element.
  */
-export type Evaluate = (batch: Float64Array[][]) => Promise<number[]>;
+export type Evaluate = (batch: Float64Array[][]) => Promise<ArrayLike<number>>;
 
 export interface ExplainOptions {
   method: ExplainMethod;
@@ -27,6 +29,11 @@ export interface ExplainOptions {
   seed: number;
   /** items per call to `evaluate` (1 for a model without a dynamic batch dimension) */
   batchSize: number;
+  /**
+   * items in the first call (default `batchSize`); 1 makes the prediction run alone first when
+   * f(x) is evaluated, so its caller learns what one run costs before it commits to the batches
+   */
+  firstBatch?: number;
   /**
    * Told, before any evaluation, how many the chosen plan spends at most (the prediction
    * included); it may throw to refuse a plan that cannot finish in time.
@@ -42,10 +49,14 @@ export interface Explanation {
   players: number;
   /** whether players are single elements or groups of them */
   grouping: 'elements' | 'windows' | 'auto-groups';
+  /** f(x): the value given, or the one evaluated as the first item */
+  prediction: number;
   /** f(baseline) */
   baseValue: number;
   /** per input, shaped like it */
   attributions: Float64Array[];
   /** calls of the model on one example, the prediction run included */
   evaluations: number;
+  /** items of each call to `evaluate`, in order: the batch plan the explanation ran */
+  batches: number[];
 }

@@ -63,38 +63,75 @@ const INTEGER: ReadonlySet<Datatype> = new Set([
   'INT64',
 ]);
 
+/** Floating-point data as it is, other data converted: read-only numbers. */
+const asNumbers = (data: DecodedTensor['data']): ArrayLike<number> =>
+  data instanceof Float32Array || data instanceof Float64Array ? data : numbersOf(data);
+
 const numbersOf = (data: DecodedTensor['data']): Float64Array => {
   const out = new Float64Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
   return out;
 };
 
-/** Values composed by the methods, back in the input's datatype (integers rounded). */
-const typedOf = (datatype: Datatype, values: Float64Array): NumericData => {
-  const round = (v: number) => Math.round(v);
+/**
+ * A feed buffer of `n` elements in the input's datatype, and how to write composed values into
+ * it. The methods compose integer inputs from x and integer baselines only, so `set`'s
+ * conversion keeps them exact; 64-bit integers and BOOL need their own.
+ */
+const feedBuffer = (
+  datatype: Datatype,
+  n: number,
+): { data: NumericData; write: (values: Float64Array, at: number) => void } => {
+  const typed = (data: Exclude<NumericData, BigInt64Array | BigUint64Array>) => ({
+    data,
+    write: (values: Float64Array, at: number) => data.set(values, at),
+  });
   switch (datatype) {
     case 'FP32':
-      return Float32Array.from(values);
+      return typed(new Float32Array(n));
     case 'FP64':
-      return values;
-    case 'INT64':
-      return BigInt64Array.from(values, (v) => BigInt(round(v)));
-    case 'UINT64':
-      return BigUint64Array.from(values, (v) => BigInt(Math.max(0, round(v))));
+      return typed(new Float64Array(n));
     case 'INT32':
-      return Int32Array.from(values, round);
+      return typed(new Int32Array(n));
     case 'INT16':
-      return Int16Array.from(values, round);
+      return typed(new Int16Array(n));
     case 'INT8':
-      return Int8Array.from(values, round);
+      return typed(new Int8Array(n));
     case 'UINT32':
-      return Uint32Array.from(values, round);
+      return typed(new Uint32Array(n));
     case 'UINT16':
-      return Uint16Array.from(values, round);
+      return typed(new Uint16Array(n));
     case 'UINT8':
-      return Uint8Array.from(values, round);
-    case 'BOOL':
-      return Uint8Array.from(values, (v) => (v === 0 ? 0 : 1));
+      return typed(new Uint8Array(n));
+    case 'BOOL': {
+      const data = new Uint8Array(n);
+      return {
+        data,
+        write: (values, at) => {
+          for (let i = 0; i < values.length; i++) data[at + i] = values[i] === 0 ? 0 : 1;
+        },
+      };
+    }
+    case 'INT64': {
+      const data = new BigInt64Array(n);
+      return {
+        data,
+        write: (values, at) => {
+          for (let i = 0; i < values.length; i++) data[at + i] = BigInt(Math.round(values[i] ?? 0));
+        },
+      };
+    }
+    case 'UINT64': {
+      const data = new BigUint64Array(n);
+      return {
+        data,
+        write: (values, at) => {
+          for (let i = 0; i < values.length; i++) {
+            data[at + i] = BigInt(Math.max(0, Math.round(values[i] ?? 0)));
+          }
+        },
+      };
+    }
     default:
       throw new ExplainParameterError(`datatype ${datatype} cannot be explained`);
   }
@@ -123,8 +160,11 @@ interface Explained {
   explanation: Explanation;
   /** per input, the request's shape */
   shapes: number[][];
-  predictionMs: number;
+  /** the prediction's own run, when it ran alone (else it rode in the first batch) */
+  predictionMs?: number;
   evaluationMs: number;
+  /** items of each model run, in order */
+  runs: number[];
 }
 
 const windowsFor = (
@@ -298,19 +338,22 @@ const feedsFor =
   (example: Example, exampleShapes: number[][], batchable: boolean) =>
   (items: Float64Array[][]): Record<string, Tensor> => {
     const feeds: Record<string, Tensor> = {};
-    example.inputs.forEach((input, k) => {
-      const n = count(exampleShapes[k] ?? []);
-      const flat = new Float64Array(n * items.length);
-      items.forEach((item, b) => {
-        flat.set(item[k] ?? new Float64Array(n), b * n);
-      });
+    for (let k = 0; k < example.inputs.length; k++) {
+      const input = example.inputs[k] as DecodedTensor;
+      const shape = exampleShapes[k] ?? [];
+      const n = count(shape);
+      const buffer = feedBuffer(input.datatype, n * items.length);
+      for (let b = 0; b < items.length; b++) {
+        const values = items[b]?.[k];
+        if (values !== undefined) buffer.write(values, b * n);
+      }
       feeds[input.name] = toOrtTensor({
         name: input.name,
         datatype: input.datatype,
-        shape: batchable ? [items.length, ...(exampleShapes[k] ?? [])] : input.shape,
-        data: typedOf(input.datatype, flat),
+        shape: batchable ? [items.length, ...shape] : input.shape,
+        data: buffer.data,
       });
-    });
+    }
     return feeds;
   };
 
@@ -363,9 +406,37 @@ const targetOf = (
 };
 
 /**
- * Explains one example: runs the prediction, picks the output element, builds the baseline, and
- * lets the method evaluate perturbed copies, batched along the batch dimension when the model
- * has a dynamic one, and stopped before the invocation's deadline.
+ * What one evaluation costs in the batched runs of a loaded session, per example shape (a
+ * sequence of 512 costs far more than one of 8), learnt from the last explanation of that shape.
+ * Knowing it, an explanation checks its whole plan against its time before any run, and the
+ * prediction rides in the first batch with the perturbed copies; without it, the prediction runs
+ * alone first and its time stands in. Keyed by the session's input specs, which the runtime keeps
+ * per loaded session, so the figures leave with an evicted session.
+ */
+const evaluationCosts = new WeakMap<readonly TensorSpec[], Map<string, number>>();
+
+/** Example shapes remembered per session; past it, the first learnt is forgotten. */
+const COST_SHAPES = 64;
+
+const learntCost = (loaded: LoadedModel, shapeKey: string): number | undefined =>
+  evaluationCosts.get(loaded.inputs)?.get(shapeKey);
+
+const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
+  let costs = evaluationCosts.get(loaded.inputs);
+  if (costs === undefined) {
+    costs = new Map();
+    evaluationCosts.set(loaded.inputs, costs);
+  }
+  // the first shape learnt is the first forgotten: a figure only needs to be recent, not ranked
+  const known = costs.has(shapeKey);
+  costs.set(shapeKey, ms);
+  if (!known && costs.size > COST_SHAPES) costs.delete(costs.keys().next().value ?? shapeKey);
+};
+
+/**
+ * Explains one example: builds the baseline, lets the method evaluate x and its perturbed copies,
+ * batched along the batch dimension when the model has a dynamic one, picks the output element on
+ * the prediction (the first item the model answers), and stops before the invocation's deadline.
  */
 const explainExample = async (
   deps: ExplainDeps,
@@ -384,24 +455,11 @@ const explainExample = async (
   const feedsOf = feedsFor(example, exampleShapes, batchable);
   const runOutput = outputRunner(loaded, outputName);
 
-  const x = example.inputs.map((t) => numbersOf(t.data));
-  const predictStarted = deps.now();
-  const predicted = await runOutput(feedsOf([x]), 'the request');
-  const predictionMs = deps.now() - predictStarted;
-  const outputShape = batchable ? predicted.shape.slice(1) : predicted.shape;
-  const perExample = count(outputShape);
-  const { target, prediction } = targetOf(
-    params,
-    outputName,
-    numbersOf(predicted.data),
-    outputShape,
-  );
-
   const base = await baselines(deps, loaded, params.baseline, specs, exampleShapes);
   const inputs: ExplainInput[] = example.inputs.map((t, k) => ({
     name: t.name,
     shape: exampleShapes[k] ?? [],
-    x: x[k] ?? new Float64Array(0),
+    x: numbersOf(t.data),
     baseline: base.values[k] ?? new Float64Array(0),
   }));
   const exampleElements = inputs.reduce((sum, input) => sum + input.x.length, 0);
@@ -411,10 +469,20 @@ const explainExample = async (
         Math.min(deps.explain.maxBatch, Math.floor(deps.limits.maxElements / exampleElements)),
       )
     : 1;
+  const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
+  const knownCost = batchable ? learntCost(loaded, shapeKey) : undefined;
 
+  let chosen: { target: number; prediction: number } | undefined;
+  /** the explained output's shape for one example, known from the first run */
+  let outShape: number[] | undefined;
+  let perExample: number | undefined;
+  let predictionMs: number | undefined;
+  let unchecked: number | undefined;
   let evaluated = 0;
   let evaluationMs = 0;
   let perItem = false;
+  const runs: number[] = [];
+  const elapsed = () => deps.now() - started;
   const affordable = (perEvalMs: number) =>
     Math.max(2, Math.floor(allowedMs / Math.max(perEvalMs, 1e-3)));
   const tooSlow = (needed: number, perEvalMs: number) =>
@@ -425,52 +493,104 @@ const explainExample = async (
         ', or a larger window',
       { details: { affordableBudget: affordable(perEvalMs) } },
     );
-  const evaluate = async (batch: Float64Array[][]): Promise<number[]> => {
-    const perEval = evaluated > 0 ? evaluationMs / evaluated : predictionMs;
-    if (deps.now() - started + perEval * batch.length > allowedMs) {
-      throw tooSlow(params.budget, perEval);
+  const onPlan = (evaluations: number) => {
+    if (knownCost === undefined) {
+      unchecked = evaluations;
+      return;
     }
-    const runStarted = deps.now();
-    let values: Float64Array;
+    if (elapsed() + evaluations * knownCost > allowedMs) throw tooSlow(evaluations, knownCost);
+  };
+  /** The answers of one batch, `perExample` values per item, batched when the model can be. */
+  const run = async (batch: Float64Array[][], what: string): Promise<ArrayLike<number>> => {
     if (batchable && !perItem) {
-      const out = await runOutput(feedsOf(batch), 'a perturbed input');
-      values = numbersOf(out.data);
+      const out = await runOutput(feedsOf(batch), what);
+      const values = asNumbers(out.data);
+      const each = perExample ?? values.length / batch.length;
       // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
       // batching cannot be read back, so this explanation runs one example at a time
-      if (out.shape[0] !== batch.length || values.length !== batch.length * perExample) {
-        perItem = true;
+      if (
+        out.shape[0] === batch.length &&
+        Number.isInteger(each) &&
+        values.length === batch.length * each
+      ) {
+        outShape ??= out.shape.slice(1);
+        perExample = each;
+        runs.push(batch.length);
+        return values;
       }
+      perItem = true;
     }
-    if (!batchable || perItem) {
-      values = new Float64Array(batch.length * perExample);
-      for (let b = 0; b < batch.length; b++) {
-        const out = await runOutput(feedsOf([batch[b] ?? []]), 'a perturbed input');
-        values.set(numbersOf(out.data).subarray(0, perExample), b * perExample);
-      }
+    let values = new Float64Array(0);
+    for (let b = 0; b < batch.length; b++) {
+      const out = await runOutput(feedsOf([batch[b] ?? []]), what);
+      const data = numbersOf(out.data);
+      outShape ??= batchable ? out.shape.slice(1) : out.shape;
+      perExample ??= count(outShape);
+      if (b === 0) values = new Float64Array(batch.length * perExample);
+      values.set(data.subarray(0, perExample), b * perExample);
+      runs.push(1);
     }
-    evaluationMs += deps.now() - runStarted;
-    evaluated += batch.length;
-    return batch.map((_, b) => values[b * perExample + target] ?? Number.NaN);
+    return values;
   };
-  const explanation = await explain(inputs, prediction, evaluate, {
+  const evaluate = async (batch: Float64Array[][]): Promise<Float64Array> => {
+    if (unchecked !== undefined && predictionMs !== undefined) {
+      // batches cost about one prediction run each: an optimistic bound, checked again per batch
+      const batches = Math.ceil((unchecked - 1) / batchSize);
+      if (elapsed() + batches * predictionMs > allowedMs) {
+        throw tooSlow(unchecked, (batches * predictionMs) / Math.max(1, unchecked - 1));
+      }
+      unchecked = undefined;
+    }
+    const perEval = evaluated > 0 ? evaluationMs / evaluated : (knownCost ?? predictionMs);
+    if (perEval !== undefined && elapsed() + perEval * batch.length > allowedMs) {
+      throw tooSlow(params.budget, perEval);
+    }
+    const first = chosen === undefined;
+    const runStarted = deps.now();
+    const values = await run(
+      batch,
+      first
+        ? batch.length === 1
+          ? 'the request'
+          : 'the request or a perturbed copy'
+        : 'a perturbed input',
+    );
+    const ms = deps.now() - runStarted;
+    const each = perExample ?? 1;
+    if (chosen === undefined) {
+      // the first item of the first batch is x itself: its answer is the prediction
+      const row = new Float64Array(each);
+      for (let i = 0; i < each; i++) row[i] = values[i] ?? Number.NaN;
+      chosen = targetOf(params, outputName, row, outShape ?? [each]);
+    }
+    if (first && batch.length === 1) predictionMs = ms;
+    else {
+      evaluationMs += ms;
+      evaluated += batch.length;
+    }
+    const target = chosen.target;
+    const answers = new Float64Array(batch.length);
+    for (let b = 0; b < batch.length; b++) answers[b] = values[b * each + target] ?? Number.NaN;
+    return answers;
+  };
+  const explanation = await explain(inputs, undefined, evaluate, {
     method: params.method,
     budget: params.budget,
     seed: params.seed,
     batchSize,
+    firstBatch: knownCost === undefined ? 1 : batchSize,
     ...(params.window === undefined
       ? {}
       : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
     ...(params.stride === undefined
       ? {}
       : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
-    onPlan: (evaluations) => {
-      // batches cost about one prediction run each: an optimistic bound, checked again per batch
-      const batches = Math.ceil((evaluations - 1) / batchSize);
-      if (deps.now() - started + batches * predictionMs > allowedMs) {
-        throw tooSlow(evaluations, (batches * predictionMs) / Math.max(1, evaluations - 1));
-      }
-    },
+    onPlan,
   });
+  if (batchable && !perItem && evaluated > 0) {
+    learnCost(loaded, shapeKey, evaluationMs / evaluated);
+  }
+  const { target, prediction } = chosen ?? { target: 0, prediction: explanation.prediction };
   return {
     output: outputName,
     target,
@@ -479,40 +599,63 @@ const explainExample = async (
     ...(base.baselineNote === undefined ? {} : { baselineNote: base.baselineNote }),
     explanation,
     shapes: example.inputs.map((t) => t.shape),
-    predictionMs,
+    ...(predictionMs === undefined ? {} : { predictionMs }),
     evaluationMs,
+    runs,
   };
 };
 
+/** FP32 values as JSON numbers. */
 const fround = (values: Float64Array): number[] => Array.from(values, (v) => Math.fround(v));
 
-const summary = (e: Explained, params: ExplainParameters) => ({
-  method: e.explanation.method,
-  mode: e.explanation.mode,
-  ...(params.method === 'auto' ? { requested_method: 'auto' } : {}),
-  players: e.explanation.players,
-  grouping: e.explanation.grouping,
-  output: e.output,
-  target: e.target,
-  prediction: e.prediction,
-  base_value: e.explanation.baseValue,
-  baseline: e.baseline,
-  ...(e.baselineNote === undefined ? {} : { baseline_note: e.baselineNote }),
-  evaluations: e.explanation.evaluations,
-  budget: params.budget,
-});
+/** A number as `JSON.stringify` writes it: a non-finite one is null. */
+const jsonNumber = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
 
-const timing = (
+/**
+ * An explanation's fields as JSON members, written by hand: for a model that runs in
+ * microseconds, `JSON.stringify` of the spread objects was a sizeable part of the explanation's
+ * own cost (bench/explain.ts).
+ */
+const summaryJson = (e: Explained, params: ExplainParameters): string =>
+  `"method":"${e.explanation.method}","mode":"${e.explanation.mode}"` +
+  (params.method === 'auto' ? ',"requested_method":"auto"' : '') +
+  `,"players":${e.explanation.players},"grouping":"${e.explanation.grouping}"` +
+  `,"output":${JSON.stringify(e.output)},"target":${e.target}` +
+  `,"prediction":${jsonNumber(e.prediction)}` +
+  `,"base_value":${jsonNumber(e.explanation.baseValue)},"baseline":"${e.baseline}"` +
+  (e.baselineNote === undefined ? '' : `,"baseline_note":${JSON.stringify(e.baselineNote)}`) +
+  `,"evaluations":${e.explanation.evaluations},"budget":${params.budget}`;
+
+/** Attributions as a flat JSON array of FP32 values. */
+const fp32Json = (values: Float64Array): string => {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) parts[i] = jsonNumber(Math.fround(values[i] ?? 0));
+  return `[${parts.join(',')}]`;
+};
+
+/** The `timing` member: where the time went, and the batch plan the model ran. */
+const timingJson = (
   deps: ExplainDeps,
   ex: Exchange,
   started: number,
   explained: readonly Explained[],
-) => ({
-  total_ms: round(deps.now() - started),
-  ...(ex.loaded?.load === undefined ? {} : { model_load_ms: round(ex.loaded.load.totalMs) }),
-  prediction_ms: round(explained.reduce((s, e) => s + e.predictionMs, 0)),
-  evaluation_ms: round(explained.reduce((s, e) => s + e.evaluationMs, 0)),
-});
+): string => {
+  let predictionMs: number | undefined;
+  let evaluationMs = 0;
+  const batches: number[] = [];
+  for (const e of explained) {
+    if (e.predictionMs !== undefined) predictionMs = (predictionMs ?? 0) + e.predictionMs;
+    evaluationMs += e.evaluationMs;
+    for (const b of e.runs) batches.push(b);
+  }
+  const load = ex.loaded?.load;
+  return (
+    `{"total_ms":${round(deps.now() - started)}` +
+    (load === undefined ? '' : `,"model_load_ms":${round(load.totalMs)}`) +
+    (predictionMs === undefined ? '' : `,"prediction_ms":${round(predictionMs)}`) +
+    `,"evaluation_ms":${round(evaluationMs)},"batches":[${batches.join(',')}]}`
+  );
+};
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
@@ -549,20 +692,16 @@ export const explainV2 = async (
   const params = parseExplainParameters(decoded.parameters, deps.explain);
   const explained = await explainExample(deps, request, loaded, decoded, params);
   record(ex, [explained]);
-  const attributions = explained.explanation.attributions.map((values, k) => ({
-    name: decoded.inputs[k]?.name,
-    datatype: 'FP32',
-    shape: explained.shapes[k],
-    data: fround(values),
-  }));
-  const json = JSON.stringify({
-    model_name: loaded.model,
-    model_version: String(loaded.version),
-    ...(decoded.id === undefined ? {} : { id: decoded.id }),
-    ...summary(explained, params),
-    attributions,
-    timing: timing(deps, ex, started, [explained]),
-  });
+  const attributions = explained.explanation.attributions.map(
+    (values, k) =>
+      `{"name":${JSON.stringify(decoded.inputs[k]?.name)},"datatype":"FP32",` +
+      `"shape":[${explained.shapes[k]?.join(',')}],"data":${fp32Json(values)}}`,
+  );
+  const json =
+    `{"model_name":${JSON.stringify(loaded.model)},"model_version":"${loaded.version}"` +
+    (decoded.id === undefined ? '' : `,"id":${JSON.stringify(decoded.id)}`) +
+    `,${summaryJson(explained, params)},"attributions":[${attributions.join(',')}]` +
+    `,"timing":${timingJson(deps, ex, started, [explained])}}`;
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
 };
@@ -606,15 +745,15 @@ export const explainV1 = async (
     explained.push(await explainExample(deps, request, loaded, { inputs: [row] }, params));
   }
   record(ex, explained);
-  const json = JSON.stringify({
-    explanations: explained.map((e) => ({
-      ...summary(e, params),
-      attributions: nest(fround(e.explanation.attributions[0] ?? new Float64Array(0)), rowShape),
-    })),
-    model_name: loaded.model,
-    model_version: String(loaded.version),
-    timing: timing(deps, ex, started, explained),
-  });
+  const explanations = explained.map(
+    (e) =>
+      `{${summaryJson(e, params)},"attributions":` +
+      `${JSON.stringify(nest(fround(e.explanation.attributions[0] ?? new Float64Array(0)), rowShape))}}`,
+  );
+  const json =
+    `{"explanations":[${explanations.join(',')}]` +
+    `,"model_name":${JSON.stringify(loaded.model)},"model_version":"${loaded.version}"` +
+    `,"timing":${timingJson(deps, ex, started, explained)}}`;
   checkResponseSize(json, deps.limits);
   return { status: 200, headers: { 'content-type': JSON_CONTENT_TYPE }, body: json };
 };

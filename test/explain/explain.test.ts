@@ -75,13 +75,13 @@ describe('KernelSHAP on a linear model', () => {
   });
 });
 
-describe('KernelSHAP efficiency', () => {
-  const nonlinear = (x: Float64Array): number => {
-    let s = 0;
-    for (let i = 0; i + 1 < x.length; i++) s += Math.tanh((x[i] ?? 0) * (x[i + 1] ?? 0));
-    return 3 * Math.exp(-((x[0] ?? 0) ** 2)) + s + (x[2] ?? 0) ** 3;
-  };
+const nonlinear = (x: Float64Array): number => {
+  let s = 0;
+  for (let i = 0; i + 1 < x.length; i++) s += Math.tanh((x[i] ?? 0) * (x[i + 1] ?? 0));
+  return 3 * Math.exp(-((x[0] ?? 0) ** 2)) + s + (x[2] ?? 0) ** 3;
+};
 
+describe('KernelSHAP efficiency', () => {
   it.each([5, 12, 60, 200])(
     'attributions over %i features sum to f(x) - f(baseline)',
     async (n) => {
@@ -200,6 +200,52 @@ describe('occlusion', () => {
     expect(a[3]).toBeCloseTo(0.5);
     expect(a[0]).toBe(0);
     expect(out.players).toBe(5);
+  });
+});
+
+describe('the prediction evaluated with the coalitions', () => {
+  const x = randomVector(5, 41);
+  const base = randomVector(5, 42);
+  const fx = nonlinear(Float64Array.from(x));
+  const cases = [
+    ['exact KernelSHAP', options()],
+    ['sampled KernelSHAP', options({ budget: 40 })],
+    ['occlusion', options({ method: 'occlusion' })],
+  ] as const;
+
+  it.each(cases)(
+    '%s: x is the first item of the first batch, and the answer is the one given f(x)',
+    async (_, opts) => {
+      const batches: Float64Array[][][] = [];
+      const recording: Evaluate = async (batch) => {
+        batches.push(batch);
+        return lift(nonlinear)(batch);
+      };
+      const given = await explain(single(x, base), fx, lift(nonlinear), opts);
+      const folded = await explain(single(x, base), undefined, recording, opts);
+      expect(Array.from(batches[0]?.[0]?.[0] ?? [])).toEqual(x);
+      expect(folded.prediction).toBe(fx);
+      expect(folded.evaluations).toBe(given.evaluations);
+      expect(folded.baseValue).toBe(given.baseValue);
+      expect(Array.from(folded.attributions[0] ?? [])).toEqual(
+        Array.from(given.attributions[0] ?? []),
+      );
+      // every evaluation is in a batch exactly once, and the batches are what the explainer says
+      expect(folded.batches).toEqual(batches.map((b) => b.length));
+      expect(folded.batches.reduce((a, b) => a + b, 0)).toBe(folded.evaluations);
+      expect(given.batches.reduce((a, b) => a + b, 0)).toBe(given.evaluations - 1);
+    },
+  );
+
+  it('runs x alone first when asked for a first batch of one', async () => {
+    const out = await explain(
+      single(x, base),
+      undefined,
+      lift(nonlinear),
+      options({ batchSize: 16, firstBatch: 1 }),
+    );
+    expect(out.evaluations).toBe(32);
+    expect(out.batches).toEqual([1, 16, 15]);
   });
 });
 
