@@ -27,6 +27,8 @@ const METHODS: readonly ExplainMethod[] = ['kernel-shap', 'occlusion', 'auto'];
 const show = (value: unknown): string => {
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === 'object' && value !== null) return 'an object';
+  // 1e400 parses to Infinity, which JSON would show as null: say what the number became
+  if (typeof value === 'number' && !Number.isFinite(value)) return `${value} (out of range)`;
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };

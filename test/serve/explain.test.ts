@@ -313,6 +313,19 @@ describe('bad explain requests', () => {
     expect(body.error).toMatch(message);
   });
 
+  it('names a seed too large for a number as such, not as null', async () => {
+    const res = await fetch(`${api.url}/v2/models/iris/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[5,3,1,0]}],"parameters":{"seed":1e400}}',
+    });
+    const body = (await res.json()) as ExplainBody;
+    expect(res.status).toBe(400);
+    expect(body.error).toMatch(
+      /parameters\.seed must be an integer .*got Infinity \(out of range\)/,
+    );
+  });
+
   it('refuses a batch of several examples, naming the shape to send', async () => {
     const { status, body } = await iris({}, [fp32('input', [2, 4], [5, 3, 1, 0, 6, 3, 4, 1])]);
     expect(status).toBe(400);
