@@ -22,6 +22,12 @@ import type { Evaluate, ExplainInput, ExplainOptions, Explanation } from './type
 
 /** Coalitions per player `auto` gives a sampled KernelSHAP over groups it chose itself. */
 const AUTO_COALITIONS_PER_PLAYER = 4;
+/**
+ * The most players a sampled KernelSHAP takes: its regression costs about coalitions × players²
+ * (1,000 players at the top budget took 1.6 s of solver time outside any model run, found by
+ * attack), while 256 keep it near 0.1 s.
+ */
+export const MAX_SAMPLED_PLAYERS = 256;
 
 type Plan =
   | {
@@ -42,7 +48,7 @@ const inBatches = async <T>(
   build: (item: T) => Float64Array[],
   x: Float64Array[] | undefined,
   evaluate: Evaluate,
-  options: Pick<ExplainOptions, 'batchSize' | 'firstBatch'>,
+  options: Pick<ExplainOptions, 'batchSize' | 'firstBatch' | 'nextBatch'>,
   batches: number[],
 ): Promise<{ fx: number; outputs: Float64Array }> => {
   const lead = x === undefined ? 0 : 1;
@@ -50,10 +56,17 @@ const inBatches = async <T>(
   const outputs = new Float64Array(items.length);
   let fx = Number.NaN;
   for (let at = 0; at < total; ) {
-    const size = Math.min(
-      batches.length === 0 ? (options.firstBatch ?? options.batchSize) : options.batchSize,
-      total - at,
-    );
+    const left = total - at;
+    const wanted =
+      options.nextBatch !== undefined
+        ? Math.min(
+            options.batchSize,
+            Math.max(1, Math.floor(options.nextBatch(batches.length, left))),
+          )
+        : batches.length === 0
+          ? (options.firstBatch ?? options.batchSize)
+          : options.batchSize;
+    const size = Math.min(Number.isFinite(wanted) ? wanted : 1, left);
     const batch = new Array<Float64Array[]>(size);
     for (let b = 0; b < size; b++) {
       const i = at + b - lead;
@@ -102,14 +115,18 @@ export const plan = (inputs: readonly ExplainInput[], options: ExplainOptions): 
     if (players.count <= 30 && exactCost(players.count) <= left) {
       return { method: 'kernel-shap', mode: 'exact', players, grouping };
     }
-    if (1 + minSampledCoalitions(players.count) <= left) {
+    if (players.count <= MAX_SAMPLED_PLAYERS && 1 + minSampledCoalitions(players.count) <= left) {
       return { method: 'kernel-shap', mode: 'sampled', players, grouping };
     }
     return undefined;
   };
   const features = inputs.reduce((sum, input) => sum + input.x.length, 0);
   const autoGroups = (): Plan => {
-    const target = Math.min(features, Math.floor((left - 1) / AUTO_COALITIONS_PER_PLAYER));
+    const target = Math.min(
+      features,
+      MAX_SAMPLED_PLAYERS,
+      Math.floor((left - 1) / AUTO_COALITIONS_PER_PLAYER),
+    );
     const chosen = target >= 2 ? kernelFor(autoPlayers(inputs, target), 'auto-groups') : undefined;
     if (chosen) return chosen;
     throw new ExplanationTooCostlyError(
@@ -135,6 +152,12 @@ export const plan = (inputs: readonly ExplainInput[], options: ExplainOptions): 
   if (kernel) return kernel;
   const needed = 2 + minSampledCoalitions(players.count);
   if (options.method === 'kernel-shap') {
+    if (windowed && players.count > MAX_SAMPLED_PLAYERS) {
+      throw new ExplanationTooCostlyError(
+        `KernelSHAP over ${players.count} windows is more than the ${MAX_SAMPLED_PLAYERS} players ` +
+          'its regression takes in time; send a larger window, or method "occlusion"',
+      );
+    }
     if (windowed) {
       throw new ExplanationTooCostlyError(
         `KernelSHAP over ${players.count} windows needs at least ${needed} evaluations but the ` +

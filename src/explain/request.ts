@@ -25,7 +25,13 @@ export interface ExplainParameters {
 const METHODS: readonly ExplainMethod[] = ['kernel-shap', 'occlusion', 'auto'];
 
 const show = (value: unknown): string => {
-  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (Array.isArray(value)) {
+    // name what is in it: `[1e400]` is "[Infinity (out of range)]", not "an array of 1"
+    if (value.length <= 4 && value.every((v) => typeof v !== 'object' || v === null)) {
+      return `[${value.map(show).join(', ')}]`;
+    }
+    return `an array of ${value.length}`;
+  }
   if (typeof value === 'object' && value !== null) return 'an object';
   // 1e400 parses to Infinity, which JSON would show as null: say what the number became
   if (typeof value === 'number' && !Number.isFinite(value)) return `${value} (out of range)`;

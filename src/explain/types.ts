@@ -35,6 +35,12 @@ export interface ExplainOptions {
    */
   firstBatch?: number;
   /**
+   * items in the next call, given how many calls came before and how many items are left: lets
+   * the caller grow its batches as it learns what they cost (clamped to 1..batchSize); overrides
+   * `firstBatch`
+   */
+  nextBatch?: (calls: number, left: number) => number;
+  /**
    * Told, before any evaluation, how many the chosen plan spends at most (the prediction
    * included); it may throw to refuse a plan that cannot finish in time.
    */

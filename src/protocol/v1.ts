@@ -25,7 +25,7 @@ export const decodeV1Request = (
   const [spec, ...others] = signature.inputs;
   if (spec === undefined || others.length > 0) {
     throw new InvalidRequestError(
-      `V1 :predict serves single-input models; this one takes ${signature.inputs.length} ` +
+      `V1 :${inferPath.endsWith('/explain') ? 'explain' : 'predict'} serves single-input models; this one takes ${signature.inputs.length} ` +
         `(${signature.inputs.map((s) => s.name).join(', ')}): POST a V2 request to ${inferPath}`,
     );
   }

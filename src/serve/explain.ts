@@ -11,6 +11,7 @@ import {
   ExplanationTooCostlyError,
   explain,
   parseExplainParameters,
+  plan as planExplanation,
   type WindowChoice,
 } from '../explain/index.ts';
 import type { MetricValues } from '../metrics/index.ts';
@@ -62,6 +63,19 @@ const INTEGER: ReadonlySet<Datatype> = new Set([
   'INT32',
   'INT64',
 ]);
+
+/** What a baseline of each integer type may hold (64-bit ones: what a JSON number holds exactly). */
+const INTEGER_RANGE: Partial<Record<Datatype, readonly [number, number]>> = {
+  BOOL: [0, 1],
+  UINT8: [0, 255],
+  UINT16: [0, 65_535],
+  UINT32: [0, 4_294_967_295],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
+  INT8: [-128, 127],
+  INT16: [-32_768, 32_767],
+  INT32: [-2_147_483_648, 2_147_483_647],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
 
 /** Floating-point data as it is, other data converted: read-only numbers. */
 const asNumbers = (data: DecodedTensor['data']): ArrayLike<number> =>
@@ -261,6 +275,14 @@ const baselines = async (
         `parameters.baseline for input ${JSON.stringify(spec.name)} must hold integers: the input is ${spec.datatype}`,
       );
     }
+    // 1e300 as an INT64 id would wrap to 0 without a word (found by attack)
+    const range = INTEGER_RANGE[spec.datatype];
+    if (range !== undefined && !given.every((v) => v >= range[0] && v <= range[1])) {
+      throw new ExplainParameterError(
+        `parameters.baseline for input ${JSON.stringify(spec.name)} must hold ${spec.datatype} ` +
+          `values from ${range[0]} to ${range[1]}`,
+      );
+    }
     if (spec.datatype === 'FP32' && !given.every((v) => Number.isFinite(Math.fround(v)))) {
       throw new ExplainParameterError(
         `parameters.baseline for input ${JSON.stringify(spec.name)} must lie within FP32's ` +
@@ -366,9 +388,12 @@ const outputRunner =
       results = await loaded.run(feeds, [outputName]);
     } catch (err) {
       if (err instanceof MaasError) throw err;
+      // the request alone failing is its own values' fault, not the baseline's
       throw new ExplainParameterError(
         `the model could not run on ${what}: ${errorMessage(err).slice(0, 300)}; ` +
-          'send a baseline the model accepts (parameters.baseline)',
+          (what === 'the request'
+            ? "send input values in the ranges of the model's training data"
+            : 'send input values and a baseline (parameters.baseline) the model accepts'),
         { cause: err },
       );
     }
@@ -434,19 +459,34 @@ const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
 };
 
 /**
+ * Batches grow as an explanation learns what they cost, so none can run far past its time: until
+ * this request has timed a batch, the next may take PROBE_SHARE of the time left at the cost it
+ * assumes (the session's learnt figure, which another client's input may have skewed, or its own
+ * prediction run × BATCH_PENALTY); once timed, BATCH_SHARE at the dearest per-example cost seen,
+ * and never more than GROWTH × the previous batch. Found by attack: a prediction run of 45 ms
+ * let a first batch of 64 run for 15 s (one example in a batch of the encoder at 256 tokens cost
+ * 2.8× its run alone), and a learnt cost of another input refused every later request.
+ */
+const PROBE_SHARE = 0.1;
+const BATCH_SHARE = 0.5;
+const BATCH_PENALTY = 4;
+const GROWTH = 8;
+
+/**
  * Explains one example: builds the baseline, lets the method evaluate x and its perturbed copies,
  * batched along the batch dimension when the model has a dynamic one, picks the output element on
  * the prediction (the first item the model answers), and stops before the invocation's deadline.
  */
 const explainExample = async (
   deps: ExplainDeps,
-  request: HttpRequest,
   loaded: LoadedModel,
   example: Example,
   params: ExplainParameters,
+  endsAt: number,
 ): Promise<Explained> => {
   const started = deps.now();
-  const allowedMs = timeAllowed(deps, request);
+  const allowedMs = endsAt - started;
+  const timeLeft = () => endsAt - deps.now();
   const specs = perturbableSpecs(loaded, example);
   const output = explainedOutput(loaded, params);
   const outputName = output.name;
@@ -470,35 +510,87 @@ const explainExample = async (
       )
     : 1;
   const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
-  const knownCost = batchable ? learntCost(loaded, shapeKey) : undefined;
+  const learnt = batchable ? learntCost(loaded, shapeKey) : undefined;
 
   let chosen: { target: number; prediction: number } | undefined;
   /** the explained output's shape for one example, known from the first run */
   let outShape: number[] | undefined;
   let perExample: number | undefined;
   let predictionMs: number | undefined;
-  let unchecked: number | undefined;
+  /** the most evaluations the chosen plan spends, the prediction included */
+  let planned = params.budget;
+  let done = 0;
   let evaluated = 0;
   let evaluationMs = 0;
+  /** this request's own dearest per-example cost: of a batch of 2 or more, or of any run unbatched */
+  let measured: number | undefined;
+  /** this request's run of one item alone (the prediction, or a probe) */
+  let single: number | undefined;
   let perItem = false;
   const runs: number[] = [];
   const elapsed = () => deps.now() - started;
-  const affordable = (perEvalMs: number) =>
-    Math.max(2, Math.floor(allowedMs / Math.max(perEvalMs, 1e-3)));
-  const tooSlow = (needed: number, perEvalMs: number) =>
-    new ExplanationTooCostlyError(
-      `this explanation needs about ${needed} model evaluations at ~${perEvalMs.toFixed(2)} ms ` +
-        `each, more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give ` +
-        `it; send parameters.budget of at most ${Math.min(params.budget, affordable(perEvalMs))}` +
-        ', or a larger window',
-      { details: { affordableBudget: affordable(perEvalMs) } },
-    );
-  const onPlan = (evaluations: number) => {
-    if (knownCost === undefined) {
-      unchecked = evaluations;
-      return;
+  /**
+   * Per-example ms assumed for the next batch, and where the figure comes from: this request's
+   * batches (or unbatched runs), its one lone run scaled for batching, or the session's learnt cost.
+   */
+  const estimate = (): { ms: number; from: 'measured' | 'single' | 'learnt' } | undefined => {
+    if (measured !== undefined) return { ms: measured, from: 'measured' };
+    if (single !== undefined) {
+      return batchable
+        ? { ms: single * BATCH_PENALTY, from: 'single' }
+        : { ms: single, from: 'measured' };
     }
-    if (elapsed() + evaluations * knownCost > allowedMs) throw tooSlow(evaluations, knownCost);
+    return learnt === undefined ? undefined : { ms: learnt, from: 'learnt' };
+  };
+  /** the explanation's other evaluations, at `ms` each, do not fit what is left */
+  const tooSlow = (ms: number) => {
+    const affordable = Math.max(0, Math.floor((allowedMs - elapsed()) / Math.max(ms, 1e-3)) + done);
+    let fits = false;
+    try {
+      planExplanation(inputs, {
+        method: params.method,
+        budget: affordable,
+        seed: params.seed,
+        batchSize: 1,
+        ...shape,
+      });
+      fits = affordable >= 2;
+    } catch {
+      fits = false;
+    }
+    const advice = fits
+      ? `send parameters.budget of at most ${Math.min(params.budget - 1, affordable)}, or a larger window`
+      : 'no budget this input can be explained with at that cost fits: send a larger window ' +
+        '(fewer players), method "occlusion" with a window, or a smaller input';
+    return new ExplanationTooCostlyError(
+      `this explanation needs about ${planned} model evaluations at ~${ms.toFixed(2)} ms each, ` +
+        `more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give it; ${advice}`,
+      { details: { affordableBudget: fits ? affordable : 0, evaluationMs: ms } },
+    );
+  };
+  const shape = {
+    ...(params.window === undefined
+      ? {}
+      : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
+    ...(params.stride === undefined
+      ? {}
+      : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
+  };
+  const onPlan = (evaluations: number) => {
+    planned = evaluations;
+  };
+  const nextBatch = (calls: number, left: number): number => {
+    const est = estimate();
+    if (est === undefined) return 1;
+    const timed = est.from === 'measured';
+    const fit = Math.floor(
+      ((timed ? BATCH_SHARE : PROBE_SHARE) * timeLeft()) / Math.max(est.ms, 1e-3),
+    );
+    const previous = calls === 0 ? Number.POSITIVE_INFINITY : (runs.at(-1) ?? 1) * GROWTH;
+    // a probe holds 2 examples when it can, so what a batch costs gets measured at all; a learnt
+    // cost another input may have inflated shrinks the probe to x alone rather than refusing
+    const floor = timed || (est.from === 'learnt' && 2 * est.ms > timeLeft()) ? 1 : 2;
+    return Math.min(left, previous, Math.max(floor, fit));
   };
   /** The answers of one batch, `perExample` values per item, batched when the model can be. */
   const run = async (batch: Float64Array[][], what: string): Promise<ArrayLike<number>> => {
@@ -522,7 +614,11 @@ const explainExample = async (
     }
     let values = new Float64Array(0);
     for (let b = 0; b < batch.length; b++) {
+      if (b > 0 && measured !== undefined && measured > timeLeft()) throw tooSlow(measured);
+      const itemStarted = deps.now();
       const out = await runOutput(feedsOf([batch[b] ?? []]), what);
+      const itemMs = deps.now() - itemStarted;
+      measured = Math.max(measured ?? 0, itemMs);
       const data = numbersOf(out.data);
       outShape ??= batchable ? out.shape.slice(1) : out.shape;
       perExample ??= count(outShape);
@@ -533,17 +629,14 @@ const explainExample = async (
     return values;
   };
   const evaluate = async (batch: Float64Array[][]): Promise<Float64Array> => {
-    if (unchecked !== undefined && predictionMs !== undefined) {
-      // batches cost about one prediction run each: an optimistic bound, checked again per batch
-      const batches = Math.ceil((unchecked - 1) / batchSize);
-      if (elapsed() + batches * predictionMs > allowedMs) {
-        throw tooSlow(unchecked, (batches * predictionMs) / Math.max(1, unchecked - 1));
-      }
-      unchecked = undefined;
+    const est = estimate();
+    // timed by this request: the rest of the plan must fit; scaled from its lone run: this batch
+    // must; a learnt figure never refuses by itself (another client's input may have set it)
+    if (est?.from === 'measured' && elapsed() + (planned - done) * est.ms > allowedMs) {
+      throw tooSlow(est.ms);
     }
-    const perEval = evaluated > 0 ? evaluationMs / evaluated : (knownCost ?? predictionMs);
-    if (perEval !== undefined && elapsed() + perEval * batch.length > allowedMs) {
-      throw tooSlow(params.budget, perEval);
+    if (est?.from === 'single' && elapsed() + batch.length * est.ms > allowedMs) {
+      throw tooSlow(est.ms);
     }
     const first = chosen === undefined;
     const runStarted = deps.now();
@@ -556,6 +649,14 @@ const explainExample = async (
         : 'a perturbed input',
     );
     const ms = deps.now() - runStarted;
+    done += batch.length;
+    if (batchable && !perItem) {
+      if (batch.length >= 2) {
+        measured = Math.max(measured ?? 0, ms / batch.length);
+        // learnt at once, so a refused explanation teaches the next one its cost too
+        learnCost(loaded, shapeKey, ms / batch.length);
+      } else single = Math.max(single ?? 0, ms);
+    }
     const each = perExample ?? 1;
     if (chosen === undefined) {
       // the first item of the first batch is x itself: its answer is the prediction
@@ -578,18 +679,10 @@ const explainExample = async (
     budget: params.budget,
     seed: params.seed,
     batchSize,
-    firstBatch: knownCost === undefined ? 1 : batchSize,
-    ...(params.window === undefined
-      ? {}
-      : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
-    ...(params.stride === undefined
-      ? {}
-      : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
+    nextBatch,
+    ...shape,
     onPlan,
   });
-  if (batchable && !perItem && evaluated > 0) {
-    learnCost(loaded, shapeKey, evaluationMs / evaluated);
-  }
   const { target, prediction } = chosen ?? { target: 0, prediction: explanation.prediction };
   return {
     output: outputName,
@@ -690,7 +783,8 @@ export const explainV2 = async (
   const started = deps.now();
   const { loaded, decoded } = await acquireDecoded(deps, request, ex, model, version);
   const params = parseExplainParameters(decoded.parameters, deps.explain);
-  const explained = await explainExample(deps, request, loaded, decoded, params);
+  const endsAt = started + timeAllowed(deps, request);
+  const explained = await explainExample(deps, loaded, decoded, params, endsAt);
   record(ex, [explained]);
   const attributions = explained.explanation.attributions.map(
     (values, k) =>
@@ -731,6 +825,7 @@ export const explainV1 = async (
   ex.loaded = loaded;
   const stacked = decodeV1Request(body, loaded, explainPath(model), decodeLimits(deps, loaded));
   const params = parseExplainParameters(parametersOf(body), deps.explain);
+  const endsAt = started + timeAllowed(deps, request);
   const rows = stacked.shape[0] ?? 0;
   const rowShape = stacked.shape.slice(1);
   const rowSize = count(rowShape);
@@ -742,7 +837,8 @@ export const explainV1 = async (
       shape: [1, ...rowShape],
       data: (stacked.data as NumericData).slice(r * rowSize, (r + 1) * rowSize),
     };
-    explained.push(await explainExample(deps, request, loaded, { inputs: [row] }, params));
+    // one time allowance for every row: each row's explanation ends by the same deadline
+    explained.push(await explainExample(deps, loaded, { inputs: [row] }, params, endsAt));
   }
   record(ex, explained);
   const explanations = explained.map(

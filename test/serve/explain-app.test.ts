@@ -32,6 +32,25 @@ const sumModel = (): Uint8Array =>
     }),
   );
 
+/** `y = Σ float(ids)` over INT64 [batch, n] → [batch, 1]: integer inputs. */
+const idsModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'ids',
+        nodes: [
+          node('Cast', ['ids'], ['f'], { to: T.FLOAT }),
+          node('ReduceSum', ['f', 'axes'], ['y']),
+        ],
+        initializers: [tensor('axes', T.INT64, [1], [1])],
+        inputs: [valueInfo('ids', T.INT64, ['batch', 'n'])],
+        outputs: [valueInfo('y', T.FLOAT, ['batch', 1])],
+      }),
+      opset: 17,
+      producer: 'explain-tests',
+    }),
+  );
+
 const W = [0.5, -2, 3, 1.25, -0.75];
 let provider: SessionProvider;
 let app: PredictApp;
@@ -44,6 +63,13 @@ beforeAll(async () => {
     dynamic: linearModel(W, 1),
     folding: linearModel(W, 1),
     slow: linearModel(W, 1),
+    probe: linearModel(W, 1),
+    dear: linearModel(W, 1),
+    learnt: linearModel(W, 1),
+    tight: linearModel(W, 1),
+    rows: linearModel(W, 1),
+    wide: sumModel(),
+    ids: idsModel(),
     sum: sumModel(),
   });
   counting = {
@@ -118,7 +144,9 @@ describe('evaluations', () => {
     });
     expect(fixed.body.timing.batches).toEqual(Array.from({ length: 32 }, () => 1));
     const dynamic = await explain('dynamic');
-    expect(runs).toBe(2);
+    // the prediction alone, a probe batch, then the rest
+    expect(dynamic.body.timing.batches).toEqual([1, 8, 23]);
+    expect(runs).toBe(3);
     expect(dynamic.body.attributions[0]?.data).toEqual(fixed.body.attributions[0]?.data);
   });
 
@@ -126,8 +154,8 @@ describe('evaluations', () => {
     const model = 'folding';
     const first = await explain(model);
     expect(first.status).toBe(200);
-    expect(runs).toBe(2);
-    expect(first.body.timing.batches).toEqual([1, 31]);
+    expect(runs).toBe(3);
+    expect(first.body.timing.batches).toEqual([1, 8, 23]);
     expect(first.body.timing.prediction_ms).toBeGreaterThanOrEqual(0);
     const again = await explain(model);
     expect(again.status).toBe(200);
@@ -151,14 +179,17 @@ describe('evaluations', () => {
     expect(known.body.timing.batches).toEqual([16]);
     const longer = await explain('sum', {}, { data: [1, 2, 3, 4, 5] });
     expect(longer.status).toBe(200);
-    expect(longer.body.timing.batches).toEqual([1, 31]);
+    expect(longer.body.timing.batches).toEqual([1, 8, 23]);
     expect(longer.body.attributions[0]?.data).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it('refuses, before any run, a plan its learnt cost says cannot finish in time', async () => {
-    // a clock on which every model run takes 10 ms
-    let clock = 0;
-    const slow = createPredictApp({
+  /**
+   * An app on a fake clock whose model runs cost what `cost` says for a batch (its first input's
+   * largest value and its batch size), so an explanation's timing decisions can be followed exactly.
+   */
+  const clocked = (cost: (largest: number, batch: number) => number, maxMs: number) => {
+    const clock = { now: 0, runs: [] as number[] };
+    const timed = createPredictApp({
       provider: {
         ...counting,
         acquire: async (m, v) => {
@@ -166,23 +197,153 @@ describe('evaluations', () => {
           return {
             ...loaded,
             run: (feeds, names) => {
-              clock += 10;
+              const x = feeds.x;
+              const batch = x?.dims[0] ?? 1;
+              clock.now += cost(Math.max(...(x?.data as Float32Array)), batch);
+              clock.runs.push(batch);
               return loaded.run(feeds, names);
             },
           };
         },
       },
-      explain: { ...EXPLAIN_DEFAULTS, marginMs: 0 },
+      explain: { ...EXPLAIN_DEFAULTS, maxMs, marginMs: 0 },
+      now: () => clock.now,
+    });
+    return { app: timed, clock };
+  };
+
+  it('grows its batches from a probe, so a batched example dearer than a lone one cannot overrun (found by attack)', async () => {
+    // a lone run costs 10 ms, an example inside a batch 30 ms: the prediction alone would have
+    // let a batch of 31 (930 ms) start with 500 ms allowed
+    const { app: timed, clock } = clocked((_, batch) => (batch === 1 ? 10 : 30 * batch), 500);
+    const refused = await explain('probe', {}, { app: timed });
+    expect(refused.status).toBe(413);
+    expect(clock.runs).toEqual([1, 2]);
+    expect(clock.now).toBeLessThanOrEqual(500);
+    expect(refused.body.error).toMatch(
+      /32 model evaluations at ~30\.00 ms each.*budget of at most \d+/,
+    );
+    const { app: roomy, clock: roomyClock } = clocked((_, b) => (b === 1 ? 10 : 30 * b), 1000);
+    const answered = await explain('probe', {}, { app: roomy });
+    expect(answered.status).toBe(200);
+    expect(roomyClock.now).toBeLessThanOrEqual(1000);
+    expect(answered.body.timing.batches.reduce((a, b) => a + b, 0)).toBe(32);
+  });
+
+  it('lets no dear input of one client refuse the cheap one of another through the learnt cost (found by attack)', async () => {
+    // runs on a first value over 100 cost 100 ms per example, others 0.01 ms
+    const { app: timed, clock } = clocked(
+      (first, batch) => (first > 100 ? 100 : 0.01) * batch,
+      1000,
+    );
+    const dear = await explain('dear', {}, { app: timed, data: [1000, 1000, 1000, 1000, 1000] });
+    expect(dear.status).toBe(413);
+    expect(clock.now).toBeLessThanOrEqual(1000);
+    const cheap = await explain('dear', {}, { app: timed });
+    expect(cheap.status).toBe(200);
+    expect(cheap.body.evaluations).toBe(32);
+  });
+
+  it('refuses after its own probe, naming a budget that fits, when its learnt cost is right', async () => {
+    const { app: timed, clock } = clocked((_, batch) => 10 * batch, 200);
+    const first = await explain('learnt', {}, { app: timed });
+    expect(first.status).toBe(413);
+    const before = clock.now;
+    const again = await explain('learnt', {}, { app: timed });
+    expect(again.status).toBe(413);
+    // the cost learnt from the refused one sizes the probe: one run of a single example
+    expect(clock.now - before).toBeLessThanOrEqual(20);
+    const budget = Number(/budget of at most (\d+)/.exec(again.body.error ?? '')?.[1]);
+    expect(budget).toBeGreaterThanOrEqual(2);
+    clock.now = 0;
+    const fitted = await explain('learnt', { budget }, { app: timed });
+    expect(fitted.status).toBe(200);
+    expect(clock.now).toBeLessThanOrEqual(200);
+  });
+
+  it('says when no budget fits instead of advising one that is refused', async () => {
+    // 5 elements by exact KernelSHAP need 32 runs, occlusion 7: at 40 ms each in 200 ms neither fits
+    const { app: timed } = clocked((_, batch) => 40 * batch, 200);
+    const refused = await explain('tight', { method: 'kernel-shap' }, { app: timed });
+    expect(refused.status).toBe(413);
+    expect(refused.body.error).toMatch(/no budget .* fits/);
+  });
+});
+
+describe('attack findings', () => {
+  const post = async (path: string, body: unknown, over: { app?: PredictApp } = {}) => {
+    runs = 0;
+    const res = await (over.app ?? app)({
+      method: 'POST',
+      path,
+      headers: { 'content-type': 'application/json' },
+      query: {},
+      body: new TextEncoder().encode(typeof body === 'string' ? body : JSON.stringify(body)),
+      requestId: 'test',
+    });
+    return { status: res.status, body: JSON.parse(String(res.body)) as Answer };
+  };
+
+  it('gives the rows of a V1 explanation one time allowance between them, not one each', async () => {
+    let clock = 0;
+    const timed = createPredictApp({
+      provider: {
+        ...counting,
+        acquire: async (m, v) => {
+          const loaded = await counting.acquire(m, v);
+          return {
+            ...loaded,
+            run: (feeds, names) => {
+              clock += 5 * (feeds.x?.dims[0] ?? 1);
+              return loaded.run(feeds, names);
+            },
+          };
+        },
+      },
+      explain: { ...EXPLAIN_DEFAULTS, maxMs: 400, marginMs: 0 },
       now: () => clock,
     });
-    const learnt = await explain('slow', {}, { app: slow });
-    expect(learnt.status).toBe(200);
-    expect(learnt.body.timing.batches).toEqual([1, 31]);
-    // 31 evaluations took 10 ms: 32 need about 10.3 ms, more than the 8 ms left
-    const refused = await explain('slow', {}, { app: slow, request: { deadline: Date.now() + 8 } });
-    expect(refused.status).toBe(413);
+    // each row alone needs 32 runs at 5 ms (160 ms): 7 rows would take 1,120 ms of 400
+    const instances = Array.from({ length: 7 }, () => [1, 2, 3, 4, 5]);
+    const res = await post(
+      '/v1/models/rows:explain',
+      { instances, parameters: { baseline: 'zeros' } },
+      { app: timed },
+    );
+    expect(res.status).toBe(413);
+    expect(clock).toBeLessThanOrEqual(400);
+  });
+
+  it('refuses a sampled KernelSHAP over more players than its regression takes in time', async () => {
+    const res = await explain(
+      'wide',
+      { method: 'kernel-shap', window: [2], budget: 2048 },
+      { data: Array.from({ length: 1000 }, (_, i) => i % 7) },
+    );
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatch(/500 windows is more than the 256 players.*larger window/);
     expect(runs).toBe(0);
-    expect(refused.body.error).toMatch(/send parameters.budget of at most \d+/);
+  });
+
+  it('refuses an INT64 baseline past what a JSON number holds instead of wrapping it', async () => {
+    const body =
+      '{"inputs":[{"name":"ids","datatype":"INT64","shape":[1,4],"data":[9,9,9,9]}],' +
+      '"parameters":{"baseline":{"ids":[1e300,5,5,1]}}}';
+    const res = await post('/v2/models/ids/explain', body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(
+      /must hold INT64 values from -9007199254740991 to 9007199254740991/,
+    );
+    expect(runs).toBe(0);
+  });
+
+  it('names the window value it refuses instead of "an array of 1"', async () => {
+    const res = await post(
+      '/v2/models/dynamic/explain',
+      '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,5],"data":[1,2,3,4,5]}],"parameters":{"window":[1e400]}}',
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.error).toContain('[Infinity (out of range)]');
   });
 });
 
