@@ -520,7 +520,6 @@ const explainExample = async (
   /** the most evaluations the chosen plan spends, the prediction included */
   let planned = params.budget;
   let done = 0;
-  let evaluated = 0;
   let evaluationMs = 0;
   /** this request's own dearest per-example cost: of a batch of 2 or more, or of any run unbatched */
   let measured: number | undefined;
@@ -667,7 +666,6 @@ const explainExample = async (
     if (first && batch.length === 1) predictionMs = ms;
     else {
       evaluationMs += ms;
-      evaluated += batch.length;
     }
     const target = chosen.target;
     const answers = new Float64Array(batch.length);
