@@ -36,10 +36,16 @@ interface ChildOut {
 
 const child = (args: string[], env: Record<string, string | undefined>) =>
   new Promise<ChildOut>((resolve, reject) => {
-    execFile(TSX, [CHILD, ...args], { env, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }, (err, out) => {
-      if (err) return reject(err);
-      resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildOut);
-    });
+    execFile(
+      TSX,
+      [CHILD, ...args],
+      { env, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
+      (err, out, errOut) => {
+        if (process.env.MAAS_BENCH_TRACE === '1') process.stderr.write(errOut);
+        if (err) return reject(err);
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildOut);
+      },
+    );
   });
 
 /** Square layers of `width`: enough of them for `mb` megabytes of float weights. */
@@ -57,6 +63,7 @@ const main = async () => {
       ...s3Env(s3.s3),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       MAAS_BENCH_SKIP: process.env.MAAS_BENCH_SKIP,
+      MAAS_BENCH_TRACE: process.env.MAAS_BENCH_TRACE,
     };
     const { encoder, iris } = await exampleModels();
     const baseline = await child(['--baseline', iris.path], env);

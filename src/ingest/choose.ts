@@ -12,8 +12,16 @@ import {
   quantizeStatic,
   rangesWithMargin,
 } from '../quantize/index.ts';
-import { createSession, type SessionSettings } from '../runtime/index.ts';
+import type { SessionSettings } from '../runtime/index.ts';
 import { type CalibrationRanges, calibrate } from './calibrate.ts';
+import {
+  type ModelSource,
+  openSession,
+  readModel,
+  releaseMemory,
+  sizeOf,
+  type WorkDir,
+} from './model-file.ts';
 import type { SampleSet } from './samples.ts';
 import { evaluateVariants } from './trial.ts';
 
@@ -24,35 +32,56 @@ import { evaluateVariants } from './trial.ts';
 export const MARGIN_LADDER: readonly number[] = [0, 10, 20, 40];
 
 export interface ChooseInput {
-  fp32: Uint8Array;
+  fp32: ModelSource;
   samples: SampleSet;
   gate: GateOptions;
   session: SessionSettings;
   /** the dynamic variant, already validated, or why there is none */
-  dynamic: () => QuantizeResult;
+  dynamic: () => QuantizeResult | Promise<QuantizeResult>;
   /** why a variant must not be served (validation), or `undefined` */
   check: (bytes: Uint8Array) => string | undefined;
   /** skip the static scheme (the upload or the tests ask for dynamic only) */
   staticScheme?: boolean;
+  /**
+   * where variants wait for their turn: given, each variant is written there and dropped from
+   * memory, so the fp32 session of the gate is built beside no model bytes at all
+   */
+  workDir?: WorkDir;
   log?: (message: string, attributes: Record<string, unknown>) => void;
 }
 
 export interface Int8Choice {
   /** the variant to serve, when one passed the gate */
-  int8?: Uint8Array;
+  int8?: ModelSource;
   gate?: GateResult;
   /** the report of the scheme served, or of the best one tried */
   report: QuantizationReport;
-  /** the bytes `report` describes, served or not (benchmarks look inside it) */
-  candidate?: Uint8Array;
+  /** the variant `report` describes, served or not (benchmarks look inside it) */
+  candidate?: ModelSource;
   /** the verdicts on the other schemes tried */
   alternatives: NonNullable<QuantizationReport['alternatives']>;
 }
 
+/** A variant the quantizer produced: its report, and its bytes in memory or in the work dir. */
+interface Variant {
+  report: QuantizationReport;
+  model: ModelSource;
+}
+
 interface Tried {
-  result: QuantizeResult & { bytes: Uint8Array };
+  variant: Variant;
   gate: GateResult;
 }
+
+/** The variant out of memory when there is a work dir to hold it. */
+const park = async (
+  result: QuantizeResult & { bytes: Uint8Array },
+  input: ChooseInput,
+  name: string,
+): Promise<Variant> => ({
+  report: result.report,
+  model: input.workDir ? await input.workDir.write(name, result.bytes) : result.bytes,
+});
 
 /**
  * Whether a variant keeps the gate's accuracy on the samples, from one run of each sample: the
@@ -63,10 +92,10 @@ const accurateEnough = async (
   bytes: Uint8Array,
   input: ChooseInput,
 ): Promise<GateResult> => {
-  const sizes = { fp32Bytes: input.fp32.byteLength, int8Bytes: bytes.byteLength };
-  let session: Awaited<ReturnType<typeof createSession>> | undefined;
+  const sizes = { fp32Bytes: sizeOf(input.fp32), int8Bytes: bytes.byteLength };
+  let session: Awaited<ReturnType<typeof openSession>> | undefined;
   try {
-    session = await createSession(bytes, input.session);
+    session = await openSession(bytes, input.session);
     const agreement = new Agreement();
     for (const [i, feeds] of input.samples.feeds.entries()) {
       const out = await session.run(feeds);
@@ -94,7 +123,7 @@ const accurateEnough = async (
 const staticVariant = async (
   input: ChooseInput,
 ): Promise<{ tried?: QuantizeResult & { bytes: Uint8Array }; report?: QuantizationReport }> => {
-  const plan = planStatic(input.fp32);
+  const plan = planStatic(await readModel(input.fp32));
   if (plan.cores === 0) return {};
   const feeds = input.samples.feeds;
   // Ranges come from every other sample and the accuracy check runs on all of them: a variant
@@ -107,12 +136,15 @@ const staticVariant = async (
     input.session,
   );
   const reference: ort.InferenceSession.OnnxValueMapType[] = [];
-  const fp32 = await createSession(input.fp32, input.session);
+  releaseMemory();
+  const fp32 = await openSession(input.fp32, input.session);
   try {
     for (const f of feeds) reference.push(await fp32.run(f));
   } finally {
     await fp32.release();
   }
+  // The ladder quantizes the float model again on each try: its bytes stay for the ladder only.
+  const fp32Bytes = await readModel(input.fp32);
   let lastReport: QuantizationReport | undefined;
   let previous = -1;
   for (const margin of MARGIN_LADDER) {
@@ -132,7 +164,7 @@ const staticVariant = async (
       // Weights of the ops left float are stored int8 first (a smaller file); where their
       // rounding is what costs the accuracy, they stay float on the next try.
       for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
-        const result = quantizeStatic(input.fp32, kept, { calibration, weightOnly });
+        const result = quantizeStatic(fp32Bytes, kept, { calibration, weightOnly });
         if (result.bytes === undefined) {
           lastReport = result.report;
           continue;
@@ -172,7 +204,7 @@ const LATENCY_TIE = 0.05;
  * not compare, their ratios do.
  */
 const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried => {
-  const smaller = a.result.bytes.byteLength <= b.result.bytes.byteLength ? a : b;
+  const smaller = sizeOf(a.variant.model) <= sizeOf(b.variant.model) ? a : b;
   if (objective === 'size') return smaller;
   const gap = a.gate.latencyRatio - b.gate.latencyRatio;
   if (Math.abs(gap) <= LATENCY_TIE) return smaller;
@@ -180,7 +212,7 @@ const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried 
 };
 
 const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
-  scheme: t.result.report.scheme,
+  scheme: t.variant.report.scheme,
   accepted: t.gate.accept,
   decision: t.gate.decision,
   sizeRatio: t.gate.sizeRatio,
@@ -195,26 +227,28 @@ const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
  * fp32; the accepted one with the better objective (p50, or size) is served.
  */
 export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
-  const candidates: (QuantizeResult & { bytes: Uint8Array })[] = [];
+  const candidates: Variant[] = [];
   const reports: QuantizationReport[] = [];
-  const dynamic = input.dynamic();
-  if (dynamic.bytes) candidates.push({ ...dynamic, bytes: dynamic.bytes });
+  const dynamic = await input.dynamic();
+  if (dynamic.bytes)
+    candidates.push(await park({ ...dynamic, bytes: dynamic.bytes }, input, 'dynamic.onnx'));
   else reports.push(dynamic.report);
   if (input.staticScheme !== false) {
     const s = await staticVariant(input);
-    if (s.tried) candidates.push(s.tried);
+    if (s.tried) candidates.push(await park(s.tried, input, 'static.onnx'));
     else if (s.report) reports.push(s.report);
   }
   const gated: Tried[] = [];
-  for (const result of candidates) {
+  for (const variant of candidates) {
+    releaseMemory();
     const gate = await evaluateVariants({
       fp32Bytes: input.fp32,
-      int8Bytes: result.bytes,
+      int8Bytes: variant.model,
       samples: input.samples.feeds,
       options: input.gate,
       session: input.session,
     });
-    gated.push({ result, gate });
+    gated.push({ variant, gate });
   }
   const accepted = gated.filter((t) => t.gate.accept);
   const best = accepted.reduce<Tried | undefined>(
@@ -235,10 +269,10 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
     return { report: first, alternatives: alternatives.slice(1) };
   }
   return {
-    ...(best ? { int8: best.result.bytes } : {}),
+    ...(best ? { int8: best.variant.model } : {}),
     gate: shown.gate,
-    report: shown.result.report,
-    candidate: shown.result.bytes,
+    report: shown.variant.report,
+    candidate: shown.variant.model,
     alternatives,
   };
 };

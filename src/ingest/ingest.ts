@@ -46,6 +46,13 @@ import { chooseInt8 } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
+import {
+  type ModelFile,
+  type ModelSource,
+  readModel,
+  releaseMemory,
+  WorkDir,
+} from './model-file.ts';
 import { describeAccuracy, parseUploadOptions, type UploadOptions } from './options.ts';
 import { type PreOptimized, preOptimize } from './preoptimize.ts';
 import { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './samples.ts';
@@ -114,7 +121,8 @@ const silent: IngestLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** What survives from the trial to the registration. */
 interface Candidate {
-  bytes: Uint8Array;
+  /** the upload, as downloaded and validated */
+  fp32: ModelFile;
   signature: ModelSignature;
   options: UploadOptions;
   warmup: WarmupReport;
@@ -122,7 +130,7 @@ interface Candidate {
   inputLimits: InputLimits | undefined;
   /** recorded only for the uploader's own samples: synthesized ones mean nothing */
   sampleMeans?: Manifest['sampleMeans'];
-  int8?: Uint8Array;
+  int8?: ModelSource;
   quantization: QuantizationReport;
   served: ServedVariant;
   /** the first sample, for the pre-optimized graph's check */
@@ -252,9 +260,14 @@ async function run(
           'Upload it again; if it fails again, upload a smaller model.',
       );
     }
-    const candidate = await evaluate(ctx);
-    if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
-    return await register(ctx, candidate);
+    const workDir = await WorkDir.create();
+    try {
+      const candidate = await evaluate({ ...ctx, workDir });
+      if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
+      return await register(ctx, candidate);
+    } finally {
+      await workDir.dispose();
+    }
   } catch (err) {
     return await settleFailure(ctx, err);
   }
@@ -374,26 +387,37 @@ const gateOptionsFor = (options: UploadOptions, settings: IngestSettings): GateO
 
 type Evaluated = Omit<Candidate, 'served' | 'quantization' | 'int8' | 'optimized'>;
 
-/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
-async function evaluate(ctx: Context): Promise<Candidate> {
-  const { deps, log, store, upload } = ctx;
-  const { settings } = deps;
-  const key = upload.sourceKey;
+/**
+ * The upload downloaded, validated and written to the work dir. Its bytes go out of scope when
+ * this returns: every later step reads the file again or hands its path to onnxruntime.
+ */
+async function fetchUpload(ctx: Context & { workDir: WorkDir }) {
+  const { deps, log, upload, workDir } = ctx;
   const { bytes, options } = await download(ctx);
   const { signature } = validateModel(bytes, {
     ...deps.validationLimits,
-    maxBytes: settings.maxModelBytes,
+    maxBytes: deps.settings.maxModelBytes,
   });
   log.info('ingest: validated', {
-    key,
+    key: upload.sourceKey,
     opsets: signature.opsetImports,
     nodes: signature.nodeCount,
     parameters: signature.parameterCount,
   });
+  return { file: await workDir.write('model.onnx', bytes), options, signature };
+}
+
+/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
+async function evaluate(ctx: Context & { workDir: WorkDir }): Promise<Candidate> {
+  const { deps, log, store, upload } = ctx;
+  const { settings } = deps;
+  const key = upload.sourceKey;
+  const { file, options, signature } = await fetchUpload(ctx);
+  releaseMemory();
 
   const samples = await loadSamples(store, key, signature, settings);
   const session = { intraOpThreads: settings.intraOpThreads };
-  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs).catch(
+  const warmup = await warmUp(file, samples.feeds, settings, session, signature.outputs).catch(
     (err: unknown) => {
       throw samples.source === 'synthesized' ? onSynthesizedInputs(err, key, signature) : err;
     },
@@ -402,7 +426,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
 
   /** what every outcome carries; `served` and the quantization report are the decision */
   const evaluated: Evaluated = {
-    bytes,
+    fp32: file,
     signature,
     options,
     warmup,
@@ -437,27 +461,28 @@ async function evaluate(ctx: Context): Promise<Candidate> {
  * better accepted variant once it passes the same checked warm-up as the upload; else fp32.
  */
 async function chooseServed(
-  ctx: Context,
+  ctx: Context & { workDir: WorkDir },
   evaluated: Evaluated,
   samples: SampleSet,
   session: SessionSettings,
 ): Promise<Candidate> {
   const { deps, log, upload } = ctx;
   const { settings } = deps;
-  const { bytes, options, signature } = evaluated;
+  const { fp32, options, signature } = evaluated;
   const key = upload.sourceKey;
   const accuracyTest = describeAccuracy(
     options.accuracy ?? { metric: 'cosine' },
     settings.minCosine,
   );
   const choice = await chooseInt8({
-    fp32: bytes,
+    fp32,
     samples,
     gate: gateOptionsFor(options, settings),
     session,
-    dynamic: () => quantizeVariant(bytes, deps),
+    dynamic: async () => quantizeVariant(await readModel(fp32), deps),
     check: (variant) => variantProblem(variant, deps),
     staticScheme: deps.staticQuantization !== false,
+    workDir: ctx.workDir,
     log: (message, attributes) => log.info(message, { key, ...attributes }),
   });
   const { gate, report } = choice;
@@ -513,7 +538,7 @@ async function chooseServed(
 /** Stores the served variant pre-optimized when that measurably shortens a cold start. */
 async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
   const { deps, log, upload } = ctx;
-  const served = candidate.served === 'int8' ? candidate.int8 : candidate.bytes;
+  const served = candidate.served === 'int8' ? candidate.int8 : candidate.fp32;
   if (served === undefined || candidate.firstSample === undefined) return;
   const result = await preOptimize(served, candidate.firstSample, {
     intraOpThreads: deps.settings.intraOpThreads,
@@ -538,7 +563,7 @@ async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
  * variant that fails it only means fp32 is served: the upload itself passed.
  */
 async function int8Refusal(
-  int8: Uint8Array,
+  int8: ModelSource,
   feeds: SampleSet['feeds'],
   settings: IngestSettings,
   session: SessionSettings,
@@ -756,11 +781,18 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     await handle.update({ version, policy });
   }
   log.info('ingest: registering', { ...upload, model, version });
-  const fp32 = await deps.registry.putVariant(model, version, 'fp32', candidate.bytes);
+  // one variant in memory at a time, read back from the work dir as it is written
+  const fp32 = await deps.registry.putVariant(
+    model,
+    version,
+    'fp32',
+    await readModel(candidate.fp32),
+  );
+  releaseMemory();
   const int8 =
     candidate.int8 === undefined
       ? undefined
-      : await deps.registry.putVariant(model, version, 'int8', candidate.int8);
+      : await deps.registry.putVariant(model, version, 'int8', await readModel(candidate.int8));
   const pre = candidate.optimized;
   const optimized =
     pre === undefined
