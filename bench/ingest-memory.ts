@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { INGEST_PROCESS_ENV } from '../src/ingest/memory.ts';
 import { keys } from '../src/registry/index.ts';
 import { fmtBytes } from '../src/util/index.ts';
 import { s3Env, startTestS3 } from '../test/support/local-s3.ts';
@@ -64,6 +65,8 @@ const main = async () => {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       MAAS_BENCH_SKIP: process.env.MAAS_BENCH_SKIP,
       MAAS_BENCH_TRACE: process.env.MAAS_BENCH_TRACE,
+      // the ingest function's own process settings (infra/ingest.ts sets the same)
+      ...(process.env.MAAS_BENCH_MALLOC === 'default' ? {} : INGEST_PROCESS_ENV),
     };
     const { encoder, iris } = await exampleModels();
     const baseline = await child(['--baseline', iris.path], env);

@@ -21,7 +21,7 @@ if (first === '--baseline') {
   const mb = (bytes: number) => Math.round(bytes / 1048576);
   const trace = (message: string) =>
     process.stderr.write(
-      `[rss ${mb(process.memoryUsage().rss)} MB, peak ${mb(process.resourceUsage().maxRSS * 1024)} MB] ${message}\n`,
+      `[rss ${mb(process.memoryUsage().rss)} MB, heap ${mb(process.memoryUsage().heapTotal)}, ab ${mb(process.memoryUsage().arrayBuffers)}, peak ${mb(process.resourceUsage().maxRSS * 1024)} MB] ${message}\n`,
     );
   const logger =
     process.env.MAAS_BENCH_TRACE === '1'
