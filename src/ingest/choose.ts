@@ -116,6 +116,12 @@ const accurateEnough = async (
 };
 
 /**
+ * The static plan of `fp32`, read for this call only: a value awaited inside the caller's own
+ * frame would stay referenced there, and so in memory, for the rest of the caller.
+ */
+const planOf = async (fp32: ModelSource) => planStatic(await readModel(fp32));
+
+/**
  * The static int8 variant: calibrates on the samples, then walks the margin ladder (with MinMax
  * and percentile ranges alternately) until a variant keeps the gate's accuracy. Returns the first
  * that does, or the report of why none did.
@@ -123,7 +129,9 @@ const accurateEnough = async (
 const staticVariant = async (
   input: ChooseInput,
 ): Promise<{ tried?: QuantizeResult & { bytes: Uint8Array }; report?: QuantizationReport }> => {
-  const plan = planStatic(await readModel(input.fp32));
+  const plan = await planOf(input.fp32);
+  // each step below reads the float model afresh: the copy the plan parsed goes first
+  releaseMemory();
   if (plan.cores === 0) return {};
   const feeds = input.samples.feeds;
   // Ranges come from every other sample and the accuracy check runs on all of them: a variant
@@ -169,7 +177,10 @@ const staticVariant = async (
           lastReport = result.report;
           continue;
         }
+        // what the quantizer built and dropped on the way, before a session of its output
+        releaseMemory();
         const invalid = input.check(result.bytes);
+        releaseMemory();
         const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
         const detail = {
           method,
@@ -230,6 +241,7 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
   const candidates: Variant[] = [];
   const reports: QuantizationReport[] = [];
   const dynamic = await input.dynamic();
+  releaseMemory();
   if (dynamic.bytes)
     candidates.push(await park({ ...dynamic, bytes: dynamic.bytes }, input, 'dynamic.onnx'));
   else reports.push(dynamic.report);

@@ -135,7 +135,7 @@ interface Candidate {
   served: ServedVariant;
   /** the first sample, for the pre-optimized graph's check */
   firstSample?: Feeds;
-  optimized?: PreOptimized;
+  optimized?: Omit<PreOptimized, 'bytes'> & { file: ModelFile };
 }
 
 /**
@@ -263,7 +263,7 @@ async function run(
     const workDir = await WorkDir.create();
     try {
       const candidate = await evaluate({ ...ctx, workDir });
-      if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
+      if (deps.preOptimize !== false) await addOptimized({ ...ctx, workDir }, candidate);
       return await register(ctx, candidate);
     } finally {
       await workDir.dispose();
@@ -479,7 +479,7 @@ async function chooseServed(
     samples,
     gate: gateOptionsFor(options, settings),
     session,
-    dynamic: async () => quantizeVariant(await readModel(fp32), deps),
+    dynamic: () => quantizeVariant(fp32, deps),
     check: (variant) => variantProblem(variant, deps),
     staticScheme: deps.staticQuantization !== false,
     workDir: ctx.workDir,
@@ -536,7 +536,10 @@ async function chooseServed(
 }
 
 /** Stores the served variant pre-optimized when that measurably shortens a cold start. */
-async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
+async function addOptimized(
+  ctx: Context & { workDir: WorkDir },
+  candidate: Candidate,
+): Promise<void> {
   const { deps, log, upload } = ctx;
   const served = candidate.served === 'int8' ? candidate.int8 : candidate.fp32;
   if (served === undefined || candidate.firstSample === undefined) return;
@@ -553,7 +556,9 @@ async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
     createMs: result.createMs,
     bytes: result.bytes.byteLength,
   });
-  candidate.optimized = result;
+  const { bytes, ...figures } = result;
+  // kept on disk until it is written: the variants are read back one at a time before it
+  candidate.optimized = { ...figures, file: await ctx.workDir.write('optimized.onnx', bytes) };
 }
 
 /**
@@ -716,8 +721,13 @@ function variantProblem(variant: Uint8Array, deps: IngestDeps): string | undefin
   }
 }
 
-/** The dynamic int8 variant, or why there is none; a quantizer failure only means fp32 is served. */
-function quantizeVariant(bytes: Uint8Array, deps: IngestDeps): QuantizeResult {
+/**
+ * The dynamic int8 variant of the model in `fp32`, or why there is none; a quantizer failure only
+ * means fp32 is served. The float model's bytes live only inside the quantizer's call: they are
+ * collected before the variant is validated.
+ */
+async function quantizeVariant(fp32: ModelSource, deps: IngestDeps): Promise<QuantizeResult> {
+  const quantize = async () => quantizeModel(await readModel(fp32), deps.quantizeOptions);
   const notApplied = (reason: string): QuantizationReport => ({
     scheme: 'dynamic int8',
     status: 'not-applied',
@@ -728,11 +738,12 @@ function quantizeVariant(bytes: Uint8Array, deps: IngestDeps): QuantizeResult {
   });
   let result: QuantizeResult;
   try {
-    result = quantizeModel(bytes, deps.quantizeOptions);
+    result = await quantize();
   } catch (err) {
     return { bytes: undefined, report: notApplied(`the quantizer failed: ${errorMessage(err)}`) };
   }
   if (result.bytes === undefined) return result;
+  releaseMemory();
   const problem = variantProblem(result.bytes, deps);
   if (problem === undefined) return result;
   return { bytes: undefined, report: { ...result.report, ...notApplied(problem) } };
@@ -781,24 +792,22 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     await handle.update({ version, policy });
   }
   log.info('ingest: registering', { ...upload, model, version });
-  // one variant in memory at a time, read back from the work dir as it is written
-  const fp32 = await deps.registry.putVariant(
-    model,
-    version,
-    'fp32',
-    await readModel(candidate.fp32),
-  );
+  // One variant in memory at a time, read back from the work dir for its write only (a value
+  // awaited in this frame would stay referenced until it returns).
+  const put = async (variant: ServedVariant, file: ModelSource) =>
+    deps.registry.putVariant(model, version, variant, await readModel(file));
+  const fp32 = await put('fp32', candidate.fp32);
   releaseMemory();
-  const int8 =
-    candidate.int8 === undefined
-      ? undefined
-      : await deps.registry.putVariant(model, version, 'int8', await readModel(candidate.int8));
+  const int8 = candidate.int8 === undefined ? undefined : await put('int8', candidate.int8);
+  releaseMemory();
+  const putOptimized = async (file: ModelSource) =>
+    deps.registry.putOptimized(model, version, candidate.served, await readModel(file));
   const pre = candidate.optimized;
   const optimized =
     pre === undefined
       ? undefined
       : {
-          ...(await deps.registry.putOptimized(model, version, candidate.served, pre.bytes)),
+          ...(await putOptimized(pre.file)),
           of: candidate.served,
           runtime: pre.runtime,
           level: pre.level,

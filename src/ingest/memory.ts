@@ -8,11 +8,15 @@
  */
 export const INGEST_MEMORY = {
   /**
-   * intercept of the two measured peaks (213 MB), rounded up; a process that only loaded the code
-   * and created one small session peaked at 125 MB
+   * a process that only loaded the code and created one small session peaked at 125 MB; the
+   * rest is what the line through the two models' peaks crosses at size 0 (171–213 MB), rounded up
    */
   fixedMb: 230,
-  /** slope between the encoder's and the 320 MB model's peaks (2.12), rounded up */
+  /**
+   * the slope between the encoder's and the 320 MB model's peaks (2.1–2.4 over four runs),
+   * rounded up: 230 + 2.4 × size is above every peak measured (encoder 264–304 MB, the 320 MB
+   * model 890–920 MB)
+   */
   perModelByte: 2.4,
 } as const;
 

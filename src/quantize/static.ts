@@ -28,6 +28,7 @@ import {
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
+  float32Shape,
   quantizeAxis0,
   quantizeBias,
   quantizePerChannel,
@@ -187,7 +188,7 @@ const coreOf = (n: NodeProto, a: Analysis, minElements: number): Core | string =
   if (weight.kind === 'no') return weight.reason;
   if (weight.transposed) return 'weight comes through a Transpose';
   if (resolveConstant(n.input[0] ?? '', a).kind === 'const') return 'input A is a constant';
-  const read = readFloat32(weight.tensor);
+  const read = float32Shape(weight.tensor);
   if (!read.ok) return read.reason;
   if (n.opType === 'Conv') {
     if (read.dims.length < 3) return `Conv weight has rank ${read.dims.length}`;
@@ -196,8 +197,8 @@ const coreOf = (n: NodeProto, a: Analysis, minElements: number): Core | string =
     return { node: n, weight, ...(bias ? { bias } : {}), columns: false };
   }
   if (read.dims.length !== 2) return `weight has rank ${read.dims.length}; only 2-D is quantized`;
-  if (read.data.length < minElements) {
-    return `weight has ${read.data.length} elements, below minElements ${minElements}`;
+  if (read.elements < minElements) {
+    return `weight has ${read.elements} elements, below minElements ${minElements}`;
   }
   if (n.opType === 'MatMul') return { node: n, weight, columns: true };
   if (intAttr(n, 'transA', 0) !== 0) return 'Gemm with transA';

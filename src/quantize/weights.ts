@@ -11,6 +11,18 @@ const elementCount = (dims: readonly number[]): number => dims.reduce((a, b) => 
 
 /** The values of a float32 weight, or why it cannot be quantized. */
 export const readFloat32 = (t: TensorProto): FloatRead => {
+  const shape = float32Shape(t);
+  return shape.ok ? { ...shape, data: floatValues(t, shape.elements) } : shape;
+};
+
+/**
+ * The dims of a float32 weight `readFloat32` would read, or why it cannot: the same checks with no
+ * copy of its values (unaligned raw data is copied to be read, and a planner that only asks what
+ * could be quantized would otherwise copy every weight of the model).
+ */
+export const float32Shape = (
+  t: TensorProto,
+): { ok: true; dims: number[]; elements: number } | { ok: false; reason: string } => {
   if (t.dataType !== TensorProto_DataType.FLOAT) {
     return {
       ok: false,
@@ -32,7 +44,7 @@ export const readFloat32 = (t: TensorProto): FloatRead => {
       reason: `weight holds ${stored} values where dims [${dims.join(', ')}] need ${n}`,
     };
   }
-  return { ok: true, data: floatValues(t, n), dims };
+  return { ok: true, dims, elements: n };
 };
 
 /**
