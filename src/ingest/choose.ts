@@ -36,8 +36,11 @@ export interface ChooseInput {
   samples: SampleSet;
   gate: GateOptions;
   session: SessionSettings;
-  /** the dynamic variant, already validated, or why there is none */
-  dynamic: () => QuantizeResult | Promise<QuantizeResult>;
+  /**
+   * the dynamic variant, already validated, or why there is none: the quantizer's result, or the
+   * variant already written out (`variant`)
+   */
+  dynamic: () => Quantized | QuantizeResult | Promise<Quantized | QuantizeResult>;
   /** why a variant must not be served (validation), or `undefined` */
   check: (bytes: Uint8Array) => string | undefined;
   /** skip the static scheme (the upload or the tests ask for dynamic only) */
@@ -68,20 +71,34 @@ interface Variant {
   model: ModelSource;
 }
 
+/** A quantizer's outcome with its variant, when there is one, already in memory or on disk. */
+export interface Quantized {
+  report: QuantizationReport;
+  variant?: ModelSource;
+}
+
 interface Tried {
   variant: Variant;
   gate: GateResult;
 }
 
-/** The variant out of memory when there is a work dir to hold it. */
+/**
+ * The variant out of memory when there is a work dir to hold it, written from its decoded model
+ * piece by piece; `undefined` when the quantizer made none.
+ */
 const park = async (
-  result: QuantizeResult & { bytes: Uint8Array },
+  result: QuantizeResult,
   input: ChooseInput,
   name: string,
-): Promise<Variant> => ({
-  report: result.report,
-  model: input.workDir ? await input.workDir.write(name, result.bytes) : result.bytes,
-});
+): Promise<Variant | undefined> => {
+  if (result.report.status !== 'applied') return undefined;
+  const { workDir } = input;
+  if (workDir !== undefined && result.model !== undefined) {
+    return { report: result.report, model: await workDir.writeModel(name, result.model) };
+  }
+  const bytes = result.bytes;
+  return bytes === undefined ? undefined : { report: result.report, model: bytes };
+};
 
 /**
  * Whether a variant keeps the gate's accuracy on the samples, from one run of each sample: the
@@ -89,13 +106,13 @@ const park = async (
  */
 const accurateEnough = async (
   reference: readonly ort.InferenceSession.OnnxValueMapType[],
-  bytes: Uint8Array,
+  variant: ModelSource,
   input: ChooseInput,
 ): Promise<GateResult> => {
-  const sizes = { fp32Bytes: sizeOf(input.fp32), int8Bytes: bytes.byteLength };
+  const sizes = { fp32Bytes: sizeOf(input.fp32), int8Bytes: sizeOf(variant) };
   let session: Awaited<ReturnType<typeof openSession>> | undefined;
   try {
-    session = await openSession(bytes, input.session);
+    session = await openSession(variant, input.session);
     const agreement = new Agreement();
     for (const [i, feeds] of input.samples.feeds.entries()) {
       const out = await session.run(feeds);
@@ -121,6 +138,13 @@ const accurateEnough = async (
  */
 const planOf = async (fp32: ModelSource) => planStatic(await readModel(fp32));
 
+/** `input.check` on the variant's bytes, read for this call only and collected after it. */
+const checkVariant = async (variant: ModelSource, input: ChooseInput) => {
+  const invalid = input.check(await readModel(variant));
+  releaseMemory();
+  return invalid;
+};
+
 /**
  * The static int8 variant: calibrates on the samples, then walks the margin ladder (with MinMax
  * and percentile ranges alternately) until a variant keeps the gate's accuracy. Returns the first
@@ -128,7 +152,7 @@ const planOf = async (fp32: ModelSource) => planStatic(await readModel(fp32));
  */
 const staticVariant = async (
   input: ChooseInput,
-): Promise<{ tried?: QuantizeResult & { bytes: Uint8Array }; report?: QuantizationReport }> => {
+): Promise<{ tried?: Variant; report?: QuantizationReport }> => {
   const plan = await planOf(input.fp32);
   // each step below reads the float model afresh: the copy the plan parsed goes first
   releaseMemory();
@@ -173,15 +197,15 @@ const staticVariant = async (
       // rounding is what costs the accuracy, they stay float on the next try.
       for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
         const result = quantizeStatic(fp32Bytes, kept, { calibration, weightOnly });
-        if (result.bytes === undefined) {
+        const variant = await park(result, input, 'static.onnx');
+        if (variant === undefined) {
           lastReport = result.report;
           continue;
         }
         // what the quantizer built and dropped on the way, before a session of its output
         releaseMemory();
-        const invalid = input.check(result.bytes);
-        releaseMemory();
-        const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
+        const invalid = await checkVariant(variant.model, input);
+        const verdict = invalid ? undefined : await accurateEnough(reference, variant.model, input);
         const detail = {
           method,
           margin,
@@ -197,7 +221,7 @@ const staticVariant = async (
         });
         const reason = invalid ?? (verdict?.accept ? undefined : verdict?.decision);
         if (reason === undefined) {
-          return { tried: { ...result, bytes: result.bytes } };
+          return { tried: variant };
         }
         lastReport = { ...result.report, status: 'not-applied', reason };
       }
@@ -241,13 +265,16 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
   const candidates: Variant[] = [];
   const reports: QuantizationReport[] = [];
   const dynamic = await input.dynamic();
+  const parked =
+    'variant' in dynamic || !('bytes' in dynamic)
+      ? dynamic.variant && { report: dynamic.report, model: dynamic.variant }
+      : await park(dynamic, input, 'dynamic.onnx');
   releaseMemory();
-  if (dynamic.bytes)
-    candidates.push(await park({ ...dynamic, bytes: dynamic.bytes }, input, 'dynamic.onnx'));
+  if (parked) candidates.push(parked);
   else reports.push(dynamic.report);
   if (input.staticScheme !== false) {
     const s = await staticVariant(input);
-    if (s.tried) candidates.push(await park(s.tried, input, 'static.onnx'));
+    if (s.tried) candidates.push(s.tried);
     else if (s.report) reports.push(s.report);
   }
   const gated: Tried[] = [];

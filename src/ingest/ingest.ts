@@ -11,7 +11,6 @@ import {
   type GateResult,
   type QuantizationReport,
   type QuantizeOptions,
-  type QuantizeResult,
   quantizeModel,
 } from '../quantize/index.ts';
 import {
@@ -42,7 +41,7 @@ import {
 } from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
 import { sampleMeans } from './baseline.ts';
-import { chooseInt8 } from './choose.ts';
+import { chooseInt8, type Quantized } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
@@ -479,7 +478,7 @@ async function chooseServed(
     samples,
     gate: gateOptionsFor(options, settings),
     session,
-    dynamic: () => quantizeVariant(fp32, deps),
+    dynamic: () => quantizeVariant(fp32, deps, ctx.workDir),
     check: (variant) => variantProblem(variant, deps),
     staticScheme: deps.staticQuantization !== false,
     workDir: ctx.workDir,
@@ -722,12 +721,15 @@ function variantProblem(variant: Uint8Array, deps: IngestDeps): string | undefin
 }
 
 /**
- * The dynamic int8 variant of the model in `fp32`, or why there is none; a quantizer failure only
- * means fp32 is served. The float model's bytes live only inside the quantizer's call: they are
- * collected before the variant is validated.
+ * The dynamic int8 variant of the model in `fp32`, written to the work dir, or why there is none;
+ * a quantizer failure only means fp32 is served. The variant is validated from its file once the
+ * float model and the decoded variant are gone.
  */
-async function quantizeVariant(fp32: ModelSource, deps: IngestDeps): Promise<QuantizeResult> {
-  const quantize = async () => quantizeModel(await readModel(fp32), deps.quantizeOptions);
+async function quantizeVariant(
+  fp32: ModelSource,
+  deps: IngestDeps,
+  workDir: WorkDir,
+): Promise<Quantized> {
   const notApplied = (reason: string): QuantizationReport => ({
     scheme: 'dynamic int8',
     status: 'not-applied',
@@ -736,18 +738,33 @@ async function quantizeVariant(fp32: ModelSource, deps: IngestDeps): Promise<Qua
     nodesQuantized: 0,
     nodesSkipped: 0,
   });
-  let result: QuantizeResult;
-  try {
-    result = await quantize();
-  } catch (err) {
-    return { bytes: undefined, report: notApplied(`the quantizer failed: ${errorMessage(err)}`) };
-  }
-  if (result.bytes === undefined) return result;
+  const written = await quantizeInto(fp32, deps, workDir).catch(
+    (err: unknown): Quantized => ({
+      report: notApplied(`the quantizer failed: ${errorMessage(err)}`),
+    }),
+  );
+  if (written.variant === undefined) return written;
   releaseMemory();
-  const problem = variantProblem(result.bytes, deps);
-  if (problem === undefined) return result;
-  return { bytes: undefined, report: { ...result.report, ...notApplied(problem) } };
+  const problem = await checkFile(written.variant, deps);
+  if (problem === undefined) return written;
+  return { report: { ...written.report, ...notApplied(problem) } };
 }
+
+/** In a frame of its own: the float model and the decoded variant are dropped when it returns. */
+async function quantizeInto(
+  fp32: ModelSource,
+  deps: IngestDeps,
+  workDir: WorkDir,
+): Promise<Quantized> {
+  const result = quantizeModel(await readModel(fp32), deps.quantizeOptions);
+  if (result.report.status !== 'applied' || result.model === undefined) {
+    return { report: result.report };
+  }
+  return { report: result.report, variant: await workDir.writeModel('dynamic.onnx', result.model) };
+}
+
+const checkFile = async (variant: ModelSource, deps: IngestDeps) =>
+  variantProblem(await readModel(variant), deps);
 
 /** The quantizer's report with the gate's figures; `status` says whether int8 is written. */
 function gatedReport(report: QuantizationReport, gate: GateResult): QuantizationReport {

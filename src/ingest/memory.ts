@@ -13,9 +13,9 @@ export const INGEST_MEMORY = {
    */
   fixedMb: 230,
   /**
-   * the slope between the encoder's and the 320 MB model's peaks (2.1–2.4 over four runs),
-   * rounded up: 230 + 2.4 × size is above every peak measured (encoder 264–304 MB, the 320 MB
-   * model 890–920 MB)
+   * the slope between the encoder's and the 320 MB model's peaks (2.1–2.4 over five runs),
+   * rounded up: 230 + 2.4 × size is above every peak measured (encoder 261–304 MB, the 320 MB
+   * model 838–920 MB)
    */
   perModelByte: 2.4,
 } as const;

@@ -1,8 +1,10 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { ModelProto } from '../onnx/index.ts';
+import { modelPieces } from '../quantize/index.ts';
 import {
   createSession,
   createSessionFromFile,
@@ -49,6 +51,22 @@ export class WorkDir {
     const path = join(this.path, name);
     await writeFile(path, bytes);
     return { path, bytes: bytes.byteLength };
+  }
+
+  /** `model` encoded into the file one piece at a time (`modelPieces`), never whole in memory */
+  async writeModel(name: string, model: ModelProto): Promise<ModelFile> {
+    const path = join(this.path, name);
+    const handle = await open(path, 'w');
+    let bytes = 0;
+    try {
+      for (const piece of modelPieces(model)) {
+        await handle.write(piece);
+        bytes += piece.byteLength;
+      }
+    } finally {
+      await handle.close();
+    }
+    return { path, bytes };
   }
 
   file(name: string): string {

@@ -2,7 +2,6 @@ import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import {
   AttributeProto_AttributeType,
-  encodeModel,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -11,6 +10,7 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
+import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator, subgraphsOf, walkNodes } from './graph.ts';
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
@@ -31,8 +31,16 @@ export interface QuantizeOptions {
 }
 
 export interface QuantizeResult {
-  /** the int8 model, or `undefined` when nothing was quantized (why in `report.reason`) */
-  bytes: Uint8Array | undefined;
+  /**
+   * the int8 model, or `undefined` when nothing was quantized (why in `report.reason`); encoded
+   * on first read (`encodedResult`)
+   */
+  readonly bytes: Uint8Array | undefined;
+  /**
+   * the int8 model decoded, when one was made: `modelPieces` writes it out without holding it
+   * encoded whole. Its float tensors are views of the input's buffer, which it keeps alive.
+   */
+  model?: ModelProto;
   report: QuantizationReport;
 }
 
@@ -486,17 +494,13 @@ export const quantizeModel = (bytes: Uint8Array, options: QuantizeOptions = {}):
   if (useContribOp && !model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
-  const out = encodeModel(model);
-  return {
-    bytes: out,
-    report: {
-      scheme,
-      status: 'applied',
-      nodes: reports,
-      nodesQuantized: quantized,
-      nodesSkipped: reports.length - quantized,
-      sizeRatio: out.byteLength / bytes.byteLength,
-      quantizeMs: performance.now() - started,
-    },
-  };
+  return encodedResult(model, (size) => ({
+    scheme,
+    status: 'applied',
+    nodes: reports,
+    nodesQuantized: quantized,
+    nodesSkipped: reports.length - quantized,
+    sizeRatio: size / bytes.byteLength,
+    quantizeMs: performance.now() - started,
+  }));
 };

@@ -1,7 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import {
-  encodeModel,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -10,6 +9,7 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
+import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator } from './graph.ts';
 import {
   type Analysis,
@@ -547,21 +547,21 @@ export const quantizeStatic = (
   if (domain === MS_DOMAIN && !p.model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     p.model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
-  const out = encodeModel(p.model);
   const quantizedNodes = reports.filter((r) => r.action === 'quantized').length;
-  return {
-    bytes: out,
-    report: {
-      scheme: SCHEME_STATIC_QDQ,
-      status: 'applied',
-      nodes: reports,
-      nodesQuantized: quantizedNodes,
-      nodesSkipped: reports.length - quantizedNodes,
-      sizeRatio: out.byteLength / bytes.byteLength,
-      quantizeMs: performance.now() - started,
-      ...(options.calibration ? { calibration: options.calibration } : {}),
-    } satisfies QuantizationReport,
-  };
+  return encodedResult(
+    p.model,
+    (size) =>
+      ({
+        scheme: SCHEME_STATIC_QDQ,
+        status: 'applied',
+        nodes: reports,
+        nodesQuantized: quantizedNodes,
+        nodesSkipped: reports.length - quantizedNodes,
+        sizeRatio: size / bytes.byteLength,
+        quantizeMs: performance.now() - started,
+        ...(options.calibration ? { calibration: options.calibration } : {}),
+      }) satisfies QuantizationReport,
+  );
 };
 
 /**
