@@ -138,11 +138,23 @@ const accurateEnough = async (
  */
 const planOf = async (fp32: ModelSource) => planStatic(await readModel(fp32));
 
-/** `input.check` on the variant's bytes, read for this call only and collected after it. */
-const checkVariant = async (variant: ModelSource, input: ChooseInput) => {
-  const invalid = input.check(await readModel(variant));
-  releaseMemory();
-  return invalid;
+/** `input.check` on the variant's bytes, read for this call only. */
+const checkVariant = async (variant: ModelSource, input: ChooseInput) =>
+  input.check(await readModel(variant));
+
+/**
+ * One static try, written out: the decoded variant (its int8 weights, and views of the float
+ * model) is dropped when this returns, before the variant is checked and run.
+ */
+const quantizeTry = async (
+  fp32: Uint8Array,
+  ranges: Parameters<typeof quantizeStatic>[1],
+  options: Parameters<typeof quantizeStatic>[2],
+  input: ChooseInput,
+): Promise<{ variant?: Variant; report: QuantizationReport }> => {
+  const result = quantizeStatic(fp32, ranges, options);
+  const variant = await park(result, input, 'static.onnx');
+  return variant === undefined ? { report: result.report } : { variant, report: result.report };
 };
 
 /**
@@ -196,15 +208,16 @@ const staticVariant = async (
       // Weights of the ops left float are stored int8 first (a smaller file); where their
       // rounding is what costs the accuracy, they stay float on the next try.
       for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
-        const result = quantizeStatic(fp32Bytes, kept, { calibration, weightOnly });
-        const variant = await park(result, input, 'static.onnx');
-        if (variant === undefined) {
-          lastReport = result.report;
-          continue;
-        }
+        const tried = await quantizeTry(fp32Bytes, kept, { calibration, weightOnly }, input);
         // what the quantizer built and dropped on the way, before a session of its output
         releaseMemory();
+        const { variant } = tried;
+        if (variant === undefined) {
+          lastReport = tried.report;
+          continue;
+        }
         const invalid = await checkVariant(variant.model, input);
+        releaseMemory();
         const verdict = invalid ? undefined : await accurateEnough(reference, variant.model, input);
         const detail = {
           method,
@@ -223,7 +236,7 @@ const staticVariant = async (
         if (reason === undefined) {
           return { tried: variant };
         }
-        lastReport = { ...result.report, status: 'not-applied', reason };
+        lastReport = { ...tried.report, status: 'not-applied', reason };
       }
     }
   }

@@ -37,7 +37,16 @@ export const openSession = (model: ModelSource, settings?: SessionSettings): Pro
 
 /** The model's bytes; a file is read again each time (a fresh copy the caller may drop). */
 export const readModel = async (model: ModelSource): Promise<Uint8Array> =>
-  isFile(model) ? new Uint8Array(await readFile(model.path)) : model;
+  isFile(model) ? readWhole(model.path) : model;
+
+/**
+ * A file's bytes in the buffer `readFile` allocated for them: `new Uint8Array(buffer)` would copy
+ * them, and hold the model twice until the next collection.
+ */
+export const readWhole = async (path: string): Promise<Uint8Array> => {
+  const b = await readFile(path);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+};
 
 /** A temporary directory for one ingest's model files, removed by `dispose`. */
 export class WorkDir {

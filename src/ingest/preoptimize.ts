@@ -1,10 +1,10 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
 import { Agreement, median } from '../quantize/index.ts';
 import type { OptimizedVariant } from '../registry/index.ts';
 import { runtimeVersion, type SessionSettings } from '../runtime/index.ts';
-import { type ModelSource, openSession, releaseMemory, WorkDir } from './model-file.ts';
+import { type ModelSource, openSession, readWhole, releaseMemory, WorkDir } from './model-file.ts';
 import type { Feeds } from './samples.ts';
 
 export type PreOptimized = Pick<
@@ -150,7 +150,7 @@ const optimizeInto = async (
     };
   }
   return {
-    bytes: new Uint8Array(await readFile(path)),
+    bytes: await readWhole(path),
     runtime: runtimeVersion(),
     level: 'extended',
     loadLevel: best.loadLevel,

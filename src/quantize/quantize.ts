@@ -14,11 +14,13 @@ import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator, subgraphsOf, walkNodes } from './graph.ts';
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
+  dropTransientBuffer,
   type PerChannelWeight,
   quantizePerChannel,
   quantizePerTensor,
   rawTensor,
   readFloat32,
+  readFloat32Transient,
 } from './weights.ts';
 
 export interface QuantizeOptions {
@@ -168,7 +170,7 @@ class Rewriter {
     const key = `${c.source}\u0000${c.transposed}`;
     let entry = this.#weights.get(key);
     if (!entry) {
-      const read = readFloat32(c.tensor);
+      const read = readFloat32Transient(c.tensor);
       if (!read.ok) return read.reason;
       if (read.dims.length !== 2) {
         return `weight has rank ${read.dims.length}; only 2-D weights are quantized`;
@@ -197,7 +199,7 @@ class Rewriter {
   /** an int8 copy of a Gather table with its scalar scale and zero point, or why it stays float */
   table(c: ConstWeight, minElements: number) {
     if (c.transposed) return 'table comes through a Transpose';
-    const read = readFloat32(c.tensor);
+    const read = readFloat32Transient(c.tensor);
     if (!read.ok) return read.reason;
     if (read.data.length < minElements) {
       return `table has ${read.data.length} elements, below minElements ${minElements}`;
@@ -414,6 +416,14 @@ export const pruneUnused = (
  * inputs, outputs and every name downstream of a rewritten node stay as they were.
  */
 export const quantizeModel = (bytes: Uint8Array, options: QuantizeOptions = {}): QuantizeResult => {
+  try {
+    return quantizeDynamic(bytes, options);
+  } finally {
+    dropTransientBuffer();
+  }
+};
+
+const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeResult => {
   const started = performance.now();
   const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
   const excluded = new Set(options.excludeNodes ?? []);

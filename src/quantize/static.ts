@@ -28,6 +28,7 @@ import {
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
+  dropTransientBuffer,
   float32Shape,
   quantizeAxis0,
   quantizeBias,
@@ -35,6 +36,7 @@ import {
   quantizePerTensor,
   rawTensor,
   readFloat32,
+  readFloat32Transient,
 } from './weights.ts';
 
 /** The values an activation took on the calibration samples. */
@@ -372,6 +374,18 @@ export const quantizeStatic = (
   ranges: ReadonlyMap<string, ActivationRange>,
   options: StaticOptions = {},
 ): QuantizeResult => {
+  try {
+    return quantizeQdq(bytes, ranges, options);
+  } finally {
+    dropTransientBuffer();
+  }
+};
+
+const quantizeQdq = (
+  bytes: Uint8Array,
+  ranges: ReadonlyMap<string, ActivationRange>,
+  options: StaticOptions,
+): QuantizeResult => {
   const started = performance.now();
   const p = prepare(bytes, options);
   if (typeof p === 'string') return notApplied(started, p, SCHEME_STATIC_QDQ, []);
@@ -448,7 +462,7 @@ export const quantizeStatic = (
       reportSkip('no calibrated range reached its input');
       continue;
     }
-    const read = readFloat32(core.weight.tensor);
+    const read = readFloat32Transient(core.weight.tensor);
     if (!read.ok) {
       reportSkip(read.reason);
       continue;
@@ -513,7 +527,7 @@ export const quantizeStatic = (
       if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) continue;
       const table = resolveConstant(n.input[0] ?? '', p.analysis);
       if (table.kind !== 'const' || table.transposed) continue;
-      const read = readFloat32(table.tensor);
+      const read = readFloat32Transient(table.tensor);
       if (!read.ok || read.data.length < minElements) continue;
       const t = quantizePerTensor(read.data);
       if (typeof t === 'string') continue;

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { TensorProto_DataType, tensor } from '../../src/onnx/index.ts';
-import { float32Shape, readFloat32 } from '../../src/quantize/weights.ts';
+import {
+  dropTransientBuffer,
+  float32Shape,
+  readFloat32,
+  readFloat32Transient,
+} from '../../src/quantize/weights.ts';
 
 const { FLOAT, INT32 } = TensorProto_DataType;
 
@@ -29,5 +34,33 @@ describe('float32Shape', () => {
       expect(shape.ok).toBe(false);
       expect(shape).toEqual(readFloat32(t));
     }
+  });
+});
+
+/** A weight whose raw data starts at an odd offset of its buffer, as protobuf hands many out. */
+const unaligned = (name: string, values: number[]) => {
+  const t = tensor(name, FLOAT, [values.length], Float32Array.from(values));
+  const bytes = new Uint8Array(Float32Array.from(values).buffer);
+  const shifted = new Uint8Array(bytes.byteLength + 1);
+  shifted.set(bytes, 1);
+  t.rawData = shifted.subarray(1);
+  return t;
+};
+
+describe('readFloat32Transient', () => {
+  it('reads unaligned weights as readFloat32 does, into one buffer reused from weight to weight', () => {
+    const a = unaligned('a', [1.5, -2, 3.25, 4]);
+    const b = unaligned('b', [0.5, 7]);
+    const first = readFloat32Transient(a);
+    expect(first.ok && Array.from(first.data)).toEqual([1.5, -2, 3.25, 4]);
+    const firstBuffer = first.ok ? first.data.buffer : undefined;
+    const second = readFloat32Transient(b);
+    expect(second.ok && Array.from(second.data)).toEqual([0.5, 7]);
+    expect(second.ok && second.data.buffer).toBe(firstBuffer);
+    const copied = readFloat32(a);
+    expect(copied.ok && copied.data.buffer).not.toBe(firstBuffer);
+    dropTransientBuffer();
+    const third = readFloat32Transient(b);
+    expect(third.ok && third.data.buffer).not.toBe(firstBuffer);
   });
 });
