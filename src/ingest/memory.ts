@@ -1,23 +1,25 @@
 /**
  * What one ingest holds in memory, as bench/ingest-memory.ts measured it (docs/performance.md):
- * a fixed part (Node, the AWS SDK, onnxruntime and its first session, and buffers of the SDK and
- * the allocator that do not grow with the model) plus a multiple of the upload's size. Sessions
- * read the model from files, one float session at a time, so the multiple is set by the
- * quantizer: the float model parsed in memory beside the int8 variant it writes. The synth-time
- * check refuses an upload cap the ingest function's memory cannot hold with these figures.
+ * a fixed part (Node, the AWS SDK, onnxruntime and its first session, and what onnxruntime and
+ * the allocator keep once a model's session is gone) plus a multiple of the upload's size.
+ * Sessions read the model from files, one float session at a time, and the quantizers write their
+ * variants out tensor by tensor, so the multiple is the float model parsed in memory plus the
+ * int8 weights being built. The synth-time check refuses an upload cap the ingest function's
+ * memory cannot hold with these figures.
  */
 export const INGEST_MEMORY = {
   /**
-   * a process that only loaded the code and created one small session peaked at 125 MB; the
-   * rest is what the line through the two models' peaks crosses at size 0 (171–213 MB), rounded up
+   * a process that only loaded the code and created one small session peaked at 122–134 MB, a
+   * whole ingest of the 4 KB Iris model at 126–134 MB; the line through the two models' peaks
+   * crosses size 0 at 184 MB: rounded up
    */
-  fixedMb: 230,
+  fixedMb: 200,
   /**
-   * the slope between the encoder's and the 320 MB model's peaks (2.1–2.4 over five runs),
-   * rounded up: 230 + 2.4 × size is above every peak measured (encoder 261–304 MB, the 320 MB
-   * model 838–920 MB)
+   * the slope between the encoder's and the 320 MB model's peaks (1.1), rounded up with room:
+   * 200 + 1.5 × size is above every peak measured with sessions from files (encoder 231–239 MB,
+   * the 320 MB model 541–620 MB)
    */
-  perModelByte: 2.4,
+  perModelByte: 1.5,
 } as const;
 
 /** Memory (MB) an ingest function needs to take uploads of up to `capMb`. */

@@ -59,12 +59,12 @@ describe('maas:predictPreloadModels', () => {
 
 describe('maas:ingestMaxModelMb', () => {
   it('refuses an upload cap the ingest memory cannot hold, with the memory it needs', () => {
-    // 230 MB + 2.4 × 2,048 MB; 3,008 MB holds (3,008 − 230) ÷ 2.4 = 1,157 MB
+    // 200 MB + 1.5 × 2,048 MB; 3,008 MB holds (3,008 − 200) ÷ 1.5 = 1,872 MB
     const [problem] = problemsOf({ 'maas:ingestMaxModelMb': 2048 });
     expect(problem).toMatch(
-      /ingestMaxModelMb=2048 needs an ingest function of 5146 MB .* raise maas:ingestMemoryMb to 5146 or more .* or lower maas:ingestMaxModelMb to 1157/,
+      /ingestMaxModelMb=2048 needs an ingest function of 3272 MB .* raise maas:ingestMemoryMb to 3272 or more .* or lower maas:ingestMaxModelMb to 1872/,
     );
-    expect(problemsOf({ 'maas:ingestMaxModelMb': 2048, 'maas:ingestMemoryMb': 5146 })).toEqual([]);
+    expect(problemsOf({ 'maas:ingestMaxModelMb': 2048, 'maas:ingestMemoryMb': 3272 })).toEqual([]);
     expect(problemsOf({ 'maas:ingestMaxModelMb': 1024 })).toEqual([]);
   });
 
