@@ -77,6 +77,7 @@ describe('maas:ingestMaxModelMb', () => {
             POWERTOOLS_SERVICE_NAME: 'maas-ingest',
             MAAS_MAX_MODEL_BYTES: String(200 * 1024 * 1024),
             MALLOC_MMAP_THRESHOLD_: '131072',
+            MALLOC_ARENA_MAX: '1',
           }),
         },
         // the upload, its calibration copy, two int8 variants and a pre-optimized graph: 3.5 × 200 + 64
