@@ -9,14 +9,14 @@
  */
 export const INGEST_MEMORY = {
   /**
-   * a process that only loaded the code and created one small session peaked at 122–134 MB, a
+   * a process that only loaded the code and created one small session peaked at 120–134 MB, a
    * whole ingest of the 4 KB Iris model at 126–134 MB; the line through the two models' peaks
    * crosses size 0 at 184 MB: rounded up
    */
   fixedMb: 200,
   /**
    * the slope between the encoder's and the 320 MB model's peaks (1.1), rounded up with room:
-   * 200 + 1.5 × size is above every peak measured with sessions from files (encoder 231–239 MB,
+   * 200 + 1.5 × size is above every peak measured with sessions from files (encoder 211–239 MB,
    * the 320 MB model 541–620 MB)
    */
   perModelByte: 1.5,
