@@ -1,9 +1,11 @@
 /**
  * Peak RSS of ingest, each upload in a fresh process (the local S3 runs in this one, so its
  * memory is not counted): the generated encoder and a generated MLP of ≥ 300 MB, against the
- * fixed cost of a process that loads the same code and one small session. The figure that
+ * fixed cost of a process that loads the same code and one small session, and against a whole
+ * ingest of the 4 KB Iris model (what ingest holds whatever the model's size). The figure that
  * matters is (peak − fixed) ÷ model bytes: what the ingest function's memory must hold per byte
  * of upload cap (infra/settings.ts refuses a cap the memory cannot hold at synth).
+ * MAAS_BENCH_TRACE=1 prints each child's peak after every step of ingest.
  *
  *   npx tsx bench/ingest-memory.ts [--large-mb 320] [--only encoder|large]
  */
@@ -12,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { INGEST_PROCESS_ENV } from '../src/ingest/memory.ts';
 import { keys } from '../src/registry/index.ts';
 import { fmtBytes } from '../src/util/index.ts';
 import { s3Env, startTestS3 } from '../test/support/local-s3.ts';
@@ -36,10 +39,16 @@ interface ChildOut {
 
 const child = (args: string[], env: Record<string, string | undefined>) =>
   new Promise<ChildOut>((resolve, reject) => {
-    execFile(TSX, [CHILD, ...args], { env, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 }, (err, out) => {
-      if (err) return reject(err);
-      resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildOut);
-    });
+    execFile(
+      TSX,
+      [CHILD, ...args],
+      { env, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
+      (err, out, errOut) => {
+        if (process.env.MAAS_BENCH_TRACE === '1') process.stderr.write(errOut);
+        if (err) return reject(err);
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildOut);
+      },
+    );
   });
 
 /** Square layers of `width`: enough of them for `mb` megabytes of float weights. */
@@ -57,9 +66,19 @@ const main = async () => {
       ...s3Env(s3.s3),
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       MAAS_BENCH_SKIP: process.env.MAAS_BENCH_SKIP,
+      MAAS_BENCH_TRACE: process.env.MAAS_BENCH_TRACE,
+      // the ingest function's own process settings (infra/ingest.ts sets the same)
+      ...(process.env.MAAS_BENCH_MALLOC === 'default' ? {} : INGEST_PROCESS_ENV),
     };
     const { encoder, iris } = await exampleModels();
     const baseline = await child(['--baseline', iris.path], env);
+    // What ingest holds whatever the model: a whole ingest of the 4 KB Iris classifier (the SDK's
+    // connections, onnxruntime's thread pools and allocator caches, the quantizer's code paths).
+    const irisKey = keys.incomingModel('iris', 'iris.onnx');
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.s3.bucket, Key: irisKey, Body: await readFile(iris.path) }),
+    );
+    const small = await child([irisKey], env);
     const cases: { name: string; bytes: Uint8Array; samples?: Uint8Array }[] = [];
     if (ONLY !== 'large') {
       cases.push({
@@ -88,6 +107,8 @@ const main = async () => {
         peakRssBytes: out.maxRssBytes,
         fixedBytes: baseline.maxRssBytes,
         perModelByte: (out.maxRssBytes - baseline.maxRssBytes) / modelBytes,
+        smallIngestBytes: small.maxRssBytes,
+        perModelByteOverSmall: (out.maxRssBytes - small.maxRssBytes) / modelBytes,
         peakOverModel: out.maxRssBytes / modelBytes,
         outcome: `${status.status ?? '?'}${status.served ? ` (${status.served})` : ''}`,
         seconds,
@@ -96,13 +117,25 @@ const main = async () => {
     }
     printTable(
       'ingest peak RSS, one upload per fresh process',
-      ['model', 'size', 'peak RSS', 'fixed', '(peak − fixed) / size', 'outcome', 's'],
+      [
+        'model',
+        'size',
+        'peak RSS',
+        'fixed',
+        '(peak − fixed) / size',
+        'Iris ingest',
+        '(peak − Iris) / size',
+        'outcome',
+        's',
+      ],
       rows.map((r) => [
         r.model,
         fmtBytes(r.modelBytes),
         fmtBytes(r.peakRssBytes),
         fmtBytes(r.fixedBytes),
         r.perModelByte,
+        fmtBytes(r.smallIngestBytes),
+        r.perModelByteOverSmall,
         r.outcome,
         r.seconds,
       ]),
@@ -110,6 +143,7 @@ const main = async () => {
     await writeResults('ingest-memory', {
       command: `npx tsx bench/ingest-memory.ts --large-mb ${LARGE_MB}`,
       fixedBytes: baseline.maxRssBytes,
+      smallIngestBytes: small.maxRssBytes,
       rows,
     });
   } finally {

@@ -19,6 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { ensureExampleModels } from '../models/generate.ts';
 import { chooseInt8 } from '../src/ingest/choose.ts';
 import { evaluateVariants } from '../src/ingest/index.ts';
+import { readModel } from '../src/ingest/model-file.ts';
 import { parseModel, validateModel } from '../src/onnx/index.ts';
 import { type GateResult, quantizeModel } from '../src/quantize/index.ts';
 import { mulberry32 } from '../src/util/index.ts';
@@ -194,7 +195,7 @@ const choicePart = async () => {
       check,
     });
     const g = choice.gate;
-    const ops = choice.candidate ? await graphOps(choice.candidate) : undefined;
+    const ops = choice.candidate ? await graphOps(await readModel(choice.candidate)) : undefined;
     rows.push({
       model: m.name,
       input: m.input,

@@ -3,6 +3,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { EventType } from 'aws-cdk-lib/aws-s3';
 import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Construct } from 'constructs';
+import { INGEST_PROCESS_ENV, ingestDiskNeededMb } from '../src/ingest/memory.ts';
 import { INCOMING_PREFIX, MODEL_SUFFIX } from '../src/registry/index.ts';
 import { FailureQueue } from './failure-queue.ts';
 import { MaasFunction } from './maas-function.ts';
@@ -36,9 +37,12 @@ export class Ingest extends Construct {
       description: 'Validates, quantizes and registers models uploaded under incoming/',
       settings,
       memoryMb: settings.ingest.memoryMb,
+      // the upload and its variants wait in a work dir under /tmp (src/ingest/model-file.ts)
+      ephemeralStorageMb: ingestDiskNeededMb(settings.ingest.maxModelMb),
       timeoutSeconds: settings.ingest.timeoutSeconds,
       onnxRuntime: true,
       environment: {
+        ...INGEST_PROCESS_ENV,
         ...props.environment,
         MAAS_MAX_MODEL_BYTES: String(settings.ingest.maxModelMb * 1024 * 1024),
       },

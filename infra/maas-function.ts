@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type IDestination, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -50,6 +50,8 @@ export interface MaasFunctionProps {
   readonly description: string;
   readonly settings: MaasSettings;
   readonly memoryMb: number;
+  /** /tmp size (Lambda's ephemeral storage). @default 512 */
+  readonly ephemeralStorageMb?: number;
   readonly timeoutSeconds: number;
   /** variables the handler reads through `src/config` and Powertools */
   readonly environment?: Readonly<Record<string, string>>;
@@ -106,6 +108,9 @@ export class MaasFunction extends Construct {
       runtime: Runtime.NODEJS_22_X,
       architecture: settings.architecture === 'arm64' ? Architecture.ARM_64 : Architecture.X86_64,
       memorySize: props.memoryMb,
+      ...(props.ephemeralStorageMb === undefined
+        ? {}
+        : { ephemeralStorageSize: Size.mebibytes(props.ephemeralStorageMb) }),
       timeout: Duration.seconds(props.timeoutSeconds),
       tracing: Tracing.ACTIVE,
       logGroup: this.logGroup,

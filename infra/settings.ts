@@ -79,8 +79,8 @@ export const SETTING_DEFAULTS = {
   ingestTimeoutSeconds: 300,
   ingestRetryAttempts: 2,
   ingestMaxEventAgeSeconds: 3600,
-  /** what the default 3,008 MB ingest function holds (src/ingest/memory.ts) */
-  ingestMaxModelMb: 438,
+  /** the advertised 1 GiB upload cap, which the default 3,008 MB ingest function holds (src/ingest/memory.ts) */
+  ingestMaxModelMb: 1024,
   controlMemoryMb: 512,
   controlTimeoutSeconds: 30,
   auth: 'iam',

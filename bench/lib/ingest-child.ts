@@ -17,6 +17,16 @@ if (first === '--baseline') {
   result = 'baseline';
 } else {
   const registry = new Registry(new S3ObjectStore(config().storage));
+  // MAAS_BENCH_TRACE=1: each step ingest logs, with the peak so far, on stderr (which step grows it)
+  const mb = (bytes: number) => Math.round(bytes / 1048576);
+  const trace = (message: string) =>
+    process.stderr.write(
+      `[rss ${mb(process.memoryUsage().rss)} MB, heap ${mb(process.memoryUsage().heapTotal)}, ab ${mb(process.memoryUsage().arrayBuffers)}, peak ${mb(process.resourceUsage().maxRSS * 1024)} MB] ${message}\n`,
+    );
+  const logger =
+    process.env.MAAS_BENCH_TRACE === '1'
+      ? { debug: trace, info: trace, warn: trace, error: trace }
+      : undefined;
   result = await ingestUpload(
     { bucketKey: first! },
     {
@@ -25,6 +35,7 @@ if (first === '--baseline') {
       // to see what each step costs: MAAS_BENCH_SKIP=static,preoptimize,quantize
       staticQuantization: !skip.has('static'),
       preOptimize: !skip.has('preoptimize'),
+      ...(logger === undefined ? {} : { logger }),
     },
   );
 }

@@ -12,8 +12,16 @@ import {
   quantizeStatic,
   rangesWithMargin,
 } from '../quantize/index.ts';
-import { createSession, type SessionSettings } from '../runtime/index.ts';
+import type { SessionSettings } from '../runtime/index.ts';
 import { type CalibrationRanges, calibrate } from './calibrate.ts';
+import {
+  type ModelSource,
+  openSession,
+  readModel,
+  releaseMemory,
+  sizeOf,
+  type WorkDir,
+} from './model-file.ts';
 import type { SampleSet } from './samples.ts';
 import { evaluateVariants } from './trial.ts';
 
@@ -24,35 +32,73 @@ import { evaluateVariants } from './trial.ts';
 export const MARGIN_LADDER: readonly number[] = [0, 10, 20, 40];
 
 export interface ChooseInput {
-  fp32: Uint8Array;
+  fp32: ModelSource;
   samples: SampleSet;
   gate: GateOptions;
   session: SessionSettings;
-  /** the dynamic variant, already validated, or why there is none */
-  dynamic: () => QuantizeResult;
+  /**
+   * the dynamic variant, already validated, or why there is none: the quantizer's result, or the
+   * variant already written out (`variant`)
+   */
+  dynamic: () => Quantized | QuantizeResult | Promise<Quantized | QuantizeResult>;
   /** why a variant must not be served (validation), or `undefined` */
   check: (bytes: Uint8Array) => string | undefined;
   /** skip the static scheme (the upload or the tests ask for dynamic only) */
   staticScheme?: boolean;
+  /**
+   * where variants wait for their turn: given, each variant is written there and dropped from
+   * memory, so the fp32 session of the gate is built beside no model bytes at all
+   */
+  workDir?: WorkDir;
   log?: (message: string, attributes: Record<string, unknown>) => void;
 }
 
 export interface Int8Choice {
   /** the variant to serve, when one passed the gate */
-  int8?: Uint8Array;
+  int8?: ModelSource;
   gate?: GateResult;
   /** the report of the scheme served, or of the best one tried */
   report: QuantizationReport;
-  /** the bytes `report` describes, served or not (benchmarks look inside it) */
-  candidate?: Uint8Array;
+  /** the variant `report` describes, served or not (benchmarks look inside it) */
+  candidate?: ModelSource;
   /** the verdicts on the other schemes tried */
   alternatives: NonNullable<QuantizationReport['alternatives']>;
 }
 
+/** A variant the quantizer produced: its report, and its bytes in memory or in the work dir. */
+interface Variant {
+  report: QuantizationReport;
+  model: ModelSource;
+}
+
+/** A quantizer's outcome with its variant, when there is one, already in memory or on disk. */
+export interface Quantized {
+  report: QuantizationReport;
+  variant?: ModelSource;
+}
+
 interface Tried {
-  result: QuantizeResult & { bytes: Uint8Array };
+  variant: Variant;
   gate: GateResult;
 }
+
+/**
+ * The variant out of memory when there is a work dir to hold it, written from its decoded model
+ * piece by piece; `undefined` when the quantizer made none.
+ */
+const park = async (
+  result: QuantizeResult,
+  input: ChooseInput,
+  name: string,
+): Promise<Variant | undefined> => {
+  if (result.report.status !== 'applied') return undefined;
+  const { workDir } = input;
+  if (workDir !== undefined && result.model !== undefined) {
+    return { report: result.report, model: await workDir.writeModel(name, result.model) };
+  }
+  const bytes = result.bytes;
+  return bytes === undefined ? undefined : { report: result.report, model: bytes };
+};
 
 /**
  * Whether a variant keeps the gate's accuracy on the samples, from one run of each sample: the
@@ -60,13 +106,13 @@ interface Tried {
  */
 const accurateEnough = async (
   reference: readonly ort.InferenceSession.OnnxValueMapType[],
-  bytes: Uint8Array,
+  variant: ModelSource,
   input: ChooseInput,
 ): Promise<GateResult> => {
-  const sizes = { fp32Bytes: input.fp32.byteLength, int8Bytes: bytes.byteLength };
-  let session: Awaited<ReturnType<typeof createSession>> | undefined;
+  const sizes = { fp32Bytes: sizeOf(input.fp32), int8Bytes: sizeOf(variant) };
+  let session: Awaited<ReturnType<typeof openSession>> | undefined;
   try {
-    session = await createSession(bytes, input.session);
+    session = await openSession(variant, input.session);
     const agreement = new Agreement();
     for (const [i, feeds] of input.samples.feeds.entries()) {
       const out = await session.run(feeds);
@@ -87,14 +133,41 @@ const accurateEnough = async (
 };
 
 /**
+ * The static plan of `fp32`, read for this call only: a value awaited inside the caller's own
+ * frame would stay referenced there, and so in memory, for the rest of the caller.
+ */
+const planOf = async (fp32: ModelSource) => planStatic(await readModel(fp32));
+
+/** `input.check` on the variant's bytes, read for this call only. */
+const checkVariant = async (variant: ModelSource, input: ChooseInput) =>
+  input.check(await readModel(variant));
+
+/**
+ * One static try, written out: the decoded variant (its int8 weights, and views of the float
+ * model) is dropped when this returns, before the variant is checked and run.
+ */
+const quantizeTry = async (
+  fp32: Uint8Array,
+  ranges: Parameters<typeof quantizeStatic>[1],
+  options: Parameters<typeof quantizeStatic>[2],
+  input: ChooseInput,
+): Promise<{ variant?: Variant; report: QuantizationReport }> => {
+  const result = quantizeStatic(fp32, ranges, options);
+  const variant = await park(result, input, 'static.onnx');
+  return variant === undefined ? { report: result.report } : { variant, report: result.report };
+};
+
+/**
  * The static int8 variant: calibrates on the samples, then walks the margin ladder (with MinMax
  * and percentile ranges alternately) until a variant keeps the gate's accuracy. Returns the first
  * that does, or the report of why none did.
  */
 const staticVariant = async (
   input: ChooseInput,
-): Promise<{ tried?: QuantizeResult & { bytes: Uint8Array }; report?: QuantizationReport }> => {
-  const plan = planStatic(input.fp32);
+): Promise<{ tried?: Variant; report?: QuantizationReport }> => {
+  const plan = await planOf(input.fp32);
+  // each step below reads the float model afresh: the copy the plan parsed goes first
+  releaseMemory();
   if (plan.cores === 0) return {};
   const feeds = input.samples.feeds;
   // Ranges come from every other sample and the accuracy check runs on all of them: a variant
@@ -107,12 +180,15 @@ const staticVariant = async (
     input.session,
   );
   const reference: ort.InferenceSession.OnnxValueMapType[] = [];
-  const fp32 = await createSession(input.fp32, input.session);
+  releaseMemory();
+  const fp32 = await openSession(input.fp32, input.session);
   try {
     for (const f of feeds) reference.push(await fp32.run(f));
   } finally {
     await fp32.release();
   }
+  // The ladder quantizes the float model again on each try: its bytes stay for the ladder only.
+  const fp32Bytes = await readModel(input.fp32);
   let lastReport: QuantizationReport | undefined;
   let previous = -1;
   for (const margin of MARGIN_LADDER) {
@@ -132,13 +208,17 @@ const staticVariant = async (
       // Weights of the ops left float are stored int8 first (a smaller file); where their
       // rounding is what costs the accuracy, they stay float on the next try.
       for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
-        const result = quantizeStatic(input.fp32, kept, { calibration, weightOnly });
-        if (result.bytes === undefined) {
-          lastReport = result.report;
+        const tried = await quantizeTry(fp32Bytes, kept, { calibration, weightOnly }, input);
+        // what the quantizer built and dropped on the way, before a session of its output
+        releaseMemory();
+        const { variant } = tried;
+        if (variant === undefined) {
+          lastReport = tried.report;
           continue;
         }
-        const invalid = input.check(result.bytes);
-        const verdict = invalid ? undefined : await accurateEnough(reference, result.bytes, input);
+        const invalid = await checkVariant(variant.model, input);
+        releaseMemory();
+        const verdict = invalid ? undefined : await accurateEnough(reference, variant.model, input);
         const detail = {
           method,
           margin,
@@ -154,9 +234,9 @@ const staticVariant = async (
         });
         const reason = invalid ?? (verdict?.accept ? undefined : verdict?.decision);
         if (reason === undefined) {
-          return { tried: { ...result, bytes: result.bytes } };
+          return { tried: variant };
         }
-        lastReport = { ...result.report, status: 'not-applied', reason };
+        lastReport = { ...tried.report, status: 'not-applied', reason };
       }
     }
   }
@@ -172,7 +252,7 @@ const LATENCY_TIE = 0.05;
  * not compare, their ratios do.
  */
 const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried => {
-  const smaller = a.result.bytes.byteLength <= b.result.bytes.byteLength ? a : b;
+  const smaller = sizeOf(a.variant.model) <= sizeOf(b.variant.model) ? a : b;
   if (objective === 'size') return smaller;
   const gap = a.gate.latencyRatio - b.gate.latencyRatio;
   if (Math.abs(gap) <= LATENCY_TIE) return smaller;
@@ -180,7 +260,7 @@ const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried 
 };
 
 const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
-  scheme: t.result.report.scheme,
+  scheme: t.variant.report.scheme,
   accepted: t.gate.accept,
   decision: t.gate.decision,
   sizeRatio: t.gate.sizeRatio,
@@ -195,10 +275,15 @@ const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
  * fp32; the accepted one with the better objective (p50, or size) is served.
  */
 export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
-  const candidates: (QuantizeResult & { bytes: Uint8Array })[] = [];
+  const candidates: Variant[] = [];
   const reports: QuantizationReport[] = [];
-  const dynamic = input.dynamic();
-  if (dynamic.bytes) candidates.push({ ...dynamic, bytes: dynamic.bytes });
+  const dynamic = await input.dynamic();
+  const parked =
+    'variant' in dynamic || !('bytes' in dynamic)
+      ? dynamic.variant && { report: dynamic.report, model: dynamic.variant }
+      : await park(dynamic, input, 'dynamic.onnx');
+  releaseMemory();
+  if (parked) candidates.push(parked);
   else reports.push(dynamic.report);
   if (input.staticScheme !== false) {
     const s = await staticVariant(input);
@@ -206,15 +291,16 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
     else if (s.report) reports.push(s.report);
   }
   const gated: Tried[] = [];
-  for (const result of candidates) {
+  for (const variant of candidates) {
+    releaseMemory();
     const gate = await evaluateVariants({
       fp32Bytes: input.fp32,
-      int8Bytes: result.bytes,
+      int8Bytes: variant.model,
       samples: input.samples.feeds,
       options: input.gate,
       session: input.session,
     });
-    gated.push({ result, gate });
+    gated.push({ variant, gate });
   }
   const accepted = gated.filter((t) => t.gate.accept);
   const best = accepted.reduce<Tried | undefined>(
@@ -235,10 +321,10 @@ export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
     return { report: first, alternatives: alternatives.slice(1) };
   }
   return {
-    ...(best ? { int8: best.result.bytes } : {}),
+    ...(best ? { int8: best.variant.model } : {}),
     gate: shown.gate,
-    report: shown.result.report,
-    candidate: shown.result.bytes,
+    report: shown.variant.report,
+    candidate: shown.variant.model,
     alternatives,
   };
 };

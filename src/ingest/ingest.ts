@@ -11,7 +11,6 @@ import {
   type GateResult,
   type QuantizationReport,
   type QuantizeOptions,
-  type QuantizeResult,
   quantizeModel,
 } from '../quantize/index.ts';
 import {
@@ -42,10 +41,17 @@ import {
 } from '../storage/index.ts';
 import { fmtBytes } from '../util/index.ts';
 import { sampleMeans } from './baseline.ts';
-import { chooseInt8 } from './choose.ts';
+import { chooseInt8, type Quantized } from './choose.ts';
 import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
+import {
+  type ModelFile,
+  type ModelSource,
+  readModel,
+  releaseMemory,
+  WorkDir,
+} from './model-file.ts';
 import { describeAccuracy, parseUploadOptions, type UploadOptions } from './options.ts';
 import { type PreOptimized, preOptimize } from './preoptimize.ts';
 import { decodeSidecar, type Feeds, type SampleSet, synthesizeSamples } from './samples.ts';
@@ -114,7 +120,8 @@ const silent: IngestLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** What survives from the trial to the registration. */
 interface Candidate {
-  bytes: Uint8Array;
+  /** the upload, as downloaded and validated */
+  fp32: ModelFile;
   signature: ModelSignature;
   options: UploadOptions;
   warmup: WarmupReport;
@@ -122,12 +129,12 @@ interface Candidate {
   inputLimits: InputLimits | undefined;
   /** recorded only for the uploader's own samples: synthesized ones mean nothing */
   sampleMeans?: Manifest['sampleMeans'];
-  int8?: Uint8Array;
+  int8?: ModelSource;
   quantization: QuantizationReport;
   served: ServedVariant;
   /** the first sample, for the pre-optimized graph's check */
   firstSample?: Feeds;
-  optimized?: PreOptimized;
+  optimized?: Omit<PreOptimized, 'bytes'> & { file: ModelFile };
 }
 
 /**
@@ -252,9 +259,14 @@ async function run(
           'Upload it again; if it fails again, upload a smaller model.',
       );
     }
-    const candidate = await evaluate(ctx);
-    if (deps.preOptimize !== false) await addOptimized(ctx, candidate);
-    return await register(ctx, candidate);
+    const workDir = await WorkDir.create();
+    try {
+      const candidate = await evaluate({ ...ctx, workDir });
+      if (deps.preOptimize !== false) await addOptimized({ ...ctx, workDir }, candidate);
+      return await register(ctx, candidate);
+    } finally {
+      await workDir.dispose();
+    }
   } catch (err) {
     return await settleFailure(ctx, err);
   }
@@ -374,26 +386,37 @@ const gateOptionsFor = (options: UploadOptions, settings: IngestSettings): GateO
 
 type Evaluated = Omit<Candidate, 'served' | 'quantization' | 'int8' | 'optimized'>;
 
-/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
-async function evaluate(ctx: Context): Promise<Candidate> {
-  const { deps, log, store, upload } = ctx;
-  const { settings } = deps;
-  const key = upload.sourceKey;
+/**
+ * The upload downloaded, validated and written to the work dir. Its bytes go out of scope when
+ * this returns: every later step reads the file again or hands its path to onnxruntime.
+ */
+async function fetchUpload(ctx: Context & { workDir: WorkDir }) {
+  const { deps, log, upload, workDir } = ctx;
   const { bytes, options } = await download(ctx);
   const { signature } = validateModel(bytes, {
     ...deps.validationLimits,
-    maxBytes: settings.maxModelBytes,
+    maxBytes: deps.settings.maxModelBytes,
   });
   log.info('ingest: validated', {
-    key,
+    key: upload.sourceKey,
     opsets: signature.opsetImports,
     nodes: signature.nodeCount,
     parameters: signature.parameterCount,
   });
+  return { file: await workDir.write('model.onnx', bytes), options, signature };
+}
+
+/** Everything up to the decision of what to serve; writes nothing under `registry/` but the claim. */
+async function evaluate(ctx: Context & { workDir: WorkDir }): Promise<Candidate> {
+  const { deps, log, store, upload } = ctx;
+  const { settings } = deps;
+  const key = upload.sourceKey;
+  const { file, options, signature } = await fetchUpload(ctx);
+  releaseMemory();
 
   const samples = await loadSamples(store, key, signature, settings);
   const session = { intraOpThreads: settings.intraOpThreads };
-  const warmup = await warmUp(bytes, samples.feeds, settings, session, signature.outputs).catch(
+  const warmup = await warmUp(file, samples.feeds, settings, session, signature.outputs).catch(
     (err: unknown) => {
       throw samples.source === 'synthesized' ? onSynthesizedInputs(err, key, signature) : err;
     },
@@ -402,7 +425,7 @@ async function evaluate(ctx: Context): Promise<Candidate> {
 
   /** what every outcome carries; `served` and the quantization report are the decision */
   const evaluated: Evaluated = {
-    bytes,
+    fp32: file,
     signature,
     options,
     warmup,
@@ -437,27 +460,28 @@ async function evaluate(ctx: Context): Promise<Candidate> {
  * better accepted variant once it passes the same checked warm-up as the upload; else fp32.
  */
 async function chooseServed(
-  ctx: Context,
+  ctx: Context & { workDir: WorkDir },
   evaluated: Evaluated,
   samples: SampleSet,
   session: SessionSettings,
 ): Promise<Candidate> {
   const { deps, log, upload } = ctx;
   const { settings } = deps;
-  const { bytes, options, signature } = evaluated;
+  const { fp32, options, signature } = evaluated;
   const key = upload.sourceKey;
   const accuracyTest = describeAccuracy(
     options.accuracy ?? { metric: 'cosine' },
     settings.minCosine,
   );
   const choice = await chooseInt8({
-    fp32: bytes,
+    fp32,
     samples,
     gate: gateOptionsFor(options, settings),
     session,
-    dynamic: () => quantizeVariant(bytes, deps),
+    dynamic: () => quantizeVariant(fp32, deps, ctx.workDir),
     check: (variant) => variantProblem(variant, deps),
     staticScheme: deps.staticQuantization !== false,
+    workDir: ctx.workDir,
     log: (message, attributes) => log.info(message, { key, ...attributes }),
   });
   const { gate, report } = choice;
@@ -511,9 +535,12 @@ async function chooseServed(
 }
 
 /** Stores the served variant pre-optimized when that measurably shortens a cold start. */
-async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
+async function addOptimized(
+  ctx: Context & { workDir: WorkDir },
+  candidate: Candidate,
+): Promise<void> {
   const { deps, log, upload } = ctx;
-  const served = candidate.served === 'int8' ? candidate.int8 : candidate.bytes;
+  const served = candidate.served === 'int8' ? candidate.int8 : candidate.fp32;
   if (served === undefined || candidate.firstSample === undefined) return;
   const result = await preOptimize(served, candidate.firstSample, {
     intraOpThreads: deps.settings.intraOpThreads,
@@ -528,7 +555,9 @@ async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
     createMs: result.createMs,
     bytes: result.bytes.byteLength,
   });
-  candidate.optimized = result;
+  const { bytes, ...figures } = result;
+  // kept on disk until it is written: the variants are read back one at a time before it
+  candidate.optimized = { ...figures, file: await ctx.workDir.write('optimized.onnx', bytes) };
 }
 
 /**
@@ -538,7 +567,7 @@ async function addOptimized(ctx: Context, candidate: Candidate): Promise<void> {
  * variant that fails it only means fp32 is served: the upload itself passed.
  */
 async function int8Refusal(
-  int8: Uint8Array,
+  int8: ModelSource,
   feeds: SampleSet['feeds'],
   settings: IngestSettings,
   session: SessionSettings,
@@ -691,8 +720,16 @@ function variantProblem(variant: Uint8Array, deps: IngestDeps): string | undefin
   }
 }
 
-/** The dynamic int8 variant, or why there is none; a quantizer failure only means fp32 is served. */
-function quantizeVariant(bytes: Uint8Array, deps: IngestDeps): QuantizeResult {
+/**
+ * The dynamic int8 variant of the model in `fp32`, written to the work dir, or why there is none;
+ * a quantizer failure only means fp32 is served. The variant is validated from its file once the
+ * float model and the decoded variant are gone.
+ */
+async function quantizeVariant(
+  fp32: ModelSource,
+  deps: IngestDeps,
+  workDir: WorkDir,
+): Promise<Quantized> {
   const notApplied = (reason: string): QuantizationReport => ({
     scheme: 'dynamic int8',
     status: 'not-applied',
@@ -701,17 +738,33 @@ function quantizeVariant(bytes: Uint8Array, deps: IngestDeps): QuantizeResult {
     nodesQuantized: 0,
     nodesSkipped: 0,
   });
-  let result: QuantizeResult;
-  try {
-    result = quantizeModel(bytes, deps.quantizeOptions);
-  } catch (err) {
-    return { bytes: undefined, report: notApplied(`the quantizer failed: ${errorMessage(err)}`) };
-  }
-  if (result.bytes === undefined) return result;
-  const problem = variantProblem(result.bytes, deps);
-  if (problem === undefined) return result;
-  return { bytes: undefined, report: { ...result.report, ...notApplied(problem) } };
+  const written = await quantizeInto(fp32, deps, workDir).catch(
+    (err: unknown): Quantized => ({
+      report: notApplied(`the quantizer failed: ${errorMessage(err)}`),
+    }),
+  );
+  if (written.variant === undefined) return written;
+  releaseMemory();
+  const problem = await checkFile(written.variant, deps);
+  if (problem === undefined) return written;
+  return { report: { ...written.report, ...notApplied(problem) } };
 }
+
+/** In a frame of its own: the float model and the decoded variant are dropped when it returns. */
+async function quantizeInto(
+  fp32: ModelSource,
+  deps: IngestDeps,
+  workDir: WorkDir,
+): Promise<Quantized> {
+  const result = quantizeModel(await readModel(fp32), deps.quantizeOptions);
+  if (result.report.status !== 'applied' || result.model === undefined) {
+    return { report: result.report };
+  }
+  return { report: result.report, variant: await workDir.writeModel('dynamic.onnx', result.model) };
+}
+
+const checkFile = async (variant: ModelSource, deps: IngestDeps) =>
+  variantProblem(await readModel(variant), deps);
 
 /** The quantizer's report with the gate's figures; `status` says whether int8 is written. */
 function gatedReport(report: QuantizationReport, gate: GateResult): QuantizationReport {
@@ -756,17 +809,22 @@ async function register(ctx: Context, candidate: Candidate): Promise<IngestResul
     await handle.update({ version, policy });
   }
   log.info('ingest: registering', { ...upload, model, version });
-  const fp32 = await deps.registry.putVariant(model, version, 'fp32', candidate.bytes);
-  const int8 =
-    candidate.int8 === undefined
-      ? undefined
-      : await deps.registry.putVariant(model, version, 'int8', candidate.int8);
+  // One variant in memory at a time, read back from the work dir for its write only (a value
+  // awaited in this frame would stay referenced until it returns).
+  const put = async (variant: ServedVariant, file: ModelSource) =>
+    deps.registry.putVariant(model, version, variant, await readModel(file));
+  const fp32 = await put('fp32', candidate.fp32);
+  releaseMemory();
+  const int8 = candidate.int8 === undefined ? undefined : await put('int8', candidate.int8);
+  releaseMemory();
+  const putOptimized = async (file: ModelSource) =>
+    deps.registry.putOptimized(model, version, candidate.served, await readModel(file));
   const pre = candidate.optimized;
   const optimized =
     pre === undefined
       ? undefined
       : {
-          ...(await deps.registry.putOptimized(model, version, candidate.served, pre.bytes)),
+          ...(await putOptimized(pre.file)),
           of: candidate.served,
           runtime: pre.runtime,
           level: pre.level,

@@ -1,11 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import type * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors/index.ts';
 import { Agreement, median } from '../quantize/index.ts';
 import type { OptimizedVariant } from '../registry/index.ts';
-import { createSession, runtimeVersion, type SessionSettings } from '../runtime/index.ts';
+import { runtimeVersion, type SessionSettings } from '../runtime/index.ts';
+import { type ModelSource, openSession, readWhole, releaseMemory, WorkDir } from './model-file.ts';
 import type { Feeds } from './samples.ts';
 
 export type PreOptimized = Pick<
@@ -30,14 +29,14 @@ interface Measured {
 }
 
 const measure = async (
-  bytes: Uint8Array,
+  model: ModelSource,
   settings: SessionSettings,
   feeds: Feeds,
   into: Measured,
   compare?: { reference: ort.InferenceSession.OnnxValueMapType; agreement: Agreement },
 ): Promise<ort.InferenceSession.OnnxValueMapType> => {
   const t0 = performance.now();
-  const session = await createSession(bytes, settings);
+  const session = await openSession(model, settings);
   into.createMs.push(performance.now() - t0);
   try {
     const out = await session.run(feeds);
@@ -64,25 +63,41 @@ const measure = async (
  * same on the first sample, and runs no slower; otherwise the reason it was not kept.
  */
 export const preOptimize = async (
-  served: Uint8Array,
+  served: ModelSource,
   feeds: Feeds,
   session: SessionSettings,
 ): Promise<PreOptimized | { skipped: string }> => {
-  const dir = await mkdtemp(join(tmpdir(), 'maas-optimize-'));
-  let optimized: Uint8Array;
+  const dir = await WorkDir.create('maas-optimize-');
   try {
-    const path = join(dir, 'model.onnx');
-    const s = await createSession(served, {
+    return await optimizeInto(dir, served, feeds, session);
+  } finally {
+    await dir.dispose();
+  }
+};
+
+/**
+ * The optimized graph stays a file of `dir` while it is measured: every session here is read from
+ * disk, and only a graph that is kept is read into memory, once, at the end.
+ */
+const optimizeInto = async (
+  dir: WorkDir,
+  served: ModelSource,
+  feeds: Feeds,
+  session: SessionSettings,
+): Promise<PreOptimized | { skipped: string }> => {
+  const path = dir.file('optimized.onnx');
+  let optimized: ModelSource;
+  try {
+    releaseMemory();
+    const s = await openSession(served, {
       ...session,
       optimizationLevel: 'extended',
       optimizedModelFilePath: path,
     });
     await s.release();
-    optimized = new Uint8Array(await readFile(path));
+    optimized = { path, bytes: (await stat(path)).size };
   } catch (err) {
     return { skipped: `onnxruntime could not write the optimized graph (${errorMessage(err)})` };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
   const plain: Measured = { createMs: [], runMs: [] };
   const levels = { disabled: { createMs: [], runMs: [] }, all: { createMs: [], runMs: [] } };
@@ -135,7 +150,7 @@ export const preOptimize = async (
     };
   }
   return {
-    bytes: optimized,
+    bytes: await readWhole(path),
     runtime: runtimeVersion(),
     level: 'extended',
     loadLevel: best.loadLevel,

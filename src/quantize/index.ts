@@ -1,3 +1,4 @@
+export { encodedResult, modelPieces } from './encode.ts';
 export { InvalidGateInputError } from './errors.ts';
 export {
   Agreement,

@@ -2,7 +2,6 @@ import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import {
   AttributeProto_AttributeType,
-  encodeModel,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -11,14 +10,17 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
+import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator, subgraphsOf, walkNodes } from './graph.ts';
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
+  dropTransientBuffer,
   type PerChannelWeight,
   quantizePerChannel,
   quantizePerTensor,
   rawTensor,
   readFloat32,
+  readFloat32Transient,
 } from './weights.ts';
 
 export interface QuantizeOptions {
@@ -31,8 +33,16 @@ export interface QuantizeOptions {
 }
 
 export interface QuantizeResult {
-  /** the int8 model, or `undefined` when nothing was quantized (why in `report.reason`) */
-  bytes: Uint8Array | undefined;
+  /**
+   * the int8 model, or `undefined` when nothing was quantized (why in `report.reason`); encoded
+   * on first read (`encodedResult`)
+   */
+  readonly bytes: Uint8Array | undefined;
+  /**
+   * the int8 model decoded, when one was made: `modelPieces` writes it out without holding it
+   * encoded whole. Its float tensors are views of the input's buffer, which it keeps alive.
+   */
+  model?: ModelProto;
   report: QuantizationReport;
 }
 
@@ -160,7 +170,7 @@ class Rewriter {
     const key = `${c.source}\u0000${c.transposed}`;
     let entry = this.#weights.get(key);
     if (!entry) {
-      const read = readFloat32(c.tensor);
+      const read = readFloat32Transient(c.tensor);
       if (!read.ok) return read.reason;
       if (read.dims.length !== 2) {
         return `weight has rank ${read.dims.length}; only 2-D weights are quantized`;
@@ -189,7 +199,7 @@ class Rewriter {
   /** an int8 copy of a Gather table with its scalar scale and zero point, or why it stays float */
   table(c: ConstWeight, minElements: number) {
     if (c.transposed) return 'table comes through a Transpose';
-    const read = readFloat32(c.tensor);
+    const read = readFloat32Transient(c.tensor);
     if (!read.ok) return read.reason;
     if (read.data.length < minElements) {
       return `table has ${read.data.length} elements, below minElements ${minElements}`;
@@ -406,6 +416,14 @@ export const pruneUnused = (
  * inputs, outputs and every name downstream of a rewritten node stay as they were.
  */
 export const quantizeModel = (bytes: Uint8Array, options: QuantizeOptions = {}): QuantizeResult => {
+  try {
+    return quantizeDynamic(bytes, options);
+  } finally {
+    dropTransientBuffer();
+  }
+};
+
+const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeResult => {
   const started = performance.now();
   const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
   const excluded = new Set(options.excludeNodes ?? []);
@@ -486,17 +504,13 @@ export const quantizeModel = (bytes: Uint8Array, options: QuantizeOptions = {}):
   if (useContribOp && !model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
-  const out = encodeModel(model);
-  return {
-    bytes: out,
-    report: {
-      scheme,
-      status: 'applied',
-      nodes: reports,
-      nodesQuantized: quantized,
-      nodesSkipped: reports.length - quantized,
-      sizeRatio: out.byteLength / bytes.byteLength,
-      quantizeMs: performance.now() - started,
-    },
-  };
+  return encodedResult(model, (size) => ({
+    scheme,
+    status: 'applied',
+    nodes: reports,
+    nodesQuantized: quantized,
+    nodesSkipped: reports.length - quantized,
+    sizeRatio: size / bytes.byteLength,
+    quantizeMs: performance.now() - started,
+  }));
 };

@@ -1,7 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import {
-  encodeModel,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -10,6 +9,7 @@ import {
   type TensorProto,
   TensorProto_DataType,
 } from '../onnx/index.ts';
+import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator } from './graph.ts';
 import {
   type Analysis,
@@ -28,12 +28,15 @@ import {
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
+  dropTransientBuffer,
+  float32Shape,
   quantizeAxis0,
   quantizeBias,
   quantizePerChannel,
   quantizePerTensor,
   rawTensor,
   readFloat32,
+  readFloat32Transient,
 } from './weights.ts';
 
 /** The values an activation took on the calibration samples. */
@@ -187,7 +190,7 @@ const coreOf = (n: NodeProto, a: Analysis, minElements: number): Core | string =
   if (weight.kind === 'no') return weight.reason;
   if (weight.transposed) return 'weight comes through a Transpose';
   if (resolveConstant(n.input[0] ?? '', a).kind === 'const') return 'input A is a constant';
-  const read = readFloat32(weight.tensor);
+  const read = float32Shape(weight.tensor);
   if (!read.ok) return read.reason;
   if (n.opType === 'Conv') {
     if (read.dims.length < 3) return `Conv weight has rank ${read.dims.length}`;
@@ -196,8 +199,8 @@ const coreOf = (n: NodeProto, a: Analysis, minElements: number): Core | string =
     return { node: n, weight, ...(bias ? { bias } : {}), columns: false };
   }
   if (read.dims.length !== 2) return `weight has rank ${read.dims.length}; only 2-D is quantized`;
-  if (read.data.length < minElements) {
-    return `weight has ${read.data.length} elements, below minElements ${minElements}`;
+  if (read.elements < minElements) {
+    return `weight has ${read.elements} elements, below minElements ${minElements}`;
   }
   if (n.opType === 'MatMul') return { node: n, weight, columns: true };
   if (intAttr(n, 'transA', 0) !== 0) return 'Gemm with transA';
@@ -371,6 +374,18 @@ export const quantizeStatic = (
   ranges: ReadonlyMap<string, ActivationRange>,
   options: StaticOptions = {},
 ): QuantizeResult => {
+  try {
+    return quantizeQdq(bytes, ranges, options);
+  } finally {
+    dropTransientBuffer();
+  }
+};
+
+const quantizeQdq = (
+  bytes: Uint8Array,
+  ranges: ReadonlyMap<string, ActivationRange>,
+  options: StaticOptions,
+): QuantizeResult => {
   const started = performance.now();
   const p = prepare(bytes, options);
   if (typeof p === 'string') return notApplied(started, p, SCHEME_STATIC_QDQ, []);
@@ -447,7 +462,7 @@ export const quantizeStatic = (
       reportSkip('no calibrated range reached its input');
       continue;
     }
-    const read = readFloat32(core.weight.tensor);
+    const read = readFloat32Transient(core.weight.tensor);
     if (!read.ok) {
       reportSkip(read.reason);
       continue;
@@ -512,7 +527,7 @@ export const quantizeStatic = (
       if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) continue;
       const table = resolveConstant(n.input[0] ?? '', p.analysis);
       if (table.kind !== 'const' || table.transposed) continue;
-      const read = readFloat32(table.tensor);
+      const read = readFloat32Transient(table.tensor);
       if (!read.ok || read.data.length < minElements) continue;
       const t = quantizePerTensor(read.data);
       if (typeof t === 'string') continue;
@@ -546,21 +561,21 @@ export const quantizeStatic = (
   if (domain === MS_DOMAIN && !p.model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     p.model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
-  const out = encodeModel(p.model);
   const quantizedNodes = reports.filter((r) => r.action === 'quantized').length;
-  return {
-    bytes: out,
-    report: {
-      scheme: SCHEME_STATIC_QDQ,
-      status: 'applied',
-      nodes: reports,
-      nodesQuantized: quantizedNodes,
-      nodesSkipped: reports.length - quantizedNodes,
-      sizeRatio: out.byteLength / bytes.byteLength,
-      quantizeMs: performance.now() - started,
-      ...(options.calibration ? { calibration: options.calibration } : {}),
-    } satisfies QuantizationReport,
-  };
+  return encodedResult(
+    p.model,
+    (size) =>
+      ({
+        scheme: SCHEME_STATIC_QDQ,
+        status: 'applied',
+        nodes: reports,
+        nodesQuantized: quantizedNodes,
+        nodesSkipped: reports.length - quantizedNodes,
+        sizeRatio: size / bytes.byteLength,
+        quantizeMs: performance.now() - started,
+        ...(options.calibration ? { calibration: options.calibration } : {}),
+      }) satisfies QuantizationReport,
+  );
 };
 
 /**

@@ -24,6 +24,7 @@ export type {
 } from './provider.ts';
 export {
   createSession,
+  createSessionFromFile,
   type Feeds,
   type OptimizationLevel,
   runtimeVersion,

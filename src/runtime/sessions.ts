@@ -49,5 +49,13 @@ export type SessionFactory = (bytes: Uint8Array, settings?: SessionSettings) => 
 export const createSession: SessionFactory = (bytes, settings) =>
   ort.InferenceSession.create(bytes, sessionOptions(settings));
 
+/**
+ * A session read from a model file: onnxruntime reads the weights straight from disk, so no copy
+ * of the model's bytes sits in the JS heap while it creates the session (ingest's sessions, which
+ * must fit a memory sized to the upload; docs/ingest.md, "Memory").
+ */
+export const createSessionFromFile = (path: string, settings?: SessionSettings): Promise<Session> =>
+  ort.InferenceSession.create(path, sessionOptions(settings));
+
 /** onnxruntime's version, for messages that tell a user what to test their model with */
 export const runtimeVersion = (): string => ort.env.versions.common;

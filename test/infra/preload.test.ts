@@ -59,14 +59,16 @@ describe('maas:predictPreloadModels', () => {
 
 describe('maas:ingestMaxModelMb', () => {
   it('refuses an upload cap the ingest memory cannot hold, with the memory it needs', () => {
-    const [problem] = problemsOf({ 'maas:ingestMaxModelMb': 1024 });
+    // 200 MB + 1.5 × 2,048 MB; 3,008 MB holds (3,008 − 200) ÷ 1.5 = 1,872 MB
+    const [problem] = problemsOf({ 'maas:ingestMaxModelMb': 2048 });
     expect(problem).toMatch(
-      /ingestMaxModelMb=1024 needs an ingest function of 6816 MB .* raise maas:ingestMemoryMb to 6816 or more .* or lower maas:ingestMaxModelMb to 438/,
+      /ingestMaxModelMb=2048 needs an ingest function of 3272 MB .* raise maas:ingestMemoryMb to 3272 or more .* or lower maas:ingestMaxModelMb to 1872/,
     );
-    expect(problemsOf({ 'maas:ingestMaxModelMb': 1024, 'maas:ingestMemoryMb': 6816 })).toEqual([]);
+    expect(problemsOf({ 'maas:ingestMaxModelMb': 2048, 'maas:ingestMemoryMb': 3272 })).toEqual([]);
+    expect(problemsOf({ 'maas:ingestMaxModelMb': 1024 })).toEqual([]);
   });
 
-  it('gives ingest its cap in bytes', () => {
+  it('gives ingest its cap in bytes, the allocator setting it was measured with, and /tmp for its work dir', () => {
     const synth = synthesize({ 'maas:ingestMaxModelMb': 200 });
     try {
       synth.template.hasResourceProperties('AWS::Lambda::Function', {
@@ -74,8 +76,12 @@ describe('maas:ingestMaxModelMb', () => {
           Variables: Match.objectLike({
             POWERTOOLS_SERVICE_NAME: 'maas-ingest',
             MAAS_MAX_MODEL_BYTES: String(200 * 1024 * 1024),
+            MALLOC_MMAP_THRESHOLD_: '131072',
+            MALLOC_ARENA_MAX: '1',
           }),
         },
+        // the upload, its calibration copy, two int8 variants and a pre-optimized graph: 3.5 × 200 + 64
+        EphemeralStorage: { Size: 764 },
       });
     } finally {
       synth.dispose();

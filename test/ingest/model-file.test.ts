@@ -1,0 +1,123 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { calibrate } from '../../src/ingest/calibrate.ts';
+import {
+  openSession,
+  readModel,
+  releaseMemory,
+  sizeOf,
+  WorkDir,
+} from '../../src/ingest/model-file.ts';
+import { encodeModel, parseModel, TensorProto_DataType, valueInfo } from '../../src/onnx/index.ts';
+import { startHarness } from '../support/ingest-harness.ts';
+import { floatFeed, mlpModel } from '../support/quantize-fixtures.ts';
+
+const model = mlpModel({ widths: [64, 128, 32], seed: 7 });
+const feeds = [0, 1, 2].map((seed) => ({ x: floatFeed([2, 64], seed) }));
+
+const run = async (session: ort.InferenceSession, f: Record<string, ort.Tensor>) =>
+  Array.from((await session.run(f)).y!.data as Float32Array);
+
+describe('ingest’s model files', () => {
+  let dir: WorkDir;
+  beforeAll(async () => {
+    dir = await WorkDir.create();
+  });
+  afterAll(async () => {
+    await dir.dispose();
+  });
+
+  it('answers the same from a session read from the file as from one built from the bytes', async () => {
+    const file = await dir.write('model.onnx', model);
+    expect(sizeOf(file)).toBe(model.byteLength);
+    expect(await readModel(file)).toEqual(model);
+    const fromFile = await openSession(file);
+    const fromBytes = await openSession(model);
+    try {
+      for (const f of feeds) expect(await run(fromFile, f)).toEqual(await run(fromBytes, f));
+    } finally {
+      await fromFile.release();
+      await fromBytes.release();
+    }
+  });
+
+  it('frees a model buffer nothing references any more when asked, not at some later collection', () => {
+    const held = () => process.memoryUsage().arrayBuffers;
+    const before = held();
+    ((bytes: number) => {
+      new Uint8Array(bytes).fill(1);
+    })(96 * 1024 * 1024);
+    releaseMemory();
+    expect(held() - before).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('removes its directory and everything in it', async () => {
+    const scratch = await WorkDir.create();
+    await scratch.write('a.onnx', model);
+    await scratch.dispose();
+    await expect(readdir(scratch.path)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('calibration on the model file with its outputs appended', () => {
+  it('measures the ranges a model re-encoded with those outputs measures', async () => {
+    const tensors = ['h0', 'a0', 'h1'];
+    const ranges = await calibrate(model, tensors, feeds);
+    // the reference: the whole model decoded, outputs added, encoded again
+    const reencoded = parseModel(model);
+    for (const t of tensors) reencoded.graph!.output.push(valueInfo(t, TensorProto_DataType.FLOAT));
+    const session = await openSession(encodeModel(reencoded));
+    const want = new Map<string, { min: number; max: number }>();
+    try {
+      for (const f of feeds) {
+        const out = await session.run(f);
+        for (const t of tensors) {
+          const data = out[t]!.data as Float32Array;
+          const seen = want.get(t) ?? { min: Infinity, max: -Infinity };
+          want.set(t, {
+            min: Math.min(seen.min, ...data),
+            max: Math.max(seen.max, ...data),
+          });
+        }
+      }
+    } finally {
+      await session.release();
+    }
+    expect(new Map([...ranges.minmax])).toEqual(want);
+  });
+});
+
+describe('an ingest’s work dir', () => {
+  let tmp: string;
+  let previous: string | undefined;
+  beforeAll(async () => {
+    previous = process.env.TMPDIR;
+    tmp = await mkdtemp(join(tmpdir(), 'maas-ingest-tmp-'));
+    process.env.TMPDIR = tmp;
+  });
+  afterAll(async () => {
+    if (previous === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previous;
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('is gone once the upload is registered, variants and all', async () => {
+    const h = await startHarness();
+    try {
+      const ref = await h.upload('workdir', 'model.onnx', model);
+      const outcome = await h.outcome('workdir', ref);
+      expect(outcome.event).toBe('registered');
+      await h.settled();
+      // the local S3 keeps its own directory there; ingest's, calibration's and the optimizer's are gone
+      const left = (await readdir(tmp)).filter((name) =>
+        /^maas-(ingest|calibrate|optimize)-/.test(name),
+      );
+      expect(left).toEqual([]);
+    } finally {
+      await h.close();
+    }
+  });
+});
