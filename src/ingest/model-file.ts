@@ -1,8 +1,9 @@
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { threadId } from 'node:worker_threads';
 import type { ModelProto } from '../onnx/index.ts';
 import { modelPieces } from '../quantize/index.ts';
 import {
@@ -53,7 +54,10 @@ export class WorkDir {
   private constructor(readonly path: string) {}
 
   static async create(prefix = 'maas-ingest-'): Promise<WorkDir> {
-    return new WorkDir(await mkdtemp(join(tmpdir(), prefix)));
+    await removeStale(prefix);
+    const dir = new WorkDir(await mkdtemp(join(tmpdir(), `${prefix}${owner}-`)));
+    live.add(dir.path);
+    return dir;
   }
 
   async write(name: string, bytes: Uint8Array): Promise<ModelFile> {
@@ -83,9 +87,51 @@ export class WorkDir {
   }
 
   async dispose(): Promise<void> {
+    live.delete(this.path);
     await rm(this.path, { recursive: true, force: true });
   }
 }
+
+/** work dirs of this process (and thread) still in use */
+const live = new Set<string>();
+/** who owns a work dir: pid and thread, so a worker thread never takes its siblings' for stale */
+const owner = `${process.pid}.${threadId}`;
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: a process of another user holds that pid, so it is alive
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Removes the work dirs an ingest killed mid-way left behind (a Lambda time-out keeps /tmp for
+ * the next invocation, whose /tmp is sized for one ingest; `kill -9` of the local stack): those
+ * of a process that is gone, and this process's own that it no longer uses (a restarted Lambda
+ * runtime can get its predecessor's pid). Another live process's dirs are left alone.
+ */
+const removeStale = async (prefix: string): Promise<void> => {
+  let names: string[];
+  try {
+    names = await readdir(tmpdir());
+  } catch {
+    return;
+  }
+  await Promise.all(
+    names.map(async (name) => {
+      const match = new RegExp(`^${prefix}(\\d+)\\.(\\d+)-`).exec(name);
+      if (match === null) return;
+      const pid = Number(match[1]);
+      const path = join(tmpdir(), name);
+      const mine = `${match[1]}.${match[2]}` === owner;
+      if (mine ? live.has(path) : isAlive(pid)) return;
+      await rm(path, { recursive: true, force: true }).catch(() => undefined);
+    }),
+  );
+};
 
 let collector: (() => void) | undefined;
 

@@ -1,6 +1,7 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrate } from '../../src/ingest/calibrate.ts';
@@ -102,6 +103,32 @@ describe('an ingest’s work dir', () => {
     if (previous === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = previous;
     await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('removes what a killed ingest left behind, and nothing a live one uses', async () => {
+    // a dead process's dir (pid 2^22 + 1 is past Linux's pid_max), this process's orphan (a Lambda
+    // runtime restarted after a time-out with its predecessor's pid), a live process's dir
+    const dead = join(tmp, `maas-ingest-${2 ** 22 + 1}.0-abc123`);
+    const orphan = join(tmp, `maas-ingest-${process.pid}.${threadId}-def456`);
+    const other = join(tmp, `maas-ingest-${process.ppid}.0-ghi789`);
+    for (const dir of [dead, orphan, other]) {
+      await mkdir(dir);
+      await writeFile(join(dir, 'model.onnx'), new Uint8Array(16));
+    }
+    const kept = await WorkDir.create();
+    const next = await WorkDir.create();
+    try {
+      const names = await readdir(tmp);
+      expect(names).not.toContain(basename(dead));
+      expect(names).not.toContain(basename(orphan));
+      expect(names).toContain(basename(other));
+      expect(names).toContain(basename(kept.path));
+      expect(names).toContain(basename(next.path));
+    } finally {
+      await kept.dispose();
+      await next.dispose();
+      await rm(other, { recursive: true, force: true });
+    }
   });
 
   it('is gone once the upload is registered, variants and all', async () => {
