@@ -321,7 +321,7 @@ describe('console server, local stack', () => {
       ['/api/models/steer/promote', { version: 'x' }, 400, /version must be a positive integer/],
       ['/api/models/steer/promote', { version: 9 }, 404, /version 9/],
       ['/api/models/Bad!/promote', { version: 1 }, 400, /is not valid/],
-      ['/api/models/nobody/rollback', {}, 409, /nothing to roll back/],
+      ['/api/models/nobody/rollback', {}, 404, /model "nobody" does not exist/],
     ];
     for (const [path, body, status, message] of cases) {
       const answer = await post<{ error: string }>(path, body);
