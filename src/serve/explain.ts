@@ -438,15 +438,21 @@ const targetOf = (
  * alone first and its time stands in. Keyed by the session's input specs, which the runtime keeps
  * per loaded session, so the figures leave with an evicted session.
  */
-const evaluationCosts = new WeakMap<readonly TensorSpec[], Map<string, number>>();
+const evaluationCosts = new WeakMap<
+  readonly TensorSpec[],
+  Map<string, { ms: number; at: number }>
+>();
 
 /** Example shapes remembered per session; past it, the first learnt is forgotten. */
 const COST_SHAPES = 64;
 
-const learntCost = (loaded: LoadedModel, shapeKey: string): number | undefined =>
-  evaluationCosts.get(loaded.inputs)?.get(shapeKey);
+/** per-example ms of the shape's last timed batch, and that batch's size */
+const learntCost = (
+  loaded: LoadedModel,
+  shapeKey: string,
+): { ms: number; at: number } | undefined => evaluationCosts.get(loaded.inputs)?.get(shapeKey);
 
-const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
+const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number, at: number): void => {
   let costs = evaluationCosts.get(loaded.inputs);
   if (costs === undefined) {
     costs = new Map();
@@ -454,7 +460,7 @@ const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
   }
   // the first shape learnt is the first forgotten: a figure only needs to be recent, not ranked
   const known = costs.has(shapeKey);
-  costs.set(shapeKey, ms);
+  costs.set(shapeKey, { ms, at });
   if (!known && costs.size > COST_SHAPES) costs.delete(costs.keys().next().value ?? shapeKey);
 };
 
@@ -470,7 +476,39 @@ const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number): void => {
 const PROBE_SHARE = 0.1;
 const BATCH_SHARE = 0.5;
 const BATCH_PENALTY = 4;
-const GROWTH = 8;
+const GROWTH = 2;
+/**
+ * One example's cost rises with the batch it rides in (the int8 encoder at 128 tokens: 57 ms in a
+ * batch of 2, 146 ms in a batch of 64, about (64 ÷ 2)^0.27; found by the second attack): a batch
+ * larger than any this request timed is assumed to cost (its size ÷ that size)^0.3 more per example.
+ */
+const scaledCost = (perExample: number, timedAt: number, size: number): number =>
+  size > timedAt ? perExample * (size / timedAt) ** 0.3 : perExample;
+/** the budget a 413 advises leaves this much of the time it computes as affordable unspent */
+const ADVICE_SHARE = 0.7;
+/** bytes an attribution takes in the answer at most: an FP32 as JSON text and a comma */
+const ATTRIBUTION_BYTES = 18;
+
+/**
+ * Sessions whose answer for an example changes with the batch it rides in: dynamically quantized
+ * MatMuls (DynamicQuantizeLinear) take one scale over the whole batch tensor, so batching other
+ * examples beside x moved the encoder's attributions by 17–33% (found by attack). Checked once
+ * per session, by running x again at the head of its first batch and comparing with x alone;
+ * such a session is explained one example per run.
+ */
+const batchCoupling = new WeakMap<readonly TensorSpec[], 'coupled' | 'independent'>();
+
+/** whether two answers for the same example agree as the same computation's would */
+const sameAnswer = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => {
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) scale = Math.max(scale, Math.abs(a[i] ?? 0));
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (!(Math.abs(x - y) <= 1e-5 * Math.max(1, scale))) return Number.isNaN(x) && Number.isNaN(y);
+  }
+  return true;
+};
 
 /**
  * Explains one example: builds the baseline, lets the method evaluate x and its perturbed copies,
@@ -503,14 +541,28 @@ const explainExample = async (
     baseline: base.values[k] ?? new Float64Array(0),
   }));
   const exampleElements = inputs.reduce((sum, input) => sum + input.x.length, 0);
+  // the answer holds one attribution per input element: refuse now what could never be sent
+  if (exampleElements * ATTRIBUTION_BYTES > deps.limits.maxResponseBytes) {
+    throw new ExplanationTooCostlyError(
+      `the attributions of ${exampleElements} input elements would not fit the ` +
+        `${deps.limits.maxResponseBytes}-byte answer cap; explain an input of at most ` +
+        `${Math.floor(deps.limits.maxResponseBytes / ATTRIBUTION_BYTES)} elements`,
+    );
+  }
+  // batches stay within the model's own element bound too (what ingest saw it take), not only
+  // the platform's: it exists for the instance's memory
+  const elementCap = Math.min(
+    deps.limits.maxElements,
+    loaded.inputLimits?.maxElements ?? Number.POSITIVE_INFINITY,
+  );
   const batchSize = batchable
-    ? Math.max(
-        1,
-        Math.min(deps.explain.maxBatch, Math.floor(deps.limits.maxElements / exampleElements)),
-      )
+    ? Math.max(1, Math.min(deps.explain.maxBatch, Math.floor(elementCap / exampleElements)))
     : 1;
   const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
-  const learnt = batchable ? learntCost(loaded, shapeKey) : undefined;
+  const coupling = batchable ? batchCoupling.get(loaded.inputs) : undefined;
+  const learnt = batchable && coupling === 'independent' ? learntCost(loaded, shapeKey) : undefined;
+  /** x's answer from its lone run, to compare with x at the head of the first batch */
+  let alone: Float64Array | undefined;
 
   let chosen: { target: number; prediction: number } | undefined;
   /** the explained output's shape for one example, known from the first run */
@@ -523,27 +575,43 @@ const explainExample = async (
   let evaluationMs = 0;
   /** this request's own dearest per-example cost: of a batch of 2 or more, or of any run unbatched */
   let measured: number | undefined;
+  /** the largest batch `measured` comes from */
+  let measuredAt = 1;
   /** this request's run of one item alone (the prediction, or a probe) */
   let single: number | undefined;
-  let perItem = false;
+  let perItem = coupling === 'coupled';
   const runs: number[] = [];
   const elapsed = () => deps.now() - started;
   /**
    * Per-example ms assumed for the next batch, and where the figure comes from: this request's
    * batches (or unbatched runs), its one lone run scaled for batching, or the session's learnt cost.
    */
-  const estimate = (): { ms: number; from: 'measured' | 'single' | 'learnt' } | undefined => {
-    if (measured !== undefined) return { ms: measured, from: 'measured' };
+  const estimate = (
+    size = 1,
+  ): { ms: number; from: 'measured' | 'single' | 'learnt' } | undefined => {
+    if (measured !== undefined) {
+      return { ms: perItem ? measured : scaledCost(measured, measuredAt, size), from: 'measured' };
+    }
     if (single !== undefined) {
-      return batchable
-        ? { ms: single * BATCH_PENALTY, from: 'single' }
+      return batchable && !perItem
+        ? { ms: scaledCost(single * BATCH_PENALTY, 1, size), from: 'single' }
         : { ms: single, from: 'measured' };
     }
-    return learnt === undefined ? undefined : { ms: learnt, from: 'learnt' };
+    return learnt === undefined
+      ? undefined
+      : { ms: scaledCost(learnt.ms, learnt.at, size), from: 'learnt' };
+  };
+  /** what the rest of the plan costs at the batches it will run in */
+  const restMs = (): number => {
+    const rest = Math.max(0, planned - done);
+    return rest * (estimate(Math.min(batchSize, rest))?.ms ?? 0);
   };
   /** the explanation's other evaluations, at `ms` each, do not fit what is left */
   const tooSlow = (ms: number) => {
-    const affordable = Math.max(0, Math.floor((allowedMs - elapsed()) / Math.max(ms, 1e-3)) + done);
+    const affordable = Math.max(
+      0,
+      Math.floor((ADVICE_SHARE * (allowedMs - elapsed())) / Math.max(ms, 1e-3)) + done,
+    );
     let fits = false;
     try {
       planExplanation(inputs, {
@@ -560,7 +628,7 @@ const explainExample = async (
     const advice = fits
       ? `send parameters.budget of at most ${Math.min(params.budget - 1, affordable)}, or a larger window`
       : 'no budget this input can be explained with at that cost fits: send a larger window ' +
-        '(fewer players), method "occlusion" with a window, or a smaller input';
+        `(fewer players)${params.method === 'kernel-shap' ? ', method "occlusion" with a window' : ' or a larger stride'}, or a smaller input`;
     return new ExplanationTooCostlyError(
       `this explanation needs about ${planned} model evaluations at ~${ms.toFixed(2)} ms each, ` +
         `more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give it; ${advice}`,
@@ -579,28 +647,50 @@ const explainExample = async (
     planned = evaluations;
   };
   const nextBatch = (calls: number, left: number): number => {
-    const est = estimate();
-    if (est === undefined) return 1;
-    const timed = est.from === 'measured';
-    const fit = Math.floor(
-      ((timed ? BATCH_SHARE : PROBE_SHARE) * timeLeft()) / Math.max(est.ms, 1e-3),
-    );
-    const previous = calls === 0 ? Number.POSITIVE_INFINITY : (runs.at(-1) ?? 1) * GROWTH;
+    const base = estimate();
+    if (base === undefined) return 1;
+    const timed = base.from === 'measured';
+    // a first batch sized from the learnt cost grows no further than GROWTH × the batch it came from
+    const previous =
+      calls === 0
+        ? base.from === 'learnt' && learnt !== undefined
+          ? learnt.at * GROWTH
+          : Number.POSITIVE_INFINITY
+        : (runs.at(-1) ?? 1) * GROWTH;
+    let fit = Math.min(left, previous, batchSize);
+    const share = (timed ? BATCH_SHARE : PROBE_SHARE) * timeLeft();
+    while (fit > 1 && fit * (estimate(fit)?.ms ?? 0) > share) fit = Math.floor(fit / 2);
     // a probe holds 2 examples when it can, so what a batch costs gets measured at all; a learnt
     // cost another input may have inflated shrinks the probe to x alone rather than refusing
-    const floor = timed || (est.from === 'learnt' && 2 * est.ms > timeLeft()) ? 1 : 2;
-    return Math.min(left, previous, Math.max(floor, fit));
+    const pair = estimate(2)?.ms ?? base.ms;
+    const floor = timed || (base.from === 'learnt' && 2 * pair > timeLeft()) ? 1 : 2;
+    return Math.min(left, previous, batchSize, Math.max(floor, fit));
   };
   /** The answers of one batch, `perExample` values per item, batched when the model can be. */
   const run = async (batch: Float64Array[][], what: string): Promise<ArrayLike<number>> => {
     if (batchable && !perItem) {
-      const out = await runOutput(feedsOf(batch), what);
-      const values = asNumbers(out.data);
-      const each = perExample ?? values.length / batch.length;
+      // the session's first batch after x ran alone carries x again at its head, to learn
+      // whether an example's answer depends on its batch
+      const check = alone !== undefined && batchCoupling.get(loaded.inputs) === undefined;
+      const items = check ? [inputs.map((input) => input.x), ...batch] : batch;
+      const out = await runOutput(feedsOf(items), what);
+      let values = asNumbers(out.data);
+      const each = perExample ?? values.length / items.length;
+      if (check && alone !== undefined && out.shape[0] === items.length && Number.isInteger(each)) {
+        const head = Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN);
+        const independent = sameAnswer(alone, head);
+        batchCoupling.set(loaded.inputs, independent ? 'independent' : 'coupled');
+        if (independent) {
+          const rest = new Float64Array(batch.length * each);
+          for (let i = 0; i < rest.length; i++) rest[i] = values[each + i] ?? Number.NaN;
+          values = rest;
+        } else perItem = true;
+      }
       // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
       // batching cannot be read back, so this explanation runs one example at a time
       if (
-        out.shape[0] === batch.length &&
+        !perItem &&
+        out.shape[0] === items.length &&
         Number.isInteger(each) &&
         values.length === batch.length * each
       ) {
@@ -631,11 +721,12 @@ const explainExample = async (
     const est = estimate();
     // timed by this request: the rest of the plan must fit; scaled from its lone run: this batch
     // must; a learnt figure never refuses by itself (another client's input may have set it)
-    if (est?.from === 'measured' && elapsed() + (planned - done) * est.ms > allowedMs) {
-      throw tooSlow(est.ms);
+    if (est?.from === 'measured' && elapsed() + restMs() > allowedMs) {
+      throw tooSlow(estimate(Math.min(batchSize, planned - done))?.ms ?? est.ms);
     }
-    if (est?.from === 'single' && elapsed() + batch.length * est.ms > allowedMs) {
-      throw tooSlow(est.ms);
+    const batchEst = estimate(batch.length);
+    if (est?.from === 'single' && batchEst !== undefined) {
+      if (elapsed() + batch.length * batchEst.ms > allowedMs) throw tooSlow(batchEst.ms);
     }
     const first = chosen === undefined;
     const runStarted = deps.now();
@@ -651,9 +742,13 @@ const explainExample = async (
     done += batch.length;
     if (batchable && !perItem) {
       if (batch.length >= 2) {
-        measured = Math.max(measured ?? 0, ms / batch.length);
+        const perExampleMs = ms / batch.length;
+        measured = batch.length > measuredAt ? perExampleMs : Math.max(measured ?? 0, perExampleMs);
+        measuredAt = Math.max(measuredAt, batch.length);
         // learnt at once, so a refused explanation teaches the next one its cost too
-        learnCost(loaded, shapeKey, ms / batch.length);
+        if (batchCoupling.get(loaded.inputs) === 'independent') {
+          learnCost(loaded, shapeKey, perExampleMs, batch.length);
+        }
       } else single = Math.max(single ?? 0, ms);
     }
     const each = perExample ?? 1;
@@ -663,8 +758,10 @@ const explainExample = async (
       for (let i = 0; i < each; i++) row[i] = values[i] ?? Number.NaN;
       chosen = targetOf(params, outputName, row, outShape ?? [each]);
     }
-    if (first && batch.length === 1) predictionMs = ms;
-    else {
+    if (first && batch.length === 1) {
+      predictionMs = ms;
+      alone = Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN);
+    } else {
       evaluationMs += ms;
     }
     const target = chosen.target;
@@ -681,6 +778,16 @@ const explainExample = async (
     ...shape,
     onPlan,
   });
+  const finite =
+    Number.isFinite(explanation.baseValue) &&
+    explanation.attributions.every((a) => a.every(Number.isFinite));
+  if (!finite) {
+    throw new ExplainParameterError(
+      `output ${JSON.stringify(outputName)} is not finite at the baseline or at a perturbed copy ` +
+        `(base value ${explanation.baseValue}), so it cannot be attributed: send a baseline ` +
+        "(parameters.baseline) inside the range of the model's training data",
+    );
+  }
   const { target, prediction } = chosen ?? { target: 0, prediction: explanation.prediction };
   return {
     output: outputName,
@@ -828,7 +935,20 @@ export const explainV1 = async (
   const rowShape = stacked.shape.slice(1);
   const rowSize = count(rowShape);
   const explained: Explained[] = [];
+  let slowestRow = 0;
   for (let r = 0; r < rows; r++) {
+    // all rows share one allowance: once a row is timed, the rest must fit, else refuse now
+    const projected = deps.now() - started + (rows - r) * slowestRow;
+    if (r > 0 && projected > endsAt - started) {
+      const fits = Math.max(1, Math.floor((ADVICE_SHARE * (endsAt - started)) / slowestRow));
+      throw new ExplanationTooCostlyError(
+        `the ${rows} instances of this request are explained in turn within one allowance of ` +
+          `${Math.round(endsAt - started)} ms, and each takes about ${Math.round(slowestRow)} ms; ` +
+          `send at most ${fits} instances per request`,
+        { details: { instances: rows, fits } },
+      );
+    }
+    const rowStarted = deps.now();
     const row: DecodedTensor = {
       name: stacked.name,
       datatype: stacked.datatype,
@@ -837,6 +957,7 @@ export const explainV1 = async (
     };
     // one time allowance for every row: each row's explanation ends by the same deadline
     explained.push(await explainExample(deps, loaded, { inputs: [row] }, params, endsAt));
+    slowestRow = Math.max(slowestRow, deps.now() - rowStarted);
   }
   record(ex, explained);
   const explanations = explained.map(
