@@ -26,6 +26,7 @@ export const REJECTION_CODES = [
   'UnsupportedIoType',
   'UnsupportedElementType',
   'ControlCharacterInName',
+  'DuplicateName',
 ] as const;
 export type RejectionCode = (typeof REJECTION_CODES)[number];
 

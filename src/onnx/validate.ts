@@ -440,6 +440,53 @@ class Validator {
 }
 
 /**
+ * Names that must be unique, where onnxruntime and this code would otherwise read different
+ * models from the same bytes (found by attack): of two initializers named `w0` onnxruntime ran
+ * the first while the quantizer took the last, so the int8 variant served another model; of two
+ * default-domain opset imports this code read the first and onnxruntime the last; two outputs of
+ * one name answer twice under it.
+ */
+const checkUnique = (model: ModelProto, graph: GraphProto): void => {
+  const once = (names: Iterable<string>, what: string, fix: string): void => {
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (seen.has(name)) {
+        reject(
+          'DuplicateName',
+          `The model declares ${what} ${JSON.stringify(name.slice(0, 200))} more than once, and ` +
+            `runtimes disagree on which one counts. ${fix}`,
+          { what, name: name.slice(0, 200) },
+        );
+      }
+      seen.add(name);
+    }
+  };
+  once(
+    model.opsetImport.map((o) => o.domain),
+    'an opset import for domain',
+    'Export it with one opset version per domain.',
+  );
+  once(
+    [
+      ...graph.initializer.map((t) => t.name),
+      ...graph.sparseInitializer.map((s) => s.values?.name ?? ''),
+    ],
+    'the initializer',
+    'Export it with unique initializer names (onnx.checker rejects the file too).',
+  );
+  once(
+    graph.input.map((v) => v.name),
+    'the graph input',
+    'Export it with one name per input.',
+  );
+  once(
+    graph.output.map((v) => v.name),
+    'the graph output',
+    'Export it with one name per output.',
+  );
+};
+
+/**
  * Decides whether uploaded bytes may become a served model. Throws `ModelRejectedError` with a
  * distinct `code` per reason; returns the decoded model and its signature otherwise. The size cap
  * is checked before decoding, so an oversized upload costs no parse.
@@ -471,6 +518,7 @@ export const validateModel = (
     );
   }
   checkNames(model);
+  checkUnique(model, graph);
   new Validator(lim, model).checkModel(model, graph);
   return { model, signature: readSignature(model) };
 };

@@ -405,6 +405,56 @@ export const hostileModels = (): HostileModel[] => {
       expectedCode: 'ControlCharacterInName',
       messageIncludes: 'holds a control character',
     },
+    {
+      // onnxruntime ran the first `w`, the quantizer took the last: int8 served another model
+      name: 'two initializers of one name',
+      bytes: encodeModel(
+        model({
+          graph: graph({
+            ...io,
+            nodes: [node('Add', ['x', 'w'], ['y'])],
+            initializers: [ones('w', 4), ones('w', 4)],
+          }),
+          opset: 17,
+        }),
+      ),
+      expectedCode: 'DuplicateName',
+      messageIncludes: 'declares the initializer "w" more than once',
+    },
+    {
+      name: 'two opset imports of the default domain',
+      bytes: encodeModel(
+        model({
+          graph: graph({
+            ...io,
+            nodes: [node('Add', ['x', 'w'], ['y'])],
+            initializers: [ones('w', 4)],
+          }),
+          opset: [
+            { domain: '', version: 17 },
+            { domain: '', version: 7 },
+          ],
+        }),
+      ),
+      expectedCode: 'DuplicateName',
+      messageIncludes: 'declares an opset import for domain "" more than once',
+    },
+    {
+      name: 'two graph outputs of one name',
+      bytes: encodeModel(
+        model({
+          graph: graph({
+            ...io,
+            outputs: [...io.outputs, ...io.outputs],
+            nodes: [node('Add', ['x', 'w'], ['y'])],
+            initializers: [ones('w', 4)],
+          }),
+          opset: 17,
+        }),
+      ),
+      expectedCode: 'DuplicateName',
+      messageIncludes: 'declares the graph output "y" more than once',
+    },
   ];
 };
 
