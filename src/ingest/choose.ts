@@ -1,5 +1,4 @@
 import type * as ort from 'onnxruntime-node';
-import { errorMessage } from '../errors/index.ts';
 import {
   Agreement,
   type GateOptions,
@@ -19,6 +18,7 @@ import {
   openSession,
   readModel,
   releaseMemory,
+  runtimeMessage,
   sizeOf,
   type WorkDir,
 } from './model-file.ts';
@@ -125,7 +125,7 @@ const accurateEnough = async (
       { ...input.gate, objective: 'size' },
     );
   } catch (err) {
-    const unrunnable = `failed in onnxruntime (${errorMessage(err)})`;
+    const unrunnable = `failed in onnxruntime (${runtimeMessage(err)})`;
     return judgeVariants({ ...sizes, fp32CreateMs: 0, unrunnable }, input.gate);
   } finally {
     await session?.release();

@@ -7,6 +7,7 @@ export const INGEST_REJECTION_CODES = [
   'InvalidSamples',
   'LoadFailed',
   'LoadTooSlow',
+  'LoadTooLarge',
   'WarmupFailed',
   'WarmupTooSlow',
   'OutputSignatureMismatch',

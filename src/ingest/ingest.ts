@@ -1,4 +1,4 @@
-import { errorMessage, type MaasError } from '../errors/index.ts';
+import type { MaasError } from '../errors/index.ts';
 import {
   ModelRejectedError,
   type ModelSignature,
@@ -50,6 +50,7 @@ import {
   type ModelSource,
   readModel,
   releaseMemory,
+  runtimeMessage,
   WorkDir,
 } from './model-file.ts';
 import { describeAccuracy, parseUploadOptions, type UploadOptions } from './options.ts';
@@ -197,7 +198,7 @@ export async function ingestUpload(event: UploadEvent, deps: IngestDeps): Promis
   const { handle } = claimed;
   try {
     handle.startHeartbeat(clock, (err) =>
-      log.warn('ingest: could not renew the claim lease', { key, error: errorMessage(err) }),
+      log.warn('ingest: could not renew the claim lease', { key, error: runtimeMessage(err) }),
     );
     return await run({ deps, log, clock, store, model, upload, handle }, claimed);
   } finally {
@@ -302,11 +303,11 @@ async function settleFailure(ctx: Context, err: unknown): Promise<IngestResult> 
   try {
     if (isRejection(err)) return await reject(ctx, err.code, err.message, err.details);
     if (handle.claim.attempt >= attempts) {
-      log.error('ingest: failed on its last attempt', { ...upload, error: errorMessage(err) });
+      log.error('ingest: failed on its last attempt', { ...upload, error: runtimeMessage(err) });
       return await reject(
         ctx,
         'IngestFailed',
-        `Ingest failed ${attempts} times on this upload (last: ${errorMessage(err)}). Upload it ` +
+        `Ingest failed ${attempts} times on this upload (last: ${runtimeMessage(err)}). Upload it ` +
           'again; if it keeps failing, the operators have the ingest logs.',
         {},
       );
@@ -318,12 +319,12 @@ async function settleFailure(ctx: Context, err: unknown): Promise<IngestResult> 
   log.warn('ingest: failed, leaving it for the retry', {
     ...upload,
     model,
-    error: errorMessage(failure),
+    error: runtimeMessage(failure),
   });
   try {
     await handle.update({ state: 'released' });
   } catch (releaseError) {
-    log.warn('ingest: could not release the claim', { error: errorMessage(releaseError) });
+    log.warn('ingest: could not release the claim', { error: runtimeMessage(releaseError) });
   }
   throw failure;
 }
@@ -657,7 +658,8 @@ const specText = (spec: TensorSpec): string =>
  * send real ones.
  */
 function onSynthesizedInputs(err: unknown, key: string, signature: ModelSignature): unknown {
-  if (!(err instanceof UploadRejectedError)) return err;
+  // the load's failures are the file's, whatever the inputs: samples would not change them
+  if (!(err instanceof UploadRejectedError) || err.code.startsWith('Load')) return err;
   const file = key.split('/').at(-1) ?? 'model.onnx';
   const message = err.message.replace(
     /on sample #(\d+)/,
@@ -716,7 +718,7 @@ function variantProblem(variant: Uint8Array, deps: IngestDeps): string | undefin
     validateModel(variant, { ...deps.validationLimits, maxBytes: deps.settings.maxModelBytes });
     return undefined;
   } catch (err) {
-    return `the int8 variant failed validation: ${errorMessage(err)}`;
+    return `the int8 variant failed validation: ${runtimeMessage(err)}`;
   }
 }
 
@@ -740,7 +742,7 @@ async function quantizeVariant(
   });
   const written = await quantizeInto(fp32, deps, workDir).catch(
     (err: unknown): Quantized => ({
-      report: notApplied(`the quantizer failed: ${errorMessage(err)}`),
+      report: notApplied(`the quantizer failed: ${runtimeMessage(err)}`),
     }),
   );
   if (written.variant === undefined) return written;

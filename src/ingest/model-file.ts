@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { threadId } from 'node:worker_threads';
+import { errorMessage } from '../errors/index.ts';
 import type { ModelProto } from '../onnx/index.ts';
 import { modelPieces } from '../quantize/index.ts';
 import {
@@ -53,8 +54,9 @@ export const readWhole = async (path: string): Promise<Uint8Array> => {
 export class WorkDir {
   private constructor(readonly path: string) {}
 
-  static async create(prefix = 'maas-ingest-'): Promise<WorkDir> {
-    await removeStale(prefix);
+  static async create(prefix: (typeof PREFIXES)[number] = 'maas-ingest-'): Promise<WorkDir> {
+    // every kind: a calibration killed mid-way would otherwise wait for the next calibration
+    for (const kind of PREFIXES) await removeStale(kind);
     const dir = new WorkDir(await mkdtemp(join(tmpdir(), `${prefix}${owner}-`)));
     live.add(dir.path);
     return dir;
@@ -91,6 +93,19 @@ export class WorkDir {
     await rm(this.path, { recursive: true, force: true });
   }
 }
+
+/** the work dirs' prefixes: a new ingest clears stale ones of every kind */
+const PREFIXES = ['maas-ingest-', 'maas-calibrate-', 'maas-optimize-'] as const;
+
+/** a path inside a work dir, up to its last separator */
+const WORK_PATH = /\/(?:[^\s'"/]+\/)*maas-(?:ingest|calibrate|optimize)-[^\s'"/]+\//g;
+
+/**
+ * An error's message without work-dir paths: onnxruntime names the file it loaded ("Load model
+ * from /tmp/maas-ingest-4567.0-1TmXs1/model.onnx failed"), which told an uploader the temp path
+ * and pid and made one upload's recorded reason differ between runs (found by attack).
+ */
+export const runtimeMessage = (err: unknown): string => errorMessage(err).replace(WORK_PATH, '');
 
 /** work dirs of this process (and thread) still in use */
 const live = new Set<string>();

@@ -1,10 +1,16 @@
 import { stat } from 'node:fs/promises';
 import type * as ort from 'onnxruntime-node';
-import { errorMessage } from '../errors/index.ts';
 import { Agreement, median } from '../quantize/index.ts';
 import type { OptimizedVariant } from '../registry/index.ts';
 import { runtimeVersion, type SessionSettings } from '../runtime/index.ts';
-import { type ModelSource, openSession, readWhole, releaseMemory, WorkDir } from './model-file.ts';
+import {
+  type ModelSource,
+  openSession,
+  readWhole,
+  releaseMemory,
+  runtimeMessage,
+  WorkDir,
+} from './model-file.ts';
 import type { Feeds } from './samples.ts';
 
 export type PreOptimized = Pick<
@@ -97,7 +103,7 @@ const optimizeInto = async (
     await s.release();
     optimized = { path, bytes: (await stat(path)).size };
   } catch (err) {
-    return { skipped: `onnxruntime could not write the optimized graph (${errorMessage(err)})` };
+    return { skipped: `onnxruntime could not write the optimized graph (${runtimeMessage(err)})` };
   }
   const plain: Measured = { createMs: [], runMs: [] };
   const levels = { disabled: { createMs: [], runMs: [] }, all: { createMs: [], runMs: [] } };
@@ -119,7 +125,7 @@ const optimizeInto = async (
       }
     }
   } catch (err) {
-    return { skipped: `the optimized graph failed in onnxruntime (${errorMessage(err)})` };
+    return { skipped: `the optimized graph failed in onnxruntime (${runtimeMessage(err)})` };
   }
   if (agreement.broken !== undefined || !(agreement.cosine >= MIN_COSINE)) {
     return {

@@ -15,6 +15,11 @@ export interface IngestSettings {
   loadTimeoutMs: number;
   /** `MAAS_INGEST_RUN_TIMEOUT_MS`: each warm-up run must finish within this */
   runTimeoutMs: number;
+  /**
+   * `MAAS_INGEST_LOAD_SLACK_BYTES`: what loading a model may add to the process's memory beyond
+   * 4× its file size (constant folding can expand a 170-byte file to 512 MB)
+   */
+  loadSlackBytes: number;
   /** `MAAS_GATE_MIN_COSINE`: int8 must keep this cosine similarity to fp32 on every output */
   minCosine: number;
   /** `MAAS_GATE_OBJECTIVE`: `latency` (int8 must also be no slower) or `size` */
@@ -39,6 +44,7 @@ export const INGEST_DEFAULTS: Readonly<Omit<IngestSettings, 'intraOpThreads'>> =
   loadTimeoutMs: 60_000,
   /** a sample slower than predict's timeout could never be served */
   runTimeoutMs: 10_000,
+  loadSlackBytes: 256 * MiB,
   minCosine: DEFAULT_MIN_COSINE,
   objective: 'latency',
   canaryWeight: 0.1,
@@ -53,6 +59,7 @@ const INTEGERS = {
   maxSampleElements: ['MAAS_MAX_SAMPLE_ELEMENTS', undefined],
   loadTimeoutMs: ['MAAS_INGEST_LOAD_TIMEOUT_MS', undefined],
   runTimeoutMs: ['MAAS_INGEST_RUN_TIMEOUT_MS', undefined],
+  loadSlackBytes: ['MAAS_INGEST_LOAD_SLACK_BYTES', undefined],
 } as const satisfies Partial<Record<keyof IngestSettings, readonly [string, number | undefined]>>;
 
 /** Reads the ingest settings once (at cold start); a bad value names its variable. */

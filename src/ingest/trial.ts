@@ -1,5 +1,4 @@
 import * as ort from 'onnxruntime-node';
-import { errorMessage } from '../errors/index.ts';
 import type { TensorSpec } from '../onnx/index.ts';
 import {
   Agreement,
@@ -16,14 +15,20 @@ import {
   type Session,
   type SessionSettings,
 } from '../runtime/index.ts';
+import { fmtBytes } from '../util/index.ts';
 import { UploadRejectedError } from './errors.ts';
-import { type ModelSource, openSession, sizeOf } from './model-file.ts';
+import { type ModelSource, openSession, runtimeMessage, sizeOf } from './model-file.ts';
 import type { Feeds } from './samples.ts';
 
 export interface TrialCaps {
   loadTimeoutMs: number;
   runTimeoutMs: number;
+  /** memory loading may add beyond LOAD_EXPANSION × the file's size; none: not checked */
+  loadSlackBytes?: number;
 }
+
+/** what a session may hold per byte of its file: weights, the arena, onnxruntime's own copies */
+export const LOAD_EXPANSION = 4;
 
 export interface WarmupReport {
   samples: number;
@@ -79,18 +84,34 @@ export const warmUp = async (
   outputs: readonly TensorSpec[],
 ): Promise<WarmupReport> => {
   const loadStart = performance.now();
+  const rssBefore = process.memoryUsage.rss();
   let session: Session;
   try {
     session = await openSession(model, settings);
   } catch (err) {
     throw new UploadRejectedError(
       'LoadFailed',
-      `onnxruntime could not load the model: ${errorMessage(err)}. Check that the model runs in ` +
+      `onnxruntime could not load the model: ${runtimeMessage(err)}. Check that the model runs in ` +
         `onnxruntime ${runtimeVersion()} (CPU) before uploading it.`,
       { cause: err },
     );
   }
   try {
+    // A constant the graph computes (Expand or ConstantOfShape of a constant shape) is folded
+    // while the session is created: a 170-byte upload became 512 MB, which the predict cache,
+    // weighing sessions by file size, counted as 170 bytes (found by attack).
+    const grown = process.memoryUsage.rss() - rssBefore;
+    const size = sizeOf(model);
+    if (caps.loadSlackBytes !== undefined && grown > LOAD_EXPANSION * size + caps.loadSlackBytes) {
+      throw new UploadRejectedError(
+        'LoadTooLarge',
+        `onnxruntime took ${fmtBytes(grown)} of memory to load this ${fmtBytes(size)} model, more ` +
+          `than ${LOAD_EXPANSION}× its size plus ${fmtBytes(caps.loadSlackBytes)}: constants the graph ` +
+          'computes (an Expand or ConstantOfShape of a constant shape) are expanded at load, and a ' +
+          'predict instance would run out of memory. Upload the model with those tensors as initializers.',
+        { details: { loadBytes: grown, bytes: size } },
+      );
+    }
     const loadMs = performance.now() - loadStart;
     if (loadMs > caps.loadTimeoutMs) {
       throw new UploadRejectedError(
@@ -109,7 +130,7 @@ export const warmUp = async (
       } catch (err) {
         throw new UploadRejectedError(
           'WarmupFailed',
-          `The model failed on sample #${index + 1}: ${errorMessage(err)}. Upload samples ` +
+          `The model failed on sample #${index + 1}: ${runtimeMessage(err)}. Upload samples ` +
             '(a .samples.json sidecar) the model accepts, or fix the model.',
           { cause: err, details: { sample: index + 1 } },
         );
@@ -176,7 +197,7 @@ export const evaluateVariants = async (input: VariantsInput): Promise<GateResult
     try {
       [int8, int8CreateMs] = await timed(() => openSession(int8Bytes, input.session));
     } catch (err) {
-      const unrunnable = `failed to load in onnxruntime (${errorMessage(err)})`;
+      const unrunnable = `failed to load in onnxruntime (${runtimeMessage(err)})`;
       return judgeVariants({ ...sizes, fp32CreateMs, unrunnable }, options);
     }
     const i8 = int8;
@@ -200,7 +221,7 @@ export const evaluateVariants = async (input: VariantsInput): Promise<GateResult
         }
       }
     } catch (err) {
-      const unrunnable = `failed to run in onnxruntime (${errorMessage(err)})`;
+      const unrunnable = `failed to run in onnxruntime (${runtimeMessage(err)})`;
       return judgeVariants({ ...sizes, fp32CreateMs, int8CreateMs, unrunnable }, options);
     }
     return judgeVariants(

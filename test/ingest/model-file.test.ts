@@ -9,6 +9,7 @@ import {
   openSession,
   readModel,
   releaseMemory,
+  runtimeMessage,
   sizeOf,
   WorkDir,
 } from '../../src/ingest/model-file.ts';
@@ -91,6 +92,17 @@ describe('calibration on the model file with its outputs appended', () => {
   });
 });
 
+describe('runtimeMessage', () => {
+  it('leaves work-dir paths out of what onnxruntime says (found by attack)', () => {
+    const err = new Error(
+      `Load model from ${join(tmpdir(), 'maas-ingest-4567.0-1TmXs1')}/model.onnx failed: Duplicate definition-site for (x)`,
+    );
+    expect(runtimeMessage(err)).toBe(
+      'Load model from model.onnx failed: Duplicate definition-site for (x)',
+    );
+  });
+});
+
 describe('an ingest’s work dir', () => {
   let tmp: string;
   let previous: string | undefined;
@@ -109,6 +121,9 @@ describe('an ingest’s work dir', () => {
     // a dead process's dir (pid 2^22 + 1 is past Linux's pid_max), this process's orphan (a Lambda
     // runtime restarted after a time-out with its predecessor's pid), a live process's dir
     const dead = join(tmp, `maas-ingest-${2 ** 22 + 1}.0-abc123`);
+    // a calibration's, killed mid-way: cleared by the next ingest, not only the next calibration
+    const deadCalibration = join(tmp, `maas-calibrate-${2 ** 22 + 1}.0-jkl012`);
+    await mkdir(deadCalibration);
     const orphan = join(tmp, `maas-ingest-${process.pid}.${threadId}-def456`);
     const other = join(tmp, `maas-ingest-${process.ppid}.0-ghi789`);
     for (const dir of [dead, orphan, other]) {
@@ -120,6 +135,7 @@ describe('an ingest’s work dir', () => {
     try {
       const names = await readdir(tmp);
       expect(names).not.toContain(basename(dead));
+      expect(names).not.toContain(basename(deadCalibration));
       expect(names).not.toContain(basename(orphan));
       expect(names).toContain(basename(other));
       expect(names).toContain(basename(kept.path));
