@@ -14,7 +14,9 @@ import { encodedResult } from './encode.ts';
 import { countUses, NameAllocator, subgraphsOf, walkNodes } from './graph.ts';
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
+  asOffsetUint8,
   dropTransientBuffer,
+  OFFSET_ZERO_POINT,
   type PerChannelWeight,
   quantizePerChannel,
   quantizePerTensor,
@@ -50,10 +52,10 @@ export const DEFAULT_MIN_ELEMENTS = 4096;
 
 const MS_DOMAIN = 'com.microsoft';
 export const SCHEME_MATMUL_INTEGER =
-  'dynamic int8: DynamicQuantizeLinear + MatMulInteger, per-channel symmetric weights; ' +
+  'dynamic int8: DynamicQuantizeLinear + MatMulInteger, per-channel symmetric weights (uint8 around 128); ' +
   'Gather tables per-tensor (DequantizeLinear)';
 export const SCHEME_DYNAMIC_QUANTIZE_MATMUL =
-  'dynamic int8: com.microsoft DynamicQuantizeMatMul, per-channel symmetric weights; ' +
+  'dynamic int8: com.microsoft DynamicQuantizeMatMul, per-channel symmetric weights (uint8 around 128); ' +
   'Gather tables per-tensor (DequantizeLinear)';
 
 /** A constant weight, found through any Identity or 2-D Transpose nodes between it and its use. */
@@ -148,7 +150,7 @@ class Rewriter {
   readonly names: NameAllocator;
   readonly newInitializers: TensorProto[] = [];
   /** int8 weights by (source, orientation): tied weights are stored once */
-  readonly #weights = new Map<string, { qName: string; w: PerChannelWeight }>();
+  readonly #weights = new Map<string, { qName: string; zeroName: string; w: PerChannelWeight }>();
   readonly #scales = new Map<string, string>();
 
   constructor(
@@ -159,13 +161,21 @@ class Rewriter {
     this.names = new NameAllocator(graph);
   }
 
-  init(base: string, dataType: TensorProto_DataType, dims: number[], v: Int8Array | Float32Array) {
+  init(
+    base: string,
+    dataType: TensorProto_DataType,
+    dims: number[],
+    v: Int8Array | Uint8Array | Float32Array,
+  ) {
     const name = this.names.fresh(base);
     this.newInitializers.push(rawTensor(name, dataType, dims, v));
     return name;
   }
 
-  /** int8 B [K, N] and its per-channel scales (times Gemm's alpha), or why the weight stays float */
+  /**
+   * int8 B [K, N] stored as uint8 around zero point 128 (`asOffsetUint8`), and its per-channel
+   * scales (times Gemm's alpha), or why the weight stays float
+   */
   weight(c: ConstWeight, alpha: number, minElements: number) {
     const key = `${c.source}\u0000${c.transposed}`;
     let entry = this.#weights.get(key);
@@ -181,8 +191,11 @@ class Rewriter {
       const [rows = 0, cols = 0] = read.dims;
       const w = quantizePerChannel(read.data, rows, cols, c.transposed);
       if (typeof w === 'string') return w;
-      const qName = this.init(`${c.source}_quantized`, TensorProto_DataType.INT8, [w.k, w.n], w.q);
-      entry = { qName, w };
+      const { UINT8 } = TensorProto_DataType;
+      const qName = this.init(`${c.source}_quantized`, UINT8, [w.k, w.n], asOffsetUint8(w.q));
+      const zero = Uint8Array.of(OFFSET_ZERO_POINT);
+      const zeroName = this.init(`${c.source}_zero_point`, UINT8, [], zero);
+      entry = { qName, zeroName, w };
       this.#weights.set(key, entry);
     }
     const scaleKey = `${key}\u0000${alpha}`;
@@ -193,7 +206,7 @@ class Rewriter {
       scaleName = this.init(`${c.source}_scale`, TensorProto_DataType.FLOAT, [entry.w.n], s);
       this.#scales.set(scaleKey, scaleName);
     }
-    return { qName: entry.qName, scaleName, n: entry.w.n };
+    return { qName: entry.qName, zeroName: entry.zeroName, scaleName, n: entry.w.n };
   }
 
   /** an int8 copy of a Gather table with its scalar scale and zero point, or why it stays float */
@@ -291,8 +304,8 @@ const rewriteNode = (
   out.push(...bias.nodes);
   const product = bias.add ? fresh('product') : y;
   if (rw.useContribOp) {
-    const inputs = [input, w.qName, w.scaleName];
-    if (bias.row) inputs.push('', bias.row);
+    const inputs = [input, w.qName, w.scaleName, w.zeroName];
+    if (bias.row) inputs.push(bias.row);
     out.push(
       node(
         'DynamicQuantizeMatMul',
@@ -316,7 +329,7 @@ const rewriteNode = (
     const [acc, accF, scale] = [fresh('int32'), fresh('float'), fresh('scale')];
     out.push(
       node('DynamicQuantizeLinear', [input], [xq, xs, xz], {}, fresh('quantize_x')),
-      node('MatMulInteger', [xq, w.qName, xz], [acc], {}, fresh('matmul_integer')),
+      node('MatMulInteger', [xq, w.qName, xz, w.zeroName], [acc], {}, fresh('matmul_integer')),
       node('Cast', [acc], [accF], { to: TensorProto_DataType.FLOAT }, fresh('cast')),
       node('Mul', [xs, w.scaleName], [scale], {}, fresh('scale_product')),
       node('Mul', [accF, scale], [product], {}, fresh('rescale')),
@@ -408,7 +421,7 @@ export const pruneUnused = (
 
 /**
  * Dynamic int8 quantization of the constant weights of MatMul and Gemm. Activations are quantized
- * at run time per tensor (uint8), weights ahead of time per output channel (int8, symmetric).
+ * at run time per tensor (uint8), weights ahead of time per output channel (int8, symmetric, stored as uint8 around 128).
  * Constant float tables read by Gather (embeddings) are stored int8 per tensor as well: in an
  * encoder they are the largest float left once the projections are int8.
  * From ai.onnx opset 11 the rewrite uses standard ops that onnxruntime fuses; below it, the

@@ -28,8 +28,10 @@ import {
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
+  asOffsetUint8,
   dropTransientBuffer,
   float32Shape,
+  OFFSET_ZERO_POINT,
   quantizeAxis0,
   quantizeBias,
   quantizePerChannel,
@@ -74,7 +76,7 @@ export interface StaticPlan {
 
 export const SCHEME_STATIC_QDQ =
   'static int8 (QDQ): uint8 activations calibrated on the samples, per-channel symmetric int8 ' +
-  'weights of Conv, MatMul and Gemm, int32 biases';
+  '(uint8 around 128) weights of Conv, MatMul and Gemm, int32 biases';
 
 const MS_DOMAIN = 'com.microsoft';
 const { FLOAT, INT8, UINT8, INT32, INT64 } = TensorProto_DataType;
@@ -495,9 +497,11 @@ const quantizeQdq = (
       biasName = names.fresh(`${base}_bias_dequantized`);
       front.push(qdq('DequantizeLinear', [bq, bs], biasName, 0));
     }
-    const wName = init(`${base}_weight_quantized`, INT8, wq.dims, wq.q);
+    // uint8 around 128, as the dynamic scheme stores them (`asOffsetUint8`: no int16 saturation)
+    const wName = init(`${base}_weight_quantized`, UINT8, wq.dims, asOffsetUint8(wq.q));
     const ws = init(`${base}_weight_scale`, FLOAT, [channels], wq.scales);
-    const wz = init(`${base}_weight_zero_point`, INT8, [channels], new Int8Array(channels));
+    const zeros = new Uint8Array(channels).fill(OFFSET_ZERO_POINT);
+    const wz = init(`${base}_weight_zero_point`, UINT8, [channels], zeros);
     const wDq = names.fresh(`${base}_weight_dequantized`);
     front.push(qdq('DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
     n.input[1] = wDq;

@@ -179,6 +179,23 @@ export const quantizePerTensor = (w: Float32Array): { q: Int8Array; scale: numbe
   return { q, scale };
 };
 
+/**
+ * Symmetric int8 weights rewritten in place as uint8 with zero point 128 (offset binary: the
+ * same values, read as `v - 128`). onnxruntime's u8×s8 kernels on x86 CPUs without VNNI multiply
+ * with VPMADDUBSW, which adds two u8·s8 products into a saturating int16: at full range
+ * (255 · 127 · 2) the sum overflows, and the generated encoder lost accuracy on such a CPU (cosine
+ * 0.9979 against 0.9996 on one with VNNI). u8×u8 kernels have no such step, so the accuracy the
+ * gate measures at ingest holds on whichever host serves the variant.
+ */
+export const asOffsetUint8 = (q: Int8Array): Uint8Array => {
+  const u = new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
+  for (let i = 0; i < u.length; i++) u[i] = u[i]! ^ 0x80;
+  return u;
+};
+
+/** The zero point of `asOffsetUint8` weights. */
+export const OFFSET_ZERO_POINT = 128;
+
 // |w / scale| <= 127 by construction; the clamp only absorbs float rounding at the edge.
 const clampRound = (v: number): number => Math.min(127, Math.max(-127, Math.round(v)));
 

@@ -19,7 +19,7 @@ import {
 } from '../../src/quantize/index.ts';
 import { mlpModel, noMatMulModel, randomFloats } from '../support/quantize-fixtures.ts';
 
-const { FLOAT, INT8, INT64 } = TensorProto_DataType;
+const { FLOAT, INT64, UINT8 } = TensorProto_DataType;
 
 const ops = (m: ModelProto) =>
   m.graph!.node.map((n) => (n.domain ? `${n.domain}.` : '') + n.opType);
@@ -89,12 +89,29 @@ describe('quantizeModel', () => {
     expect(after.graph!.output).toEqual(before.graph!.output);
     expect(after.opsetImport).toEqual(before.opsetImport);
     expect(after.irVersion).toBe(before.irVersion);
-    // the float weights are gone, replaced by int8 [K, N] and one scale per output channel
+    // the float weights are gone, replaced by int8 values [K, N] stored as uint8 around zero
+    // point 128 (no int16 saturation in onnxruntime's x86 kernels) and one scale per channel
     expect(initializer(after, 'w0')).toBeUndefined();
     expect(initializer(after, 'w1')).toBeUndefined();
     const q0 = initializer(after, 'w0_quantized');
-    expect(q0?.dataType).toBe(INT8);
+    expect(q0?.dataType).toBe(UINT8);
     expect(q0?.dims).toEqual([256n, 512n]);
+    const z0 = initializer(after, 'w0_zero_point');
+    expect([z0?.dataType, [...(z0?.rawData ?? [])]]).toEqual([UINT8, [128]]);
+    expect(after.graph!.node.find((n) => n.opType === 'MatMulInteger')?.input).toEqual([
+      expect.any(String),
+      'w0_quantized',
+      expect.any(String),
+      'w0_zero_point',
+    ]);
+    // symmetric: every stored value is within 128 ± 127, and each column reaches an end of it
+    const values = q0!.rawData;
+    expect(values.reduce((m, v) => Math.min(m, v), 255)).toBeGreaterThanOrEqual(1);
+    for (const c of [0, 1, 511]) {
+      let reach = 0;
+      for (let r = 0; r < 256; r++) reach = Math.max(reach, Math.abs(values[r * 512 + c]! - 128));
+      expect(reach).toBe(127);
+    }
     expect(initializer(after, 'w0_scale')?.dims).toEqual([512n]);
     // the biases the MLP adds after each MatMul are untouched, and still read by their Add
     expect(initializer(after, 'b0')).toEqual(initializer(before, 'b0'));
@@ -217,8 +234,10 @@ describe('quantizeModel', () => {
     expect(names.sort()).toEqual([
       'v_quantized:64x96',
       'v_scale:96',
+      'v_zero_point:',
       'w_quantized:64x96',
       'w_scale:96',
+      'w_zero_point:',
     ]);
     expect(ops(after)).not.toContain('Transpose');
   });
@@ -232,7 +251,7 @@ describe('quantizeModel', () => {
     );
     const after = quantizedModel(quantizeModel(fp32).bytes);
     expect(initializer(after, 'w')?.dataType).toBe(FLOAT);
-    expect(initializer(after, 'w_quantized')?.dataType).toBe(INT8);
+    expect(initializer(after, 'w_quantized')?.dataType).toBe(UINT8);
   });
 
   it('skips weights callers may override (graph inputs from IR 4 on) and non-finite weights', () => {
@@ -355,6 +374,7 @@ describe('quantizeModel', () => {
       'B',
       'w_quantized',
       'w_scale',
+      'w_zero_point',
     ]);
   });
 });

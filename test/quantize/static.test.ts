@@ -65,7 +65,11 @@ describe('static QDQ quantization', () => {
       expect(intAttr(wDq, 'axis')).toBe(0);
       const weight = init(m, wDq!.input[0]!);
       const scales = init(m, wDq!.input[1]!);
-      expect(weight?.dataType).toBe(INT8);
+      // int8 values stored as uint8 around 128, as in the dynamic scheme
+      expect(weight?.dataType).toBe(UINT8);
+      const zeros = init(m, wDq!.input[2]!);
+      expect(zeros?.dataType).toBe(UINT8);
+      expect(new Set(zeros?.rawData)).toEqual(new Set([128]));
       // one scale per output channel
       expect(Number(scales?.dims[0])).toBe(Number(weight?.dims[0]));
       const bDq = producerOf(m, conv.input[2]!);
