@@ -184,18 +184,16 @@ const plannedEvaluations = (chosen: Plan, budget: number): number => {
   return chosen.mode === 'exact' ? 2 ** chosen.players.count : budget;
 };
 
-/**
- * Explains f at x against the baseline: attributions shaped like the inputs, and f(baseline).
- * `fx` is f(x) when the caller knows it already; without it, x rides as the first item of the
- * first batch, so a model with a dynamic batch dimension answers the prediction and the
- * perturbed copies in the same run.
- */
-export const explain = async (
-  inputs: readonly ExplainInput[],
-  fx: number | undefined,
-  evaluate: Evaluate,
-  options: ExplainOptions,
-): Promise<Explanation> => {
+/** Evaluates items in batches for one explanation (`inBatches` with its x, f and options bound). */
+type Run = <T>(
+  items: readonly T[],
+  build: (item: T) => Float64Array[],
+) => Promise<{ fx: number; outputs: Float64Array }>;
+
+type OcclusionWindow = { input: number; indices: Int32Array };
+
+/** Refuses a batch size or a first batch size that is not a positive integer. */
+const checkBatchSizes = (options: ExplainOptions): void => {
   const first = options.firstBatch ?? options.batchSize;
   if (!Number.isSafeInteger(options.batchSize) || options.batchSize < 1) {
     throw new ExplainParameterError(
@@ -205,55 +203,73 @@ export const explain = async (
   if (!Number.isSafeInteger(first) || first < 1) {
     throw new ExplainParameterError(`first batch size must be a positive integer, got ${first}`);
   }
-  const chosen = plan(inputs, options);
-  options.onPlan?.(plannedEvaluations(chosen, options.budget), chosen.method);
-  const x = fx === undefined ? inputs.map((input) => input.x) : undefined;
-  const batches: number[] = [];
-  const run = <T>(items: readonly T[], build: (item: T) => Float64Array[]) =>
-    inBatches(items, build, x, evaluate, options, batches);
+};
 
-  if (chosen.method === 'occlusion') {
-    const baselineItem = inputs.map((input) => input.baseline);
-    const ran = await run([undefined, ...chosen.windows], (w) => {
-      if (w === undefined) return baselineItem;
-      return inputs.map((input, k) => {
-        if (k !== w.input) return input.x;
-        const out = Float64Array.from(input.x);
-        for (const i of w.indices) out[i] = input.baseline[i] ?? 0;
-        return out;
-      });
-    });
-    const prediction = fx ?? ran.fx;
-    const outputs = ran.outputs;
-    const sums = inputs.map((input) => new Float64Array(input.x.length));
-    const cover = inputs.map((input) => new Float64Array(input.x.length));
-    chosen.windows.forEach((w, j) => {
-      const share = (prediction - (outputs[j + 1] ?? 0)) / w.indices.length;
-      const sum = sums[w.input];
-      const count = cover[w.input];
-      if (!sum || !count) return;
-      for (const i of w.indices) {
-        sum[i] = (sum[i] ?? 0) + share;
-        count[i] = (count[i] ?? 0) + 1;
-      }
-    });
-    sums.forEach((sum, k) => {
-      const count = cover[k];
-      for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] ?? 0) / Math.max(1, count?.[i] ?? 1);
-    });
-    return {
-      method: 'occlusion',
-      mode: 'windows',
-      players: chosen.windows.length,
-      grouping: 'windows',
-      prediction,
-      baseValue: outputs[0] ?? 0,
-      attributions: sums,
-      evaluations: 1 + outputs.length,
-      batches,
-    };
-  }
+/** Each element's occlusion attribution: f's drop over the windows covering it, averaged. */
+const occlusionAttributions = (
+  inputs: readonly ExplainInput[],
+  windows: readonly OcclusionWindow[],
+  prediction: number,
+  outputs: Float64Array,
+): Float64Array[] => {
+  const sums = inputs.map((input) => new Float64Array(input.x.length));
+  const cover = inputs.map((input) => new Float64Array(input.x.length));
+  windows.forEach((w, j) => {
+    const share = (prediction - (outputs[j + 1] ?? 0)) / w.indices.length;
+    const sum = sums[w.input];
+    const count = cover[w.input];
+    if (!sum || !count) return;
+    for (const i of w.indices) {
+      sum[i] = (sum[i] ?? 0) + share;
+      count[i] = (count[i] ?? 0) + 1;
+    }
+  });
+  sums.forEach((sum, k) => {
+    const count = cover[k];
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] ?? 0) / Math.max(1, count?.[i] ?? 1);
+  });
+  return sums;
+};
 
+/** Occlusion: f at the baseline, then at x with each window in turn set to the baseline. */
+const explainByOcclusion = async (
+  inputs: readonly ExplainInput[],
+  fx: number | undefined,
+  windows: readonly OcclusionWindow[],
+  run: Run,
+): Promise<Omit<Explanation, 'batches'>> => {
+  const baselineItem = inputs.map((input) => input.baseline);
+  const ran = await run([undefined, ...windows], (w) => {
+    if (w === undefined) return baselineItem;
+    return inputs.map((input, k) => {
+      if (k !== w.input) return input.x;
+      const out = Float64Array.from(input.x);
+      for (const i of w.indices) out[i] = input.baseline[i] ?? 0;
+      return out;
+    });
+  });
+  const prediction = fx ?? ran.fx;
+  const outputs = ran.outputs;
+  return {
+    method: 'occlusion',
+    mode: 'windows',
+    players: windows.length,
+    grouping: 'windows',
+    prediction,
+    baseValue: outputs[0] ?? 0,
+    attributions: occlusionAttributions(inputs, windows, prediction, outputs),
+    evaluations: 1 + outputs.length,
+  };
+};
+
+/** KernelSHAP: f on every coalition (exact), or on sampled ones through the weighted regression. */
+const explainByKernelShap = async (
+  inputs: readonly ExplainInput[],
+  fx: number | undefined,
+  chosen: Extract<Plan, { method: 'kernel-shap' }>,
+  options: ExplainOptions,
+  run: Run,
+): Promise<Omit<Explanation, 'batches'>> => {
   const { players, mode, grouping } = chosen;
   const build = (mask: Uint8Array) => compose(inputs, players, mask);
   let values: Float64Array;
@@ -295,6 +311,30 @@ export const explain = async (
     baseValue,
     attributions: spread(inputs, players, values),
     evaluations,
-    batches,
   };
+};
+
+/**
+ * Explains f at x against the baseline: attributions shaped like the inputs, and f(baseline).
+ * `fx` is f(x) when the caller knows it already; without it, x rides as the first item of the
+ * first batch, so a model with a dynamic batch dimension answers the prediction and the
+ * perturbed copies in the same run.
+ */
+export const explain = async (
+  inputs: readonly ExplainInput[],
+  fx: number | undefined,
+  evaluate: Evaluate,
+  options: ExplainOptions,
+): Promise<Explanation> => {
+  checkBatchSizes(options);
+  const chosen = plan(inputs, options);
+  options.onPlan?.(plannedEvaluations(chosen, options.budget), chosen.method);
+  const x = fx === undefined ? inputs.map((input) => input.x) : undefined;
+  const batches: number[] = [];
+  const run: Run = (items, build) => inBatches(items, build, x, evaluate, options, batches);
+  const explained =
+    chosen.method === 'occlusion'
+      ? await explainByOcclusion(inputs, fx, chosen.windows, run)
+      : await explainByKernelShap(inputs, fx, chosen, options, run);
+  return { ...explained, batches };
 };

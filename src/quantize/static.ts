@@ -383,188 +383,246 @@ export const quantizeStatic = (
   }
 };
 
-const quantizeQdq = (
-  bytes: Uint8Array,
+/** The scale and zero point initializers of a quantized activation, and the scale's FP32 value. */
+interface QParams {
+  scale: string;
+  zero: string;
+  value: number;
+}
+
+/** One QDQ rewrite under way: the prepared model and the nodes it inserts. */
+interface Rewrite {
+  p: Prepared;
+  /** where the Q/DQ ops come from: ai.onnx from opset 13, com.microsoft below */
+  domain: string;
+  /** each quantized activation's scale and zero point, once made */
+  params: Map<string, QParams>;
+  /** nodes that go first: the pairs of graph inputs, the weights' and biases' DequantizeLinear */
+  front: NodeProto[];
+  /** nodes that go right after the producer of a tensor */
+  after: Map<string, NodeProto[]>;
+  /** each quantized activation's consumers read its dequantized copy instead */
+  rename: Map<string, string>;
+}
+
+/** A QuantizeLinear or DequantizeLinear in the rewrite's domain, named after its output. */
+const qdq = (rw: Rewrite, op: string, inputs: string[], output: string, axis?: number) =>
+  node(op, inputs, [output], axis === undefined ? {} : { axis }, {
+    name: rw.p.names.fresh(output),
+    domain: rw.domain,
+  });
+
+/** Adds an initializer under a fresh name built on `base`; returns the name. */
+const addInitializer = (
+  rw: Rewrite,
+  base: string,
+  type: TensorProto_DataType,
+  dims: number[],
+  v: Parameters<typeof rawTensor>[3],
+): string => {
+  const name = rw.p.names.fresh(base);
+  rw.p.added.push(rawTensor(name, type, dims, v));
+  rw.p.g.initializer.push(rw.p.added.at(-1)!);
+  return name;
+};
+
+/** Scale and zero point of a quantized activation, made once; `same` ones share their source's. */
+const activationQParams = (
+  rw: Rewrite,
   ranges: ReadonlyMap<string, ActivationRange>,
-  options: StaticOptions,
-): QuantizeResult => {
-  const started = performance.now();
-  const p = prepare(bytes, options);
-  if (typeof p === 'string') return notApplied(started, p, SCHEME_STATIC_QDQ, []);
-  const { g, opset, names, reports } = p;
-  const domain = opset < 13 ? MS_DOMAIN : '';
-  const qdq = (op: string, inputs: string[], output: string, axis?: number) =>
-    node(op, inputs, [output], axis === undefined ? {} : { axis }, {
-      name: names.fresh(output),
-      domain,
-    });
-  const init = (
-    base: string,
-    type: TensorProto_DataType,
-    dims: number[],
-    v: Parameters<typeof rawTensor>[3],
-  ) => {
-    const name = names.fresh(base);
-    p.added.push(rawTensor(name, type, dims, v));
-    g.initializer.push(p.added.at(-1)!);
-    return name;
-  };
+  t: string,
+): QParams | undefined => {
+  const known = rw.params.get(t);
+  if (known) return known;
+  const source = rw.p.quantized.get(t);
+  if (!source) return undefined;
+  let made: QParams | undefined;
+  if (source.kind === 'same') made = activationQParams(rw, ranges, source.as);
+  else {
+    const r = ranges.get(t);
+    if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max)) return undefined;
+    const { scale, zeroPoint } = activationParams(r.min, r.max);
+    made = {
+      scale: addInitializer(rw, `${t}_scale`, FLOAT, [], Float32Array.of(scale)),
+      zero: addInitializer(rw, `${t}_zero_point`, UINT8, [], Uint8Array.of(zeroPoint)),
+      value: Math.fround(scale),
+    };
+  }
+  if (made) rw.params.set(t, made);
+  return made;
+};
 
-  // Scale and zero point of every quantized activation; `same` ones share their source's.
-  const params = new Map<string, { scale: string; zero: string; value: number }>();
-  const resolve = (t: string): { scale: string; zero: string; value: number } | undefined => {
-    const known = params.get(t);
-    if (known) return known;
-    const source = p.quantized.get(t);
-    if (!source) return undefined;
-    let made: { scale: string; zero: string; value: number } | undefined;
-    if (source.kind === 'same') made = resolve(source.as);
-    else {
-      const r = ranges.get(t);
-      if (!r || !Number.isFinite(r.min) || !Number.isFinite(r.max)) return undefined;
-      const { scale, zeroPoint } = activationParams(r.min, r.max);
-      made = {
-        scale: init(`${t}_scale`, FLOAT, [], Float32Array.of(scale)),
-        zero: init(`${t}_zero_point`, UINT8, [], Uint8Array.of(zeroPoint)),
-        value: Math.fround(scale),
-      };
-    }
-    if (made) params.set(t, made);
-    return made;
-  };
-
-  const front: NodeProto[] = [];
-  const after = new Map<string, NodeProto[]>();
-  const rename = new Map<string, string>();
-  for (const t of p.quantized.keys()) {
-    const q = resolve(t);
+/** A Q → DQ pair on every quantized activation with a range, its consumers renamed onto the DQ. */
+const quantizeActivations = (rw: Rewrite, ranges: ReadonlyMap<string, ActivationRange>): void => {
+  const { names } = rw.p;
+  for (const t of rw.p.quantized.keys()) {
+    const q = activationQParams(rw, ranges, t);
     if (!q) continue;
     const qName = names.fresh(`${t}_quantized`);
     const dqName = names.fresh(`${t}_dequantized`);
     const pair = [
-      qdq('QuantizeLinear', [t, q.scale, q.zero], qName),
-      qdq('DequantizeLinear', [qName, q.scale, q.zero], dqName),
+      qdq(rw, 'QuantizeLinear', [t, q.scale, q.zero], qName),
+      qdq(rw, 'DequantizeLinear', [qName, q.scale, q.zero], dqName),
     ];
-    rename.set(t, dqName);
-    if (p.analysis.producers.has(t)) after.set(t, pair);
-    else front.push(...pair);
+    rw.rename.set(t, dqName);
+    if (rw.p.analysis.producers.has(t)) rw.after.set(t, pair);
+    else rw.front.push(...pair);
   }
+};
 
-  let quantizedCores = 0;
-  for (const core of p.cores) {
-    const n = core.node;
-    const x = params.get(n.input[0] ?? '');
-    const reportSkip = (reason: string) =>
-      reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason });
-    // Without a range for its input the op runs float, on weights stored int8 all the same: the
-    // file shrinks, and onnxruntime dequantizes them (once, or per run, which is cheap next to a
-    // convolution over activations).
-    const weightOnly = !x;
-    if (weightOnly && options.weightOnly === false) {
-      reportSkip('no calibrated range reached its input');
-      continue;
-    }
-    const read = readFloat32Transient(core.weight.tensor);
-    if (!read.ok) {
-      reportSkip(read.reason);
-      continue;
-    }
-    const base = label(n);
-    let wq: { q: Int8Array; scales: Float32Array; dims: number[]; axis: number } | string;
-    if (core.columns) {
-      const [rows = 0, cols = 0] = read.dims;
-      const w = quantizePerChannel(read.data, rows, cols, false);
-      wq = typeof w === 'string' ? w : { q: w.q, scales: w.scales, dims: read.dims, axis: 1 };
-    } else {
-      const w = quantizeAxis0(read.data, read.dims[0] ?? 0);
-      wq = typeof w === 'string' ? w : { ...w, dims: read.dims, axis: 0 };
-    }
-    if (typeof wq === 'string') {
-      reportSkip(wq);
-      continue;
-    }
-    const channels = wq.scales.length;
-    let biasName: string | undefined;
-    if (core.bias && x) {
-      const b = readFloat32(core.bias.tensor);
-      if (!b.ok || b.data.length !== channels) {
-        reportSkip(b.ok ? `bias has ${b.data.length} values for ${channels} channels` : b.reason);
-        continue;
-      }
-      const qb = quantizeBias(b.data, x.value, wq.scales);
-      const bq = init(`${base}_bias_quantized`, INT32, [channels], qb.q);
-      const bs = init(`${base}_bias_scale`, FLOAT, [channels], qb.scales);
-      biasName = names.fresh(`${base}_bias_dequantized`);
-      front.push(qdq('DequantizeLinear', [bq, bs], biasName, 0));
-    }
-    // uint8 around 128, as the dynamic scheme stores them (`asOffsetUint8`: no int16 saturation)
-    const wName = init(`${base}_weight_quantized`, UINT8, wq.dims, asOffsetUint8(wq.q));
-    const ws = init(`${base}_weight_scale`, FLOAT, [channels], wq.scales);
-    const zeros = new Uint8Array(channels).fill(OFFSET_ZERO_POINT);
-    const wz = init(`${base}_weight_zero_point`, UINT8, [channels], zeros);
-    const wDq = names.fresh(`${base}_weight_dequantized`);
-    front.push(qdq('DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
-    n.input[1] = wDq;
-    if (biasName) n.input[2] = biasName;
-    p.replaced.push(core.weight, ...(core.bias && x ? [core.bias] : []));
-    reports.push({
-      node: label(n),
-      opType: n.opType,
-      action: 'quantized',
-      ...(weightOnly
-        ? { reason: 'weights only: its input has no calibrated range, so it runs float' }
-        : {}),
-    });
-    quantizedCores++;
-  }
-  if (quantizedCores === 0) {
-    return notApplied(
-      started,
-      'no Conv, MatMul or Gemm could run int8 (see nodes)',
-      SCHEME_STATIC_QDQ,
-      reports,
-    );
-  }
-  if (options.tables !== false) {
-    const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
-    for (const n of g.node) {
-      if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) continue;
-      const table = resolveConstant(n.input[0] ?? '', p.analysis);
-      if (table.kind !== 'const' || table.transposed) continue;
-      const read = readFloat32Transient(table.tensor);
-      if (!read.ok || read.data.length < minElements) continue;
-      const t = quantizePerTensor(read.data);
-      if (typeof t === 'string') continue;
-      const base = label(n);
-      const qName = init(`${table.source}_quantized`, INT8, read.dims, t.q);
-      const scale = init(`${table.source}_scale`, FLOAT, [], Float32Array.of(t.scale));
-      const zero = init(`${table.source}_zero_point`, INT8, [], new Int8Array(1));
-      const out = n.output[0] ?? '';
-      const gathered = names.fresh(`${out}_quantized`);
-      n.input[0] = qName;
-      n.output[0] = gathered;
-      // The pair quantizing `out` for its consumers, if it has one, now follows the new producer.
-      after.set(gathered, [
-        qdq('DequantizeLinear', [gathered, scale, zero], out),
-        ...(after.get(out) ?? []),
-      ]);
-      after.delete(out);
-      p.replaced.push(table);
-      reports.push({ node: base, opType: 'Gather', action: 'quantized' });
-    }
-  }
+/** A weight quantized per output channel, and the axis its scales run along. */
+type QuantizedWeight = { q: Int8Array; scales: Float32Array; dims: number[]; axis: number };
 
-  const nodes: NodeProto[] = [...front];
-  for (const n of g.node) {
-    n.input = n.input.map((i) => rename.get(i) ?? i);
+/** A core's float weight quantized per channel: per column when stored [K, N], else per row. */
+const quantizeCoreWeight = (
+  core: Core,
+  read: { data: Float32Array; dims: number[] },
+): QuantizedWeight | string => {
+  if (core.columns) {
+    const [rows = 0, cols = 0] = read.dims;
+    const w = quantizePerChannel(read.data, rows, cols, false);
+    return typeof w === 'string' ? w : { q: w.q, scales: w.scales, dims: read.dims, axis: 1 };
+  }
+  const w = quantizeAxis0(read.data, read.dims[0] ?? 0);
+  return typeof w === 'string' ? w : { ...w, dims: read.dims, axis: 0 };
+};
+
+/**
+ * A core's bias as int32 at the input scale × each weight scale, behind a DequantizeLinear;
+ * returns its dequantized name, or why it cannot be (then the core stays float).
+ */
+const quantizeCoreBias = (
+  rw: Rewrite,
+  n: NodeProto,
+  bias: ConstWeight,
+  x: QParams,
+  scales: Float32Array,
+): { name: string } | string => {
+  const channels = scales.length;
+  const b = readFloat32(bias.tensor);
+  if (!b.ok || b.data.length !== channels) {
+    return b.ok ? `bias has ${b.data.length} values for ${channels} channels` : b.reason;
+  }
+  const base = label(n);
+  const qb = quantizeBias(b.data, x.value, scales);
+  const bq = addInitializer(rw, `${base}_bias_quantized`, INT32, [channels], qb.q);
+  const bs = addInitializer(rw, `${base}_bias_scale`, FLOAT, [channels], qb.scales);
+  const name = rw.p.names.fresh(`${base}_bias_dequantized`);
+  rw.front.push(qdq(rw, 'DequantizeLinear', [bq, bs], name, 0));
+  return { name };
+};
+
+/**
+ * Feeds a Conv, MatMul or Gemm int8 weights (and an int32 bias when its input is quantized)
+ * through DequantizeLinear; reports it quantized, or skipped and why. Returns whether it was.
+ */
+const quantizeCore = (rw: Rewrite, core: Core, options: StaticOptions): boolean => {
+  const { names, reports } = rw.p;
+  const n = core.node;
+  const x = rw.params.get(n.input[0] ?? '');
+  const reportSkip = (reason: string) => {
+    reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason });
+    return false;
+  };
+  // Without a range for its input the op runs float, on weights stored int8 all the same: the
+  // file shrinks, and onnxruntime dequantizes them (once, or per run, which is cheap next to a
+  // convolution over activations).
+  const weightOnly = !x;
+  if (weightOnly && options.weightOnly === false) {
+    return reportSkip('no calibrated range reached its input');
+  }
+  const read = readFloat32Transient(core.weight.tensor);
+  if (!read.ok) return reportSkip(read.reason);
+  const wq = quantizeCoreWeight(core, read);
+  if (typeof wq === 'string') return reportSkip(wq);
+  const channels = wq.scales.length;
+  let biasName: string | undefined;
+  if (core.bias && x) {
+    const bias = quantizeCoreBias(rw, n, core.bias, x, wq.scales);
+    if (typeof bias === 'string') return reportSkip(bias);
+    biasName = bias.name;
+  }
+  const base = label(n);
+  // uint8 around 128, as the dynamic scheme stores them (`asOffsetUint8`: no int16 saturation)
+  const wq8 = asOffsetUint8(wq.q);
+  const wName = addInitializer(rw, `${base}_weight_quantized`, UINT8, wq.dims, wq8);
+  const ws = addInitializer(rw, `${base}_weight_scale`, FLOAT, [channels], wq.scales);
+  const zeros = new Uint8Array(channels).fill(OFFSET_ZERO_POINT);
+  const wz = addInitializer(rw, `${base}_weight_zero_point`, UINT8, [channels], zeros);
+  const wDq = names.fresh(`${base}_weight_dequantized`);
+  rw.front.push(qdq(rw, 'DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
+  n.input[1] = wDq;
+  if (biasName) n.input[2] = biasName;
+  rw.p.replaced.push(core.weight, ...(core.bias && x ? [core.bias] : []));
+  reports.push({
+    node: label(n),
+    opType: n.opType,
+    action: 'quantized',
+    ...(weightOnly
+      ? { reason: 'weights only: its input has no calibrated range, so it runs float' }
+      : {}),
+  });
+  return true;
+};
+
+/**
+ * Stores a Gather's constant float table (an embedding) int8, per tensor, and dequantizes the
+ * rows it reads: a DequantizeLinear after it produces its old output.
+ */
+const quantizeTable = (rw: Rewrite, n: NodeProto, minElements: number): void => {
+  const { p, after } = rw;
+  const table = resolveConstant(n.input[0] ?? '', p.analysis);
+  if (table.kind !== 'const' || table.transposed) return;
+  const read = readFloat32Transient(table.tensor);
+  if (!read.ok || read.data.length < minElements) return;
+  const t = quantizePerTensor(read.data);
+  if (typeof t === 'string') return;
+  const base = label(n);
+  const qName = addInitializer(rw, `${table.source}_quantized`, INT8, read.dims, t.q);
+  const scale = addInitializer(rw, `${table.source}_scale`, FLOAT, [], Float32Array.of(t.scale));
+  const zero = addInitializer(rw, `${table.source}_zero_point`, INT8, [], new Int8Array(1));
+  const out = n.output[0] ?? '';
+  const gathered = p.names.fresh(`${out}_quantized`);
+  n.input[0] = qName;
+  n.output[0] = gathered;
+  // The pair quantizing `out` for its consumers, if it has one, now follows the new producer.
+  after.set(gathered, [
+    qdq(rw, 'DequantizeLinear', [gathered, scale, zero], out),
+    ...(after.get(out) ?? []),
+  ]);
+  after.delete(out);
+  p.replaced.push(table);
+  p.reports.push({ node: base, opType: 'Gather', action: 'quantized' });
+};
+
+/**
+ * Puts the inserted nodes in place (the front ones first, each pair after its tensor's producer),
+ * renames the consumers onto the dequantized copies, drops the float constants left unread and
+ * imports com.microsoft when its Q/DQ ops are used.
+ */
+const placeNodes = (rw: Rewrite): void => {
+  const { p } = rw;
+  const nodes: NodeProto[] = [...rw.front];
+  for (const n of p.g.node) {
+    n.input = n.input.map((i) => rw.rename.get(i) ?? i);
     nodes.push(n);
-    for (const o of n.output) nodes.push(...(after.get(o) ?? []));
+    for (const o of n.output) nodes.push(...(rw.after.get(o) ?? []));
   }
-  g.node = nodes;
-  pruneUnused(g, p.replaced, p.analysis, p.added);
-  if (domain === MS_DOMAIN && !p.model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
+  p.g.node = nodes;
+  pruneUnused(p.g, p.replaced, p.analysis, p.added);
+  if (rw.domain === MS_DOMAIN && !p.model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     p.model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
+};
+
+/** The rewritten model, encoded, with its report. */
+const appliedResult = (
+  p: Prepared,
+  bytes: Uint8Array,
+  options: StaticOptions,
+  started: number,
+): QuantizeResult => {
+  const { reports } = p;
   const quantizedNodes = reports.filter((r) => r.action === 'quantized').length;
   return encodedResult(
     p.model,
@@ -580,6 +638,44 @@ const quantizeQdq = (
         ...(options.calibration ? { calibration: options.calibration } : {}),
       }) satisfies QuantizationReport,
   );
+};
+
+/** The QDQ rewrite (see `quantizeStatic`): activations, then cores, then Gather tables. */
+const quantizeQdq = (
+  bytes: Uint8Array,
+  ranges: ReadonlyMap<string, ActivationRange>,
+  options: StaticOptions,
+): QuantizeResult => {
+  const started = performance.now();
+  const p = prepare(bytes, options);
+  if (typeof p === 'string') return notApplied(started, p, SCHEME_STATIC_QDQ, []);
+  const rw: Rewrite = {
+    p,
+    domain: p.opset < 13 ? MS_DOMAIN : '',
+    params: new Map(),
+    front: [],
+    after: new Map(),
+    rename: new Map(),
+  };
+  quantizeActivations(rw, ranges);
+  let quantizedCores = 0;
+  for (const core of p.cores) if (quantizeCore(rw, core, options)) quantizedCores++;
+  if (quantizedCores === 0) {
+    return notApplied(
+      started,
+      'no Conv, MatMul or Gemm could run int8 (see nodes)',
+      SCHEME_STATIC_QDQ,
+      p.reports,
+    );
+  }
+  if (options.tables !== false) {
+    const minElements = options.minElements ?? DEFAULT_MIN_ELEMENTS;
+    for (const n of p.g.node) {
+      if (n.opType === 'Gather' && isAiOnnx(n.domain)) quantizeTable(rw, n, minElements);
+    }
+  }
+  placeNodes(rw);
+  return appliedResult(p, bytes, options, started);
 };
 
 /**

@@ -4,6 +4,7 @@ import {
   type BaselineChoice,
   ExplainDisabledError,
   type ExplainInput,
+  type ExplainOptions,
   ExplainParameterError,
   type ExplainParameters,
   type ExplainSettings,
@@ -510,6 +511,447 @@ const sameAnswer = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => {
   return true;
 };
 
+/** The method's windows and strides per input, as `explain`'s options take them. */
+type MethodShape = Pick<ExplainOptions, 'windows' | 'strides'>;
+
+/** What explaining one example needs before its first run, from the request and the model. */
+interface ExamplePlan {
+  outputName: string;
+  /** whether perturbed copies travel as one batch along a dynamic first dim */
+  batchable: boolean;
+  feedsOf: ReturnType<typeof feedsFor>;
+  runOutput: ReturnType<typeof outputRunner>;
+  base: Awaited<ReturnType<typeof baselines>>;
+  inputs: ExplainInput[];
+  /** the most examples one run may hold */
+  batchSize: number;
+  /** the example shapes, as the session's learnt costs are keyed */
+  shapeKey: string;
+  shape: MethodShape;
+}
+
+/** The method's inputs: x and its baseline, per input, as plain numbers. */
+const explainInputs = (
+  example: Example,
+  exampleShapes: readonly number[][],
+  baseline: readonly Float64Array[],
+): ExplainInput[] =>
+  example.inputs.map((t, k) => ({
+    name: t.name,
+    shape: exampleShapes[k] ?? [],
+    x: numbersOf(t.data),
+    baseline: baseline[k] ?? new Float64Array(0),
+  }));
+
+/** Refuses, before any run, an example whose attributions could never fit the answer. */
+const checkAnswerFits = (deps: ExplainDeps, exampleElements: number): void => {
+  // the answer holds one attribution per input element: refuse now what could never be sent
+  if (exampleElements * ATTRIBUTION_BYTES > deps.limits.maxResponseBytes) {
+    throw new ExplanationTooCostlyError(
+      `the attributions of ${exampleElements} input elements would not fit the ` +
+        `${deps.limits.maxResponseBytes}-byte answer cap; explain an input of at most ` +
+        `${Math.floor(deps.limits.maxResponseBytes / ATTRIBUTION_BYTES)} elements`,
+    );
+  }
+};
+
+/** The most examples one run may hold: the settings' cap, within the elements a run may take. */
+const batchSizeFor = (
+  deps: ExplainDeps,
+  loaded: LoadedModel,
+  batchable: boolean,
+  exampleElements: number,
+): number => {
+  // batches stay within the model's own element bound too (what ingest saw it take), not only
+  // the platform's: it exists for the instance's memory
+  const elementCap = Math.min(
+    deps.limits.maxElements,
+    loaded.inputLimits?.maxElements ?? Number.POSITIVE_INFINITY,
+  );
+  return batchable
+    ? Math.max(1, Math.min(deps.explain.maxBatch, Math.floor(elementCap / exampleElements)))
+    : 1;
+};
+
+/** The request's windows and strides, checked against the model's inputs. */
+const methodShape = (params: ExplainParameters, specs: readonly TensorSpec[]): MethodShape => ({
+  ...(params.window === undefined
+    ? {}
+    : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
+  ...(params.stride === undefined
+    ? {}
+    : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
+});
+
+/**
+ * Checks the request against the model and plans its explanation: inputs and output, batching,
+ * baseline and batch cap; refuses what cannot be explained before any run.
+ */
+const planExample = async (
+  deps: ExplainDeps,
+  loaded: LoadedModel,
+  example: Example,
+  params: ExplainParameters,
+): Promise<ExamplePlan> => {
+  const specs = perturbableSpecs(loaded, example);
+  const output = explainedOutput(loaded, params);
+  const batchable = isBatchable(specs, output, example);
+  const exampleShapes = example.inputs.map((t) => (batchable ? t.shape.slice(1) : t.shape));
+  const feedsOf = feedsFor(example, exampleShapes, batchable);
+  const runOutput = outputRunner(loaded, output.name);
+  const base = await baselines(deps, loaded, params.baseline, specs, exampleShapes);
+  const inputs = explainInputs(example, exampleShapes, base.values);
+  const exampleElements = inputs.reduce((sum, input) => sum + input.x.length, 0);
+  checkAnswerFits(deps, exampleElements);
+  const batchSize = batchSizeFor(deps, loaded, batchable, exampleElements);
+  const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
+  const shape = methodShape(params, specs);
+  return {
+    outputName: output.name,
+    batchable,
+    feedsOf,
+    runOutput,
+    base,
+    inputs,
+    batchSize,
+    shapeKey,
+    shape,
+  };
+};
+
+/**
+ * One example's model runs, as the method asks for them: batches sized to the time left and
+ * timed, the session checked for batch coupling, the prediction picked from the first answer,
+ * and the explanation refused (413) once what is left of its plan cannot fit its time.
+ */
+class ExampleRuns {
+  /** x's answer from its lone run, to compare with x at the head of the first batch */
+  private alone: Float64Array | undefined;
+  /** the explained element and its value, known from the first run */
+  chosen: { target: number; prediction: number } | undefined;
+  /** the explained output's shape for one example, known from the first run */
+  private outShape: number[] | undefined;
+  private perExample: number | undefined;
+  /** the prediction's own run, when it ran alone (else it rode in the first batch) */
+  predictionMs: number | undefined;
+  /** the most evaluations the chosen plan spends, the prediction included */
+  private planned: number;
+  private done = 0;
+  evaluationMs = 0;
+  /** this request's own dearest per-example cost: of a batch of 2 or more, or of any run unbatched */
+  private measured: number | undefined;
+  /** the largest batch `measured` comes from */
+  private measuredAt = 1;
+  /** this request's run of one item alone (the prediction, or a probe) */
+  private single: number | undefined;
+  /** whether every run holds one example (the session couples a batch's examples, or cannot batch) */
+  private perItem: boolean;
+  /** items of each model run, in order */
+  readonly runs: number[] = [];
+  private readonly allowedMs: number;
+  /** the session's learnt cost for this shape, trusted once the session is known independent */
+  private readonly learnt: { ms: number; at: number } | undefined;
+
+  constructor(
+    private readonly deps: ExplainDeps,
+    private readonly loaded: LoadedModel,
+    private readonly params: ExplainParameters,
+    private readonly plan: ExamplePlan,
+    private readonly started: number,
+    private readonly endsAt: number,
+  ) {
+    this.allowedMs = endsAt - started;
+    this.planned = params.budget;
+    const coupling = plan.batchable ? batchCoupling.get(loaded.inputs) : undefined;
+    this.learnt =
+      plan.batchable && coupling === 'independent' ? learntCost(loaded, plan.shapeKey) : undefined;
+    this.perItem = coupling === 'coupled';
+  }
+
+  /** ms left until the explanation's end */
+  private timeLeft(): number {
+    return this.endsAt - this.deps.now();
+  }
+
+  /** ms since the explanation started */
+  private elapsed(): number {
+    return this.deps.now() - this.started;
+  }
+
+  /**
+   * Per-example ms assumed for the next batch, and where the figure comes from: this request's
+   * batches (or unbatched runs), its one lone run scaled for batching, or the session's learnt cost.
+   */
+  private estimate(size = 1): { ms: number; from: 'measured' | 'single' | 'learnt' } | undefined {
+    const { measured, single, learnt } = this;
+    if (measured !== undefined) {
+      return {
+        ms: this.perItem ? measured : scaledCost(measured, this.measuredAt, size),
+        from: 'measured',
+      };
+    }
+    if (single !== undefined) {
+      return this.plan.batchable && !this.perItem
+        ? { ms: scaledCost(single * BATCH_PENALTY, 1, size), from: 'single' }
+        : { ms: single, from: 'measured' };
+    }
+    return learnt === undefined
+      ? undefined
+      : { ms: scaledCost(learnt.ms, learnt.at, size), from: 'learnt' };
+  }
+
+  /** what the rest of the plan costs at the batches it will run in */
+  private restMs(): number {
+    const rest = Math.max(0, this.planned - this.done);
+    return rest * (this.estimate(Math.min(this.plan.batchSize, rest))?.ms ?? 0);
+  }
+
+  /** whether the method can plan this input within `budget` evaluations, 2 at least */
+  private fitsBudget(budget: number): boolean {
+    try {
+      planExplanation(this.plan.inputs, {
+        method: this.params.method,
+        budget,
+        seed: this.params.seed,
+        batchSize: 1,
+        ...this.plan.shape,
+      });
+      return budget >= 2;
+    } catch {
+      return false;
+    }
+  }
+
+  /** the refusal (413) when the explanation's other evaluations, at `ms` each, do not fit what is left */
+  private tooSlow(ms: number): ExplanationTooCostlyError {
+    const { params, allowedMs, planned } = this;
+    const affordable = Math.max(
+      0,
+      Math.floor((ADVICE_SHARE * (allowedMs - this.elapsed())) / Math.max(ms, 1e-3)) + this.done,
+    );
+    const fits = this.fitsBudget(affordable);
+    const advice = fits
+      ? `send parameters.budget of at most ${Math.min(params.budget - 1, affordable)}, or a larger window`
+      : 'no budget this input can be explained with at that cost fits: send a larger window ' +
+        `(fewer players)${params.method === 'kernel-shap' ? ', method "occlusion" with a window' : ' or a larger stride'}, or a smaller input`;
+    return new ExplanationTooCostlyError(
+      `this explanation needs about ${planned} model evaluations at ~${ms.toFixed(2)} ms each, ` +
+        `more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give it; ${advice}`,
+      { details: { affordableBudget: fits ? affordable : 0, evaluationMs: ms } },
+    );
+  }
+
+  /** Told the chosen plan's evaluations, the prediction included. */
+  onPlan(evaluations: number): void {
+    this.planned = evaluations;
+  }
+
+  /** Items in the next run: a probe until this request has timed a batch, then as many as fit. */
+  nextBatch(calls: number, left: number): number {
+    const { learnt, plan } = this;
+    const base = this.estimate();
+    if (base === undefined) return 1;
+    const timed = base.from === 'measured';
+    // a first batch sized from the learnt cost grows no further than GROWTH × the batch it came from
+    const previous =
+      calls === 0
+        ? base.from === 'learnt' && learnt !== undefined
+          ? learnt.at * GROWTH
+          : Number.POSITIVE_INFINITY
+        : (this.runs.at(-1) ?? 1) * GROWTH;
+    let fit = Math.min(left, previous, plan.batchSize);
+    const share = (timed ? BATCH_SHARE : PROBE_SHARE) * this.timeLeft();
+    while (fit > 1 && fit * (this.estimate(fit)?.ms ?? 0) > share) fit = Math.floor(fit / 2);
+    // a probe holds 2 examples when it can, so what a batch costs gets measured at all; a learnt
+    // cost another input may have inflated shrinks the probe to x alone rather than refusing
+    const pair = this.estimate(2)?.ms ?? base.ms;
+    const floor = timed || (base.from === 'learnt' && 2 * pair > this.timeLeft()) ? 1 : 2;
+    return Math.min(left, previous, plan.batchSize, Math.max(floor, fit));
+  }
+
+  /** The target element's answer for each item of a batch (the method's evaluation of f). */
+  async evaluate(batch: Float64Array[][]): Promise<Float64Array> {
+    this.checkTime(batch.length);
+    const first = this.chosen === undefined;
+    const runStarted = this.deps.now();
+    const values = await this.run(
+      batch,
+      first
+        ? batch.length === 1
+          ? 'the request'
+          : 'the request or a perturbed copy'
+        : 'a perturbed input',
+    );
+    const ms = this.deps.now() - runStarted;
+    this.done += batch.length;
+    this.learnTiming(batch.length, ms);
+    const each = this.perExample ?? 1;
+    // the first item of the first batch is x itself: its answer is the prediction
+    this.chosen ??= targetOf(
+      this.params,
+      this.plan.outputName,
+      firstRow(values, each),
+      this.outShape ?? [each],
+    );
+    if (first && batch.length === 1) {
+      this.predictionMs = ms;
+      this.alone = firstRow(values, each);
+    } else {
+      this.evaluationMs += ms;
+    }
+    const target = this.chosen.target;
+    const answers = new Float64Array(batch.length);
+    for (let b = 0; b < batch.length; b++) answers[b] = values[b * each + target] ?? Number.NaN;
+    return answers;
+  }
+
+  /**
+   * Refuses a batch that would overrun the time: timed by this request, the rest of the plan must
+   * fit; scaled from its lone run, this batch must; a learnt figure never refuses by itself
+   * (another client's input may have set it).
+   */
+  private checkTime(size: number): void {
+    const est = this.estimate();
+    if (est?.from === 'measured' && this.elapsed() + this.restMs() > this.allowedMs) {
+      throw this.tooSlow(
+        this.estimate(Math.min(this.plan.batchSize, this.planned - this.done))?.ms ?? est.ms,
+      );
+    }
+    const batchEst = this.estimate(size);
+    if (est?.from === 'single' && batchEst !== undefined) {
+      if (this.elapsed() + size * batchEst.ms > this.allowedMs) throw this.tooSlow(batchEst.ms);
+    }
+  }
+
+  /** Keeps a batched run's time: per example of a batch of 2 or more (learnt by the session), or of x alone. */
+  private learnTiming(size: number, ms: number): void {
+    if (!this.plan.batchable || this.perItem) return;
+    if (size < 2) {
+      this.single = Math.max(this.single ?? 0, ms);
+      return;
+    }
+    const perExampleMs = ms / size;
+    this.measured =
+      size > this.measuredAt ? perExampleMs : Math.max(this.measured ?? 0, perExampleMs);
+    this.measuredAt = Math.max(this.measuredAt, size);
+    // learnt at once, so a refused explanation teaches the next one its cost too
+    if (batchCoupling.get(this.loaded.inputs) === 'independent') {
+      learnCost(this.loaded, this.plan.shapeKey, perExampleMs, size);
+    }
+  }
+
+  /** The answers of one batch, `perExample` values per item, batched when the model can be. */
+  private async run(batch: Float64Array[][], what: string): Promise<ArrayLike<number>> {
+    if (this.plan.batchable && !this.perItem) {
+      const values = await this.runBatched(batch, what);
+      if (values !== undefined) return values;
+    }
+    return this.runEach(batch, what);
+  }
+
+  /**
+   * A batch's answers from one model run, or undefined (and every later run per item) when the
+   * session couples a batch's examples or the answers cannot be read back per example.
+   */
+  private async runBatched(
+    batch: Float64Array[][],
+    what: string,
+  ): Promise<ArrayLike<number> | undefined> {
+    // the session's first batch after x ran alone carries x again at its head, to learn
+    // whether an example's answer depends on its batch
+    const check = this.alone !== undefined && batchCoupling.get(this.loaded.inputs) === undefined;
+    const items = check ? [this.plan.inputs.map((input) => input.x), ...batch] : batch;
+    const out = await this.plan.runOutput(this.plan.feedsOf(items), what);
+    let values = asNumbers(out.data);
+    const each = this.perExample ?? values.length / items.length;
+    if (
+      check &&
+      this.alone !== undefined &&
+      out.shape[0] === items.length &&
+      Number.isInteger(each)
+    ) {
+      values = this.checkCoupling(this.alone, values, each, batch.length);
+    }
+    // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
+    // batching cannot be read back, so this explanation runs one example at a time
+    if (
+      !this.perItem &&
+      out.shape[0] === items.length &&
+      Number.isInteger(each) &&
+      values.length === batch.length * each
+    ) {
+      this.outShape ??= out.shape.slice(1);
+      this.perExample = each;
+      this.runs.push(batch.length);
+      return values;
+    }
+    this.perItem = true;
+    return undefined;
+  }
+
+  /**
+   * Compares x's answer at the head of a batch with x's alone and records whether the session
+   * couples a batch's examples; independent, the batch's own answers (x's head dropped).
+   */
+  private checkCoupling(
+    alone: Float64Array,
+    values: ArrayLike<number>,
+    each: number,
+    size: number,
+  ): ArrayLike<number> {
+    const independent = sameAnswer(alone, firstRow(values, each));
+    batchCoupling.set(this.loaded.inputs, independent ? 'independent' : 'coupled');
+    if (!independent) {
+      this.perItem = true;
+      return values;
+    }
+    const rest = new Float64Array(size * each);
+    for (let i = 0; i < rest.length; i++) rest[i] = values[each + i] ?? Number.NaN;
+    return rest;
+  }
+
+  /** A batch's answers from one model run per item, refused once the next item cannot fit. */
+  private async runEach(batch: Float64Array[][], what: string): Promise<Float64Array> {
+    let values = new Float64Array(0);
+    for (let b = 0; b < batch.length; b++) {
+      if (b > 0 && this.measured !== undefined && this.measured > this.timeLeft()) {
+        throw this.tooSlow(this.measured);
+      }
+      const itemStarted = this.deps.now();
+      const out = await this.plan.runOutput(this.plan.feedsOf([batch[b] ?? []]), what);
+      const itemMs = this.deps.now() - itemStarted;
+      this.measured = Math.max(this.measured ?? 0, itemMs);
+      const data = numbersOf(out.data);
+      const outShape = this.outShape ?? (this.plan.batchable ? out.shape.slice(1) : out.shape);
+      this.outShape = outShape;
+      const each = this.perExample ?? count(outShape);
+      this.perExample = each;
+      if (b === 0) values = new Float64Array(batch.length * each);
+      values.set(data.subarray(0, each), b * each);
+      this.runs.push(1);
+    }
+    return values;
+  }
+}
+
+/** The first `each` values of a batch's answers: its first item's. */
+const firstRow = (values: ArrayLike<number>, each: number): Float64Array =>
+  Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN);
+
+/** Refuses an explanation whose base value or attributions are not finite (a 400). */
+const checkFinite = (explanation: Explanation, outputName: string): void => {
+  const finite =
+    Number.isFinite(explanation.baseValue) &&
+    explanation.attributions.every((a) => a.every(Number.isFinite));
+  if (!finite) {
+    throw new ExplainParameterError(
+      `output ${JSON.stringify(outputName)} is not finite at the baseline or at a perturbed copy ` +
+        `(base value ${explanation.baseValue}), so it cannot be attributed: send a baseline ` +
+        "(parameters.baseline) inside the range of the model's training data",
+    );
+  }
+};
+
 /**
  * Explains one example: builds the baseline, lets the method evaluate x and its perturbed copies,
  * batched along the batch dimension when the model has a dynamic one, picks the output element on
@@ -523,283 +965,30 @@ const explainExample = async (
   endsAt: number,
 ): Promise<Explained> => {
   const started = deps.now();
-  const allowedMs = endsAt - started;
-  const timeLeft = () => endsAt - deps.now();
-  const specs = perturbableSpecs(loaded, example);
-  const output = explainedOutput(loaded, params);
-  const outputName = output.name;
-  const batchable = isBatchable(specs, output, example);
-  const exampleShapes = example.inputs.map((t) => (batchable ? t.shape.slice(1) : t.shape));
-  const feedsOf = feedsFor(example, exampleShapes, batchable);
-  const runOutput = outputRunner(loaded, outputName);
-
-  const base = await baselines(deps, loaded, params.baseline, specs, exampleShapes);
-  const inputs: ExplainInput[] = example.inputs.map((t, k) => ({
-    name: t.name,
-    shape: exampleShapes[k] ?? [],
-    x: numbersOf(t.data),
-    baseline: base.values[k] ?? new Float64Array(0),
-  }));
-  const exampleElements = inputs.reduce((sum, input) => sum + input.x.length, 0);
-  // the answer holds one attribution per input element: refuse now what could never be sent
-  if (exampleElements * ATTRIBUTION_BYTES > deps.limits.maxResponseBytes) {
-    throw new ExplanationTooCostlyError(
-      `the attributions of ${exampleElements} input elements would not fit the ` +
-        `${deps.limits.maxResponseBytes}-byte answer cap; explain an input of at most ` +
-        `${Math.floor(deps.limits.maxResponseBytes / ATTRIBUTION_BYTES)} elements`,
-    );
-  }
-  // batches stay within the model's own element bound too (what ingest saw it take), not only
-  // the platform's: it exists for the instance's memory
-  const elementCap = Math.min(
-    deps.limits.maxElements,
-    loaded.inputLimits?.maxElements ?? Number.POSITIVE_INFINITY,
-  );
-  const batchSize = batchable
-    ? Math.max(1, Math.min(deps.explain.maxBatch, Math.floor(elementCap / exampleElements)))
-    : 1;
-  const shapeKey = exampleShapes.map((shape) => shape.join('x')).join(',');
-  const coupling = batchable ? batchCoupling.get(loaded.inputs) : undefined;
-  const learnt = batchable && coupling === 'independent' ? learntCost(loaded, shapeKey) : undefined;
-  /** x's answer from its lone run, to compare with x at the head of the first batch */
-  let alone: Float64Array | undefined;
-
-  let chosen: { target: number; prediction: number } | undefined;
-  /** the explained output's shape for one example, known from the first run */
-  let outShape: number[] | undefined;
-  let perExample: number | undefined;
-  let predictionMs: number | undefined;
-  /** the most evaluations the chosen plan spends, the prediction included */
-  let planned = params.budget;
-  let done = 0;
-  let evaluationMs = 0;
-  /** this request's own dearest per-example cost: of a batch of 2 or more, or of any run unbatched */
-  let measured: number | undefined;
-  /** the largest batch `measured` comes from */
-  let measuredAt = 1;
-  /** this request's run of one item alone (the prediction, or a probe) */
-  let single: number | undefined;
-  let perItem = coupling === 'coupled';
-  const runs: number[] = [];
-  const elapsed = () => deps.now() - started;
-  /**
-   * Per-example ms assumed for the next batch, and where the figure comes from: this request's
-   * batches (or unbatched runs), its one lone run scaled for batching, or the session's learnt cost.
-   */
-  const estimate = (
-    size = 1,
-  ): { ms: number; from: 'measured' | 'single' | 'learnt' } | undefined => {
-    if (measured !== undefined) {
-      return { ms: perItem ? measured : scaledCost(measured, measuredAt, size), from: 'measured' };
-    }
-    if (single !== undefined) {
-      return batchable && !perItem
-        ? { ms: scaledCost(single * BATCH_PENALTY, 1, size), from: 'single' }
-        : { ms: single, from: 'measured' };
-    }
-    return learnt === undefined
-      ? undefined
-      : { ms: scaledCost(learnt.ms, learnt.at, size), from: 'learnt' };
-  };
-  /** what the rest of the plan costs at the batches it will run in */
-  const restMs = (): number => {
-    const rest = Math.max(0, planned - done);
-    return rest * (estimate(Math.min(batchSize, rest))?.ms ?? 0);
-  };
-  /** the explanation's other evaluations, at `ms` each, do not fit what is left */
-  const tooSlow = (ms: number) => {
-    const affordable = Math.max(
-      0,
-      Math.floor((ADVICE_SHARE * (allowedMs - elapsed())) / Math.max(ms, 1e-3)) + done,
-    );
-    let fits = false;
-    try {
-      planExplanation(inputs, {
-        method: params.method,
-        budget: affordable,
-        seed: params.seed,
-        batchSize: 1,
-        ...shape,
-      });
-      fits = affordable >= 2;
-    } catch {
-      fits = false;
-    }
-    const advice = fits
-      ? `send parameters.budget of at most ${Math.min(params.budget - 1, affordable)}, or a larger window`
-      : 'no budget this input can be explained with at that cost fits: send a larger window ' +
-        `(fewer players)${params.method === 'kernel-shap' ? ', method "occlusion" with a window' : ' or a larger stride'}, or a smaller input`;
-    return new ExplanationTooCostlyError(
-      `this explanation needs about ${planned} model evaluations at ~${ms.toFixed(2)} ms each, ` +
-        `more than the ${Math.max(0, Math.round(allowedMs))} ms this invocation can give it; ${advice}`,
-      { details: { affordableBudget: fits ? affordable : 0, evaluationMs: ms } },
-    );
-  };
-  const shape = {
-    ...(params.window === undefined
-      ? {}
-      : { windows: windowsFor(params.window, specs, 'window') ?? [] }),
-    ...(params.stride === undefined
-      ? {}
-      : { strides: windowsFor(params.stride, specs, 'stride') ?? [] }),
-  };
-  const onPlan = (evaluations: number) => {
-    planned = evaluations;
-  };
-  const nextBatch = (calls: number, left: number): number => {
-    const base = estimate();
-    if (base === undefined) return 1;
-    const timed = base.from === 'measured';
-    // a first batch sized from the learnt cost grows no further than GROWTH × the batch it came from
-    const previous =
-      calls === 0
-        ? base.from === 'learnt' && learnt !== undefined
-          ? learnt.at * GROWTH
-          : Number.POSITIVE_INFINITY
-        : (runs.at(-1) ?? 1) * GROWTH;
-    let fit = Math.min(left, previous, batchSize);
-    const share = (timed ? BATCH_SHARE : PROBE_SHARE) * timeLeft();
-    while (fit > 1 && fit * (estimate(fit)?.ms ?? 0) > share) fit = Math.floor(fit / 2);
-    // a probe holds 2 examples when it can, so what a batch costs gets measured at all; a learnt
-    // cost another input may have inflated shrinks the probe to x alone rather than refusing
-    const pair = estimate(2)?.ms ?? base.ms;
-    const floor = timed || (base.from === 'learnt' && 2 * pair > timeLeft()) ? 1 : 2;
-    return Math.min(left, previous, batchSize, Math.max(floor, fit));
-  };
-  /** The answers of one batch, `perExample` values per item, batched when the model can be. */
-  const run = async (batch: Float64Array[][], what: string): Promise<ArrayLike<number>> => {
-    if (batchable && !perItem) {
-      // the session's first batch after x ran alone carries x again at its head, to learn
-      // whether an example's answer depends on its batch
-      const check = alone !== undefined && batchCoupling.get(loaded.inputs) === undefined;
-      const items = check ? [inputs.map((input) => input.x), ...batch] : batch;
-      const out = await runOutput(feedsOf(items), what);
-      let values = asNumbers(out.data);
-      const each = perExample ?? values.length / items.length;
-      if (check && alone !== undefined && out.shape[0] === items.length && Number.isInteger(each)) {
-        const head = Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN);
-        const independent = sameAnswer(alone, head);
-        batchCoupling.set(loaded.inputs, independent ? 'independent' : 'coupled');
-        if (independent) {
-          const rest = new Float64Array(batch.length * each);
-          for (let i = 0; i < rest.length; i++) rest[i] = values[each + i] ?? Number.NaN;
-          values = rest;
-        } else perItem = true;
-      }
-      // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
-      // batching cannot be read back, so this explanation runs one example at a time
-      if (
-        !perItem &&
-        out.shape[0] === items.length &&
-        Number.isInteger(each) &&
-        values.length === batch.length * each
-      ) {
-        outShape ??= out.shape.slice(1);
-        perExample = each;
-        runs.push(batch.length);
-        return values;
-      }
-      perItem = true;
-    }
-    let values = new Float64Array(0);
-    for (let b = 0; b < batch.length; b++) {
-      if (b > 0 && measured !== undefined && measured > timeLeft()) throw tooSlow(measured);
-      const itemStarted = deps.now();
-      const out = await runOutput(feedsOf([batch[b] ?? []]), what);
-      const itemMs = deps.now() - itemStarted;
-      measured = Math.max(measured ?? 0, itemMs);
-      const data = numbersOf(out.data);
-      outShape ??= batchable ? out.shape.slice(1) : out.shape;
-      perExample ??= count(outShape);
-      if (b === 0) values = new Float64Array(batch.length * perExample);
-      values.set(data.subarray(0, perExample), b * perExample);
-      runs.push(1);
-    }
-    return values;
-  };
-  const evaluate = async (batch: Float64Array[][]): Promise<Float64Array> => {
-    const est = estimate();
-    // timed by this request: the rest of the plan must fit; scaled from its lone run: this batch
-    // must; a learnt figure never refuses by itself (another client's input may have set it)
-    if (est?.from === 'measured' && elapsed() + restMs() > allowedMs) {
-      throw tooSlow(estimate(Math.min(batchSize, planned - done))?.ms ?? est.ms);
-    }
-    const batchEst = estimate(batch.length);
-    if (est?.from === 'single' && batchEst !== undefined) {
-      if (elapsed() + batch.length * batchEst.ms > allowedMs) throw tooSlow(batchEst.ms);
-    }
-    const first = chosen === undefined;
-    const runStarted = deps.now();
-    const values = await run(
-      batch,
-      first
-        ? batch.length === 1
-          ? 'the request'
-          : 'the request or a perturbed copy'
-        : 'a perturbed input',
-    );
-    const ms = deps.now() - runStarted;
-    done += batch.length;
-    if (batchable && !perItem) {
-      if (batch.length >= 2) {
-        const perExampleMs = ms / batch.length;
-        measured = batch.length > measuredAt ? perExampleMs : Math.max(measured ?? 0, perExampleMs);
-        measuredAt = Math.max(measuredAt, batch.length);
-        // learnt at once, so a refused explanation teaches the next one its cost too
-        if (batchCoupling.get(loaded.inputs) === 'independent') {
-          learnCost(loaded, shapeKey, perExampleMs, batch.length);
-        }
-      } else single = Math.max(single ?? 0, ms);
-    }
-    const each = perExample ?? 1;
-    if (chosen === undefined) {
-      // the first item of the first batch is x itself: its answer is the prediction
-      const row = new Float64Array(each);
-      for (let i = 0; i < each; i++) row[i] = values[i] ?? Number.NaN;
-      chosen = targetOf(params, outputName, row, outShape ?? [each]);
-    }
-    if (first && batch.length === 1) {
-      predictionMs = ms;
-      alone = Float64Array.from({ length: each }, (_, i) => values[i] ?? Number.NaN);
-    } else {
-      evaluationMs += ms;
-    }
-    const target = chosen.target;
-    const answers = new Float64Array(batch.length);
-    for (let b = 0; b < batch.length; b++) answers[b] = values[b * each + target] ?? Number.NaN;
-    return answers;
-  };
-  const explanation = await explain(inputs, undefined, evaluate, {
+  const plan = await planExample(deps, loaded, example, params);
+  const runs = new ExampleRuns(deps, loaded, params, plan, started, endsAt);
+  const explanation = await explain(plan.inputs, undefined, (batch) => runs.evaluate(batch), {
     method: params.method,
     budget: params.budget,
     seed: params.seed,
-    batchSize,
-    nextBatch,
-    ...shape,
-    onPlan,
+    batchSize: plan.batchSize,
+    nextBatch: (calls, left) => runs.nextBatch(calls, left),
+    ...plan.shape,
+    onPlan: (evaluations) => runs.onPlan(evaluations),
   });
-  const finite =
-    Number.isFinite(explanation.baseValue) &&
-    explanation.attributions.every((a) => a.every(Number.isFinite));
-  if (!finite) {
-    throw new ExplainParameterError(
-      `output ${JSON.stringify(outputName)} is not finite at the baseline or at a perturbed copy ` +
-        `(base value ${explanation.baseValue}), so it cannot be attributed: send a baseline ` +
-        "(parameters.baseline) inside the range of the model's training data",
-    );
-  }
-  const { target, prediction } = chosen ?? { target: 0, prediction: explanation.prediction };
+  checkFinite(explanation, plan.outputName);
+  const { target, prediction } = runs.chosen ?? { target: 0, prediction: explanation.prediction };
   return {
-    output: outputName,
+    output: plan.outputName,
     target,
     prediction,
-    baseline: base.baseline,
-    ...(base.baselineNote === undefined ? {} : { baselineNote: base.baselineNote }),
+    baseline: plan.base.baseline,
+    ...(plan.base.baselineNote === undefined ? {} : { baselineNote: plan.base.baselineNote }),
     explanation,
     shapes: example.inputs.map((t) => t.shape),
-    ...(predictionMs === undefined ? {} : { predictionMs }),
-    evaluationMs,
-    runs,
+    ...(runs.predictionMs === undefined ? {} : { predictionMs: runs.predictionMs }),
+    evaluationMs: runs.evaluationMs,
+    runs: runs.runs,
   };
 };
 
