@@ -28,10 +28,8 @@ import {
 import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   activationParams,
-  asOffsetUint8,
   dropTransientBuffer,
   float32Shape,
-  OFFSET_ZERO_POINT,
   quantizeAxis0,
   quantizeBias,
   quantizePerChannel,
@@ -39,6 +37,7 @@ import {
   rawTensor,
   readFloat32,
   readFloat32Transient,
+  SATURATION_FREE_LEVELS,
 } from './weights.ts';
 
 /** The values an activation took on the calibration samples. */
@@ -76,7 +75,7 @@ export interface StaticPlan {
 
 export const SCHEME_STATIC_QDQ =
   'static int8 (QDQ): uint8 activations calibrated on the samples, per-channel symmetric int8 ' +
-  '(uint8 around 128) weights of Conv, MatMul and Gemm, int32 biases';
+  '(|q| ≤ 64) weights of Conv, MatMul and Gemm, int32 biases';
 
 const MS_DOMAIN = 'com.microsoft';
 const { FLOAT, INT8, UINT8, INT32, INT64 } = TensorProto_DataType;
@@ -480,10 +479,10 @@ const quantizeCoreWeight = (
 ): QuantizedWeight | string => {
   if (core.columns) {
     const [rows = 0, cols = 0] = read.dims;
-    const w = quantizePerChannel(read.data, rows, cols, false);
+    const w = quantizePerChannel(read.data, rows, cols, false, SATURATION_FREE_LEVELS);
     return typeof w === 'string' ? w : { q: w.q, scales: w.scales, dims: read.dims, axis: 1 };
   }
-  const w = quantizeAxis0(read.data, read.dims[0] ?? 0);
+  const w = quantizeAxis0(read.data, read.dims[0] ?? 0, SATURATION_FREE_LEVELS);
   return typeof w === 'string' ? w : { ...w, dims: read.dims, axis: 0 };
 };
 
@@ -543,12 +542,12 @@ const quantizeCore = (rw: Rewrite, core: Core, options: StaticOptions): boolean 
     biasName = bias.name;
   }
   const base = label(n);
-  // uint8 around 128, as the dynamic scheme stores them (`asOffsetUint8`: no int16 saturation)
-  const wq8 = asOffsetUint8(wq.q);
-  const wName = addInitializer(rw, `${base}_weight_quantized`, UINT8, wq.dims, wq8);
+  // symmetric int8 within ±64 (SATURATION_FREE_LEVELS), zero point 0: onnxruntime's fast
+  // symmetric conv kernels, and no int16 saturation on any x86 CPU
+  const wName = addInitializer(rw, `${base}_weight_quantized`, INT8, wq.dims, wq.q);
   const ws = addInitializer(rw, `${base}_weight_scale`, FLOAT, [channels], wq.scales);
-  const zeros = new Uint8Array(channels).fill(OFFSET_ZERO_POINT);
-  const wz = addInitializer(rw, `${base}_weight_zero_point`, UINT8, [channels], zeros);
+  const zeros = new Int8Array(channels);
+  const wz = addInitializer(rw, `${base}_weight_zero_point`, INT8, [channels], zeros);
   const wDq = names.fresh(`${base}_weight_dequantized`);
   rw.front.push(qdq(rw, 'DequantizeLinear', [wName, ws, wz], wDq, wq.axis));
   n.input[1] = wDq;

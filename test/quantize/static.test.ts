@@ -65,11 +65,17 @@ describe('static QDQ quantization', () => {
       expect(intAttr(wDq, 'axis')).toBe(0);
       const weight = init(m, wDq!.input[0]!);
       const scales = init(m, wDq!.input[1]!);
-      // int8 values stored as uint8 around 128, as in the dynamic scheme
-      expect(weight?.dataType).toBe(UINT8);
+      // symmetric int8 within ±64, zero point 0: no int16 saturation in u8×s8 kernels
+      expect(weight?.dataType).toBe(INT8);
+      const q = new Int8Array(
+        weight!.rawData.buffer,
+        weight!.rawData.byteOffset,
+        weight!.rawData.length,
+      );
+      expect(q.reduce((m, v) => Math.max(m, Math.abs(v)), 0)).toBe(64);
       const zeros = init(m, wDq!.input[2]!);
-      expect(zeros?.dataType).toBe(UINT8);
-      expect(new Set(zeros?.rawData)).toEqual(new Set([128]));
+      expect(zeros?.dataType).toBe(INT8);
+      expect(new Set(zeros?.rawData)).toEqual(new Set([0]));
       // one scale per output channel
       expect(Number(scales?.dims[0])).toBe(Number(weight?.dims[0]));
       const bDq = producerOf(m, conv.input[2]!);
