@@ -40,6 +40,11 @@ const ROUNDS = Number(arg('rounds') ?? 7);
 const LIB = fileURLToPath(new URL('./lib/', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/** MAAS_BENCH_PROFILE=<dir>: each bundle run writes a V8 CPU profile there (where its time goes) */
+const PROFILE_ARGS = process.env.MAAS_BENCH_PROFILE
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MAAS_BENCH_PROFILE}`, '--cpu-prof-interval=200']
+  : [];
+
 type Kind = 'bundle' | 'bare' | 'floor';
 const KINDS: readonly Kind[] = ['bundle', 'bare', 'floor'];
 
@@ -53,17 +58,24 @@ interface Subject {
   feedsFile: string;
 }
 
+/** a fresh process's time to its answer; for the bundle, also its init (spawn → handler imported) */
+interface Timed {
+  total: number;
+  init?: number;
+}
+
 const run = (args: string[], env: Record<string, string | undefined>, cwd: string) =>
-  new Promise<number>((resolve, reject) => {
+  new Promise<Timed>((resolve, reject) => {
     const spawnedAt = performance.timeOrigin + performance.now();
     execFile(process.execPath, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => {
       if (err) return reject(err);
       const line = stdout.trim().split('\n').at(-1) ?? '';
-      const out = JSON.parse(line) as { answeredAt: number; status?: number };
+      const out = JSON.parse(line) as { answeredAt: number; initAt?: number; status?: number };
       if (out.status !== undefined && out.status !== 200) {
         return reject(new Error(`bundle answered ${out.status}: ${stdout}`));
       }
-      resolve(out.answeredAt - spawnedAt);
+      const total = out.answeredAt - spawnedAt;
+      resolve(out.initAt === undefined ? { total } : { total, init: out.initAt - spawnedAt });
     });
   });
 
@@ -152,6 +164,8 @@ const main = async () => {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     const times: Record<string, Record<Kind, number[]>> = {};
+    /** the bundle's init (process start and import of index.mjs) per model */
+    const inits: Record<string, number[]> = {};
     for (let r = 0; r < ROUNDS; r++) {
       for (const [si, s] of subjects.entries()) {
         times[s.name] ??= { bundle: [], bare: [], floor: [] };
@@ -160,38 +174,41 @@ const main = async () => {
         for (const kind of order) {
           if (kind === 'bundle') {
             const cache = await mkdtemp(join(work, 'cache-'));
-            t.bundle.push(
-              await run(
-                [join(LIB, 'coldstart-bundle.mjs'), asset, s.eventFile],
-                {
-                  ...baseEnv,
-                  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '2048',
-                  AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-                  MAAS_TMP_CACHE_DIR: cache,
-                  POWERTOOLS_METRICS_NAMESPACE: 'Maas',
-                  POWERTOOLS_SERVICE_NAME: 'maas-predict',
-                  POWERTOOLS_LOG_LEVEL: 'WARN',
-                },
-                asset,
-              ),
+            const timed = await run(
+              [...PROFILE_ARGS, join(LIB, 'coldstart-bundle.mjs'), asset, s.eventFile],
+              {
+                ...baseEnv,
+                // predict runs without NODE_OPTIONS (infra/predict-api.ts, sourceMaps: false);
+                // MAAS_BENCH_NODE_OPTIONS=--enable-source-maps shows what they would cost
+                ...(process.env.MAAS_BENCH_NODE_OPTIONS
+                  ? { NODE_OPTIONS: process.env.MAAS_BENCH_NODE_OPTIONS }
+                  : {}),
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '2048',
+                AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+                MAAS_TMP_CACHE_DIR: cache,
+                POWERTOOLS_METRICS_NAMESPACE: 'Maas',
+                POWERTOOLS_SERVICE_NAME: 'maas-predict',
+                POWERTOOLS_LOG_LEVEL: 'WARN',
+              },
+              asset,
             );
+            t.bundle.push(timed.total);
+            (inits[s.name] ??= []).push(timed.init ?? Number.NaN);
             await rm(cache, { recursive: true, force: true });
           } else if (kind === 'bare') {
-            t.bare.push(
-              await run(
-                [join(LIB, 'coldstart-bare.mjs'), s3.s3.bucket, s.servedKey, s.feedsFile],
-                baseEnv,
-                ROOT,
-              ),
+            const timed = await run(
+              [join(LIB, 'coldstart-bare.mjs'), s3.s3.bucket, s.servedKey, s.feedsFile],
+              baseEnv,
+              ROOT,
             );
+            t.bare.push(timed.total);
           } else {
-            t.floor.push(
-              await run(
-                [join(LIB, 'coldstart-floor.mjs'), s.servedFile, s.feedsFile],
-                baseEnv,
-                ROOT,
-              ),
+            const timed = await run(
+              [join(LIB, 'coldstart-floor.mjs'), s.servedFile, s.feedsFile],
+              baseEnv,
+              ROOT,
             );
+            t.floor.push(timed.total);
           }
         }
       }
@@ -238,6 +255,7 @@ const main = async () => {
         floorMs: floor,
         bundleVsBare: bundle / bare,
         bundleVsFloor: bundle / floor,
+        bundleInitMs: median(inits[s.name] ?? []),
         createPlainMs: c.plainMs,
         createOptimizedMs: c.optimizedMs,
         createRatio: c.optimizedMs === undefined ? undefined : c.optimizedMs / c.plainMs,
@@ -257,6 +275,11 @@ const main = async () => {
         r.bundleVsBare,
         r.bundleVsFloor,
       ]),
+    );
+    printTable(
+      "the bundle's time: init (process start, import of index.mjs) and its first invocation (ms)",
+      ['model', 'init', 'first invocation', 'bundle'],
+      rows.map((r) => [r.model, r.bundleInitMs, r.bundleMs - r.bundleInitMs, r.bundleMs]),
     );
     printTable(
       'session creation in one process, medians of 9 (ms)',

@@ -76,6 +76,8 @@ export class PredictApi extends Construct {
       memoryMb: settings.predict.memoryMb,
       timeoutSeconds: settings.predict.timeoutSeconds,
       onnxRuntime: true,
+      // its cold start is a request's latency: no source map parsed at import
+      sourceMaps: false,
       environment: {
         ...props.environment,
         ...(settings.predict.preloadModels.length === 0

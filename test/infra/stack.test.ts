@@ -441,6 +441,16 @@ describe('functions', () => {
     expect(env(variant)).toMatchObject({ MAAS_EXPLAIN: 'off', MAAS_EXPLAIN_MAX_BUDGET: '256' });
   });
 
+  it('load source maps everywhere but in predict, whose cold start would pay for them', () => {
+    for (const [name, { fn }] of Object.entries(functions(base))) {
+      const resource = base.template.findResources('AWS::Lambda::Function')[fn] as Json;
+      const variables = (props(resource).Environment as Json).Variables as Json;
+      expect(variables.NODE_OPTIONS, name).toBe(
+        name === 'predict' ? undefined : '--enable-source-maps',
+      );
+    }
+  });
+
   it('pass ingest the canary weight and bake time', () => {
     const fn = base.template.findResources('AWS::Lambda::Function')[functions(base).ingest.fn];
     expect((props(fn as Json).Environment as Json).Variables as Json).toMatchObject({
