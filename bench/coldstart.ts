@@ -193,7 +193,7 @@ const main = async () => {
               asset,
             );
             t.bundle.push(timed.total);
-            (inits[s.name] ??= []).push(timed.init ?? Number.NaN);
+            inits[s.name] = [...(inits[s.name] ?? []), timed.init ?? Number.NaN];
             await rm(cache, { recursive: true, force: true });
           } else if (kind === 'bare') {
             const timed = await run(
