@@ -494,10 +494,46 @@ const ATTRIBUTION_BYTES = 18;
  * Sessions whose answer for an example changes with the batch it rides in: dynamically quantized
  * MatMuls (DynamicQuantizeLinear) take one scale over the whole batch tensor, so batching other
  * examples beside x moved the encoder's attributions by 17–33% (found by attack). Checked once
- * per session, by running x again at the head of its first batch and comparing with x alone;
- * such a session is explained one example per run.
+ * per session and output, by running x again at the head of its first batch and comparing with x
+ * alone; such an output is explained one example per run. Per output, since one output of a
+ * session may answer each example alone while another mixes the batch; and only a batch holding
+ * an item other than x decides (a baseline equal to x makes every copy x, which answers the same
+ * beside itself whatever the model: one client could have vouched for every later one, found by
+ * the third attack).
  */
-const batchCoupling = new WeakMap<readonly TensorSpec[], 'coupled' | 'independent'>();
+const batchCoupling = new WeakMap<readonly TensorSpec[], Map<string, 'coupled' | 'independent'>>();
+
+/** what the session's check found for this output, if it ran */
+const couplingOf = (
+  loaded: LoadedModel,
+  outputName: string,
+): 'coupled' | 'independent' | undefined => batchCoupling.get(loaded.inputs)?.get(outputName);
+
+const recordCoupling = (
+  loaded: LoadedModel,
+  outputName: string,
+  verdict: 'coupled' | 'independent',
+): void => {
+  let verdicts = batchCoupling.get(loaded.inputs);
+  if (verdicts === undefined) {
+    verdicts = new Map();
+    batchCoupling.set(loaded.inputs, verdicts);
+  }
+  verdicts.set(outputName, verdict);
+};
+
+/** whether every item of a batch is x itself, input by input and element by element */
+const onlyCopiesOf = (x: readonly Float64Array[], batch: readonly Float64Array[][]): boolean =>
+  batch.every((item) =>
+    x.every((values, k) => {
+      const other = item[k];
+      if (other === undefined || other.length !== values.length) return false;
+      for (let i = 0; i < values.length; i++) {
+        if (!Object.is(other[i], values[i])) return false;
+      }
+      return true;
+    }),
+  );
 
 /** whether two answers for the same example agree as the same computation's would */
 const sameAnswer = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => {
@@ -662,7 +698,7 @@ class ExampleRuns {
   ) {
     this.allowedMs = endsAt - started;
     this.planned = params.budget;
-    const coupling = plan.batchable ? batchCoupling.get(loaded.inputs) : undefined;
+    const coupling = plan.batchable ? couplingOf(loaded, plan.outputName) : undefined;
     this.learnt =
       plan.batchable && coupling === 'independent' ? learntCost(loaded, plan.shapeKey) : undefined;
     this.perItem = coupling === 'coupled';
@@ -835,7 +871,7 @@ class ExampleRuns {
       size > this.measuredAt ? perExampleMs : Math.max(this.measured ?? 0, perExampleMs);
     this.measuredAt = Math.max(this.measuredAt, size);
     // learnt at once, so a refused explanation teaches the next one its cost too
-    if (batchCoupling.get(this.loaded.inputs) === 'independent') {
+    if (couplingOf(this.loaded, this.plan.outputName) === 'independent') {
       learnCost(this.loaded, this.plan.shapeKey, perExampleMs, size);
     }
   }
@@ -859,7 +895,8 @@ class ExampleRuns {
   ): Promise<ArrayLike<number> | undefined> {
     // the session's first batch after x ran alone carries x again at its head, to learn
     // whether an example's answer depends on its batch
-    const check = this.alone !== undefined && batchCoupling.get(this.loaded.inputs) === undefined;
+    const check =
+      this.alone !== undefined && couplingOf(this.loaded, this.plan.outputName) === undefined;
     const items = check ? [this.plan.inputs.map((input) => input.x), ...batch] : batch;
     const out = await this.plan.runOutput(this.plan.feedsOf(items), what);
     let values = asNumbers(out.data);
@@ -870,7 +907,7 @@ class ExampleRuns {
       out.shape[0] === items.length &&
       Number.isInteger(each)
     ) {
-      values = this.checkCoupling(this.alone, values, each, batch.length);
+      values = this.checkCoupling(this.alone, values, each, batch);
     }
     // an output whose first dim does not follow the inputs' (a broadcast, a reduction):
     // batching cannot be read back, so this explanation runs one example at a time
@@ -897,15 +934,18 @@ class ExampleRuns {
     alone: Float64Array,
     values: ArrayLike<number>,
     each: number,
-    size: number,
+    batch: readonly Float64Array[][],
   ): ArrayLike<number> {
     const independent = sameAnswer(alone, firstRow(values, each));
-    batchCoupling.set(this.loaded.inputs, independent ? 'independent' : 'coupled');
     if (!independent) {
+      recordCoupling(this.loaded, this.plan.outputName, 'coupled');
       this.perItem = true;
       return values;
     }
-    const rest = new Float64Array(size * each);
+    // x beside copies of itself proves nothing: the next batch (or request) checks again
+    const x = this.plan.inputs.map((input) => input.x);
+    if (!onlyCopiesOf(x, batch)) recordCoupling(this.loaded, this.plan.outputName, 'independent');
+    const rest = new Float64Array(batch.length * each);
     for (let i = 0; i < rest.length; i++) rest[i] = values[each + i] ?? Number.NaN;
     return rest;
   }
