@@ -131,7 +131,8 @@ export const plan = (inputs: readonly ExplainInput[], options: ExplainOptions): 
     if (chosen) return chosen;
     throw new ExplanationTooCostlyError(
       `a budget of ${options.budget} evaluations is too small to explain ${features} input ` +
-        `elements; send a budget of at least ${2 + 2 * AUTO_COALITIONS_PER_PLAYER + 1}`,
+        // two groups, the fewest it explains, need (budget − 2) ÷ AUTO_COALITIONS_PER_PLAYER ≥ 2
+        `elements; send a budget of at least ${2 + 2 * AUTO_COALITIONS_PER_PLAYER}`,
     );
   };
 

@@ -64,6 +64,22 @@ const twoOutputModel = (): Uint8Array =>
     }),
   );
 
+/** `y = Σ x` over FP32 [batch, 256]. */
+const sumModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'sum',
+        nodes: [node('ReduceSum', ['x', 'axes'], ['y'])],
+        initializers: [tensor('axes', T.INT64, [1], [1])],
+        inputs: [valueInfo('x', T.FLOAT, ['batch', 256])],
+        outputs: [valueInfo('y', T.FLOAT, ['batch', 1])],
+      }),
+      opset: 17,
+      producer: 'explain-attack',
+    }),
+  );
+
 interface Answer {
   prediction: number;
   base_value: number;
@@ -81,6 +97,7 @@ beforeAll(async () => {
     coupled: coupledModel(),
     fresh: coupledModel(),
     outputs: twoOutputModel(),
+    sum: sumModel(),
   });
   app = createPredictApp({ provider, metrics: new MemoryMetricsSink() });
 });
@@ -137,5 +154,18 @@ describe('batch coupling cannot be vouched for by one client for the others', ()
     expect(c.body.prediction).toBeCloseTo(1, 6);
     expect(c.body.base_value).toBeCloseTo(0, 6);
     expect(sumOf(c.body)).toBeCloseTo(1, 5);
+  });
+});
+
+describe('budget advice', () => {
+  it('names the smallest budget that explains a large input, not one more', async () => {
+    const x = Array.from({ length: 256 }, (_, i) => (i % 7) / 7);
+    const refused = await explain('sum', x, { budget: 9 });
+    expect(refused.status).toBe(413);
+    const advised = Number(/at least (\d+)/.exec(refused.body.error ?? '')?.[1]);
+    const fits = await explain('sum', x, { budget: advised });
+    expect(fits.status).toBe(200);
+    const below = await explain('sum', x, { budget: advised - 1 });
+    expect(below.status).toBe(413);
   });
 });
