@@ -5,7 +5,8 @@
  * ingest of the 4 KB Iris model (what ingest holds whatever the model's size). The figure that
  * matters is (peak − fixed) ÷ model bytes: what the ingest function's memory must hold per byte
  * of upload cap (infra/settings.ts refuses a cap the memory cannot hold at synth).
- * MAAS_BENCH_TRACE=1 prints each child's peak after every step of ingest.
+ * MAAS_BENCH_TRACE=1 prints each child's peak after every step of ingest, and where its resident
+ * memory is (glibc's heap, V8's); MAAS_BENCH_TRACE=2 adds each step's log attributes.
  *
  *   npx tsx bench/ingest-memory.ts [--large-mb 320] [--only encoder|large]
  */
@@ -44,7 +45,7 @@ const child = (args: string[], env: Record<string, string | undefined>) =>
       [CHILD, ...args],
       { env, cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
       (err, out, errOut) => {
-        if (process.env.MAAS_BENCH_TRACE === '1') process.stderr.write(errOut);
+        if (process.env.MAAS_BENCH_TRACE !== undefined) process.stderr.write(errOut);
         if (err) return reject(err);
         resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildOut);
       },
