@@ -46,6 +46,7 @@ import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
 import {
+  collectingChunks,
   type ModelFile,
   type ModelSource,
   readModel,
@@ -599,7 +600,7 @@ async function readSized(store: ObjectStore, upload: UploadRef, size: number) {
   const sized = { ifMatch: upload.etag, maxBytes: size };
   try {
     return size >= LARGE_READ_BYTES && store.getLarge !== undefined
-      ? await store.getLarge(upload.sourceKey, sized)
+      ? await store.getLarge(upload.sourceKey, { ...sized, onChunk: collectingChunks() })
       : await store.get(upload.sourceKey, sized);
   } catch (err) {
     if (err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError) {
