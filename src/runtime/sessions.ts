@@ -15,6 +15,12 @@ export interface SessionSettings {
   optimizationLevel?: OptimizationLevel;
   /** ingest only: where onnxruntime writes the graph it optimized (at `optimizationLevel`) */
   optimizedModelFilePath?: string;
+  /**
+   * ingest only, for a session that is never run: `false` skips the weights' pre-packing (a second,
+   * kernel-ready copy of each MatMul weight), which onnxruntime does after it wrote the optimized
+   * graph. @default true
+   */
+  prepack?: boolean;
 }
 
 export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -39,6 +45,7 @@ export const sessionOptions = (
   // encoder: [8, 512] keeps 475 MB with it, 24 MB without (peak 699 vs 552 MB); [64, 512] keeps
   // 3.8 GB with it, nothing without. The memory pattern stays on (off: larger peaks, no faster).
   enableCpuMemArena: false,
+  ...(settings.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
 });
 
 // The process-wide default logger (used before a session has its own) is held to the same level.

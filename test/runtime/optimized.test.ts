@@ -27,11 +27,12 @@ const image = () =>
   ]);
 
 /** What onnxruntime writes for `plain` at the extended level, the way ingest asks for it. */
-const optimizedBytes = async (): Promise<Uint8Array> => {
+const optimizedBytes = async (settings: SessionSettings = {}): Promise<Uint8Array> => {
   const dir = await mkdtemp(join(tmpdir(), 'maas-opt-test-'));
   try {
     const path = join(dir, 'm.onnx');
     const s = await createSession(plain, {
+      ...settings,
       optimizationLevel: 'extended',
       optimizedModelFilePath: path,
     });
@@ -144,6 +145,13 @@ describe('predict and the pre-optimized graph', () => {
 });
 
 describe('ingest’s pre-optimization', () => {
+  it('writes the same graph whether or not the writing session pre-packs its weights', async () => {
+    const packed = await optimizedBytes();
+    const unpacked = await optimizedBytes({ prepack: false });
+    expect(unpacked.byteLength).toBeGreaterThan(0);
+    expect(Buffer.compare(Buffer.from(unpacked), Buffer.from(packed))).toBe(0);
+  });
+
   it('either keeps a graph that answers the same, or says why it kept none', async () => {
     const result = await preOptimize(plain, { x: image() }, { intraOpThreads: 1 });
     if ('skipped' in result) {
