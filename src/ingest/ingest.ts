@@ -264,6 +264,8 @@ async function run(
     const workDir = await WorkDir.create();
     try {
       const candidate = await evaluate({ ...ctx, workDir });
+      // the int8 variants not served leave room on disk for the pre-optimized graph's two files
+      await workDir.keepOnly([candidate.fp32, candidate.int8]);
       if (deps.preOptimize !== false) await addOptimized({ ...ctx, workDir }, candidate);
       return await register(ctx, candidate);
     } finally {

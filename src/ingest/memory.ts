@@ -47,9 +47,11 @@ export const INGEST_PROCESS_ENV: Readonly<Record<string, string>> = {
 
 /**
  * Scratch disk (MB) ingest's work dir needs for uploads of up to `capMb`: the upload, the
- * calibration graph (a copy of it with outputs appended), the int8 variants tried (a quarter each)
- * and the pre-optimized graph (at most the upload's size), with room to spare; Lambda's /tmp is
- * 512 MB unless the function asks for more (up to 10,240).
+ * calibration graph (a copy of it with outputs appended) and the int8 variants tried (a quarter
+ * each), then the upload and the served variant with the pre-optimized graph twice (its weights
+ * as onnxruntime wrote them beside it, and the graph they are inlined into: the upload's size
+ * each, at most), with room to spare; Lambda's /tmp is 512 MB unless the function asks for more
+ * (up to 10,240).
  */
 export const ingestDiskNeededMb = (capMb: number): number =>
   Math.min(10_240, Math.max(512, Math.ceil(3.5 * capMb + 64)));

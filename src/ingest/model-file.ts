@@ -88,6 +88,15 @@ export class WorkDir {
     return join(this.path, name);
   }
 
+  /** removes every file of the dir but `kept` (the variants a step still needs) */
+  async keepOnly(kept: readonly (ModelSource | undefined)[]): Promise<void> {
+    const keep = new Set(kept.flatMap((m) => (m !== undefined && isFile(m) ? [m.path] : [])));
+    for (const name of await readdir(this.path)) {
+      const path = join(this.path, name);
+      if (!keep.has(path)) await rm(path, { recursive: true, force: true });
+    }
+  }
+
   async dispose(): Promise<void> {
     live.delete(this.path);
     await rm(this.path, { recursive: true, force: true });

@@ -72,6 +72,20 @@ describe('ingest’s model files', () => {
     expect(most).toBeLessThan(12 * 1024 * 1024);
   });
 
+  it('keeps only the files it is told to keep', async () => {
+    const scratch = await WorkDir.create();
+    try {
+      const kept = await scratch.write('model.onnx', model);
+      await scratch.write('dynamic.onnx', model);
+      await scratch.write('static.onnx', model);
+      await scratch.keepOnly([kept, undefined, model]);
+      expect(await readdir(scratch.path)).toEqual(['model.onnx']);
+      expect(await readModel(kept)).toEqual(model);
+    } finally {
+      await scratch.dispose();
+    }
+  });
+
   it('removes its directory and everything in it', async () => {
     const scratch = await WorkDir.create();
     await scratch.write('a.onnx', model);
