@@ -6,7 +6,9 @@
  * matters is (peak − fixed) ÷ model bytes: what the ingest function's memory must hold per byte
  * of upload cap (infra/settings.ts refuses a cap the memory cannot hold at synth).
  * MAAS_BENCH_TRACE=1 prints each child's peak after every step of ingest, and where its resident
- * memory is (glibc's heap, V8's); MAAS_BENCH_TRACE=2 adds each step's log attributes.
+ * memory is (glibc's heap, V8's); MAAS_BENCH_TRACE=2 adds each step's log attributes. The children
+ * run with the ingest function's allocator settings and V8 semi-space (src/ingest/memory.ts);
+ * MAAS_BENCH_MALLOC=default and MAAS_BENCH_SEMI_SPACE=default leave out either.
  *
  *   npx tsx bench/ingest-memory.ts [--large-mb 320] [--only encoder|large]
  */
@@ -15,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { INGEST_PROCESS_ENV } from '../src/ingest/memory.ts';
+import { INGEST_PROCESS_ENV, INGEST_SEMI_SPACE_MB } from '../src/ingest/memory.ts';
 import { keys } from '../src/registry/index.ts';
 import { fmtBytes } from '../src/util/index.ts';
 import { s3Env, startTestS3 } from '../test/support/local-s3.ts';
@@ -70,6 +72,9 @@ const main = async () => {
       MAAS_BENCH_TRACE: process.env.MAAS_BENCH_TRACE,
       // the ingest function's own process settings (infra/ingest.ts sets the same)
       ...(process.env.MAAS_BENCH_MALLOC === 'default' ? {} : INGEST_PROCESS_ENV),
+      ...(process.env.MAAS_BENCH_SEMI_SPACE === 'default'
+        ? {}
+        : { NODE_OPTIONS: `--max-semi-space-size=${INGEST_SEMI_SPACE_MB}` }),
     };
     const { encoder, iris } = await exampleModels();
     const baseline = await child(['--baseline', iris.path], env);

@@ -55,6 +55,8 @@ export interface MaasFunctionProps {
   readonly timeoutSeconds: number;
   /** variables the handler reads through `src/config` and Powertools */
   readonly environment?: Readonly<Record<string, string>>;
+  /** Node options after `--enable-source-maps` (NODE_OPTIONS). @default - none */
+  readonly nodeOptions?: readonly string[];
   /**
    * Ship onnxruntime-node beside the bundle (esbuild cannot bundle its `.node` and `.so` files).
    * @default false
@@ -127,7 +129,7 @@ export class MaasFunction extends Construct {
             onFailure: props.async.onFailure,
           }),
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: ['--enable-source-maps', ...(props.nodeOptions ?? [])].join(' '),
         POWERTOOLS_SERVICE_NAME: `maas-${props.name}`,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
