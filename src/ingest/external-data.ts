@@ -28,17 +28,17 @@ const readRange = async (
 
 /**
  * External data of the graph `graphPath`, as onnxruntime writes it: every tensor names the one
- * `file` beside the graph, with an offset and a length.
+ * file `name` beside the graph, with an offset and a length. The file is opened at the first
+ * tensor that needs it: onnxruntime writes none when every initializer is below its threshold
+ * (1 KB).
  */
 class ExternalData {
-  private constructor(
-    private readonly file: FileHandle,
+  private file: Promise<FileHandle> | undefined;
+
+  constructor(
+    private readonly graphPath: string,
     private readonly name: string,
   ) {}
-
-  static async open(graphPath: string, name: string): Promise<ExternalData> {
-    return new ExternalData(await open(join(dirname(graphPath), name), 'r'), name);
-  }
 
   /** the tensor with its data in `rawData`, as if it had been written with the graph */
   async inline(t: TensorProto): Promise<void> {
@@ -46,7 +46,8 @@ class ExternalData {
     if (at.location !== this.name || at.length === undefined) {
       throw new Error(`tensor ${t.name}: external data in ${at.location ?? 'no file'}`);
     }
-    t.rawData = await readRange(this.file, Number(at.offset ?? 0), Number(at.length));
+    this.file ??= open(join(dirname(this.graphPath), this.name), 'r');
+    t.rawData = await readRange(await this.file, Number(at.offset ?? 0), Number(at.length));
     t.externalData = [];
     // unset, as in the tensor onnxruntime writes with its data (proto2 encodes a field set to its
     // default; onnxruntime's external writer also sets an empty doc string)
@@ -54,8 +55,11 @@ class ExternalData {
     if (t.docString === '') clearField(t, TensorProtoSchema.field.docString!);
   }
 
-  close(): Promise<void> {
-    return this.file.close();
+  async close(): Promise<void> {
+    const file = this.file;
+    this.file = undefined;
+    // a file that failed to open has already failed the read that opened it
+    if (file !== undefined) await (await file.catch(() => undefined))?.close();
   }
 }
 
@@ -97,7 +101,7 @@ export const inlineExternalData = async (
   if (basename(weights) !== weights) throw new Error(`${weights} is not a file name`);
   const model = parseModel(await readWhole(graphPath));
   const g = model.graph;
-  const data = await ExternalData.open(graphPath, weights);
+  const data = new ExternalData(graphPath, weights);
   const out = await open(into, 'w');
   let bytes = 0;
   const write = async (piece: Uint8Array) => {

@@ -59,6 +59,19 @@ describe('the optimized graph written with its weights beside it, then inlined',
     );
   });
 
+  it('needs no weights file when onnxruntime wrote none (every initializer under 1 KB)', async () => {
+    const tiny = mlpModel({ widths: [4, 8, 3] });
+    const graph = await written(tiny, 'tiny.graph.onnx', {
+      optimizedInitializersFile: 'tiny.weights',
+    });
+    await expect(readFile(dir.file('tiny.weights'))).rejects.toThrow(/ENOENT/);
+    const embedded = parseModel(await readFile(await written(tiny, 'tiny.embedded.onnx')));
+    await inlineExternalData(graph, 'tiny.weights', dir.file('tiny.inlined.onnx'));
+    expect(
+      Buffer.from(encodeModel(parseModel(await readFile(dir.file('tiny.inlined.onnx'))))),
+    ).toEqual(Buffer.from(encodeModel(embedded)));
+  });
+
   it('answers as the plain model, loaded from its bytes alone', async () => {
     const graph = await written(cnn, 'cnn.graph.onnx', {
       optimizedInitializersFile: 'cnn.weights',

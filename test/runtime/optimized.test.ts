@@ -14,6 +14,7 @@ import {
   type SessionSettings,
 } from '../../src/runtime/index.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
+import { mlpModel } from '../support/quantize-fixtures.ts';
 import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
 import { RecordingStore, tempDir } from '../support/runtime-fixtures.ts';
 
@@ -150,6 +151,14 @@ describe('ingest’s pre-optimization', () => {
     const unpacked = await optimizedBytes({ prepack: false });
     expect(unpacked.byteLength).toBeGreaterThan(0);
     expect(Buffer.compare(Buffer.from(unpacked), Buffer.from(packed))).toBe(0);
+  });
+
+  it('reads back the graph of a model whose weights are all small, written whole', async () => {
+    const tiny = mlpModel({ widths: [4, 8, 3] });
+    const x = new ort.Tensor('float32', new Float32Array([0.1, -0.2, 0.3, 0.4]), [1, 4]);
+    const result = await preOptimize(tiny, { x }, { intraOpThreads: 1 });
+    if ('skipped' in result) expect(result.skipped).toMatch(/creates faster/);
+    else expect(result.bytes.byteLength).toBeGreaterThan(0);
   });
 
   it('either keeps a graph that answers the same, or says why it kept none', async () => {
