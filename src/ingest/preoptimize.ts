@@ -124,6 +124,8 @@ const optimizeInto = async (
     await rm(graph, { force: true });
     await rm(dir.file(WEIGHTS_FILE), { force: true });
   }
+  // the weights read back, each dropped once written: gone before the sessions below are built
+  releaseMemory();
   const plain: Measured = { createMs: [], runMs: [] };
   const levels = { disabled: { createMs: [], runMs: [] }, all: { createMs: [], runMs: [] } };
   const agreement = new Agreement();
