@@ -17,7 +17,8 @@ export const INGEST_MEMORY = {
   /**
    * the slope between the encoder's and the 320 MB model's peaks (1.1), rounded up with room:
    * 200 + 1.5 × size is above every peak measured with sessions from files (encoder 211–239 MB,
-   * the 320 MB model 541–620 MB)
+   * the 320 MB model 541–620 MB; since 2026-12-03 183–189 MB and 538–542 MB, with a fixed cost of
+   * 114–116 MB: the figures are kept, with more room)
    */
   perModelByte: 1.5,
 } as const;
