@@ -3,7 +3,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { EventType } from 'aws-cdk-lib/aws-s3';
 import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Construct } from 'constructs';
-import { INGEST_PROCESS_ENV, ingestDiskNeededMb } from '../src/ingest/memory.ts';
+import { INGEST_PROCESS_ENV, ingestDiskNeededMb, ingestNodeOptions } from '../src/ingest/memory.ts';
 import { INCOMING_PREFIX, MODEL_SUFFIX } from '../src/registry/index.ts';
 import { FailureQueue } from './failure-queue.ts';
 import { MaasFunction } from './maas-function.ts';
@@ -41,6 +41,7 @@ export class Ingest extends Construct {
       ephemeralStorageMb: ingestDiskNeededMb(settings.ingest.maxModelMb),
       timeoutSeconds: settings.ingest.timeoutSeconds,
       onnxRuntime: true,
+      nodeOptions: ingestNodeOptions(settings.ingest.memoryMb),
       environment: {
         ...INGEST_PROCESS_ENV,
         ...props.environment,

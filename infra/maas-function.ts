@@ -55,6 +55,8 @@ export interface MaasFunctionProps {
   readonly timeoutSeconds: number;
   /** variables the handler reads through `src/config` and Powertools */
   readonly environment?: Readonly<Record<string, string>>;
+  /** Node options after `--enable-source-maps` (NODE_OPTIONS). @default - none */
+  readonly nodeOptions?: readonly string[];
   /**
    * Ship onnxruntime-node beside the bundle (esbuild cannot bundle its `.node` and `.so` files).
    * @default false
@@ -81,6 +83,15 @@ export interface MaasFunctionProps {
  * pinned AWS SDK inside, X-Ray tracing, its own log group with the configured retention, and
  * onnxruntime-node installed beside it (install script skipped, other platforms pruned) when asked.
  */
+/** NODE_OPTIONS for a function: source maps unless it goes without, then its own flags */
+const nodeOptions = (props: MaasFunctionProps): { NODE_OPTIONS?: string } => {
+  const flags = [
+    ...(props.sourceMaps === false ? [] : [SOURCE_MAPS_NODE_OPTIONS]),
+    ...(props.nodeOptions ?? []),
+  ];
+  return flags.length === 0 ? {} : { NODE_OPTIONS: flags.join(' ') };
+};
+
 export class MaasFunction extends Construct {
   readonly function: NodejsFunction;
   readonly role: Role;
@@ -133,7 +144,7 @@ export class MaasFunction extends Construct {
             onFailure: props.async.onFailure,
           }),
       environment: {
-        ...(props.sourceMaps === false ? {} : { NODE_OPTIONS: SOURCE_MAPS_NODE_OPTIONS }),
+        ...nodeOptions(props),
         POWERTOOLS_SERVICE_NAME: `maas-${props.name}`,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { S3EventRecord } from 'aws-lambda';
 import type { IngestResult } from '../../src/ingest/index.ts';
-import { INGEST_PROCESS_ENV } from '../../src/ingest/memory.ts';
+import { INGEST_PROCESS_ENV, INGEST_SEMI_SPACE_MB } from '../../src/ingest/memory.ts';
 import type { LocalS3 } from '../s3/index.ts';
 import type { ErrorInfo, FromInstance, InvokeMessage } from './messages.ts';
 
@@ -58,7 +58,8 @@ class Instance {
 
   private start(): Promise<void> {
     const child = fork(INSTANCE, [], {
-      execArgv: ['--import', TSX_LOADER],
+      // V8's young generation as small as the function's (src/ingest/memory.ts)
+      execArgv: ['--import', TSX_LOADER, `--max-semi-space-size=${INGEST_SEMI_SPACE_MB}`],
       // the allocator settings the ingest function runs with (src/ingest/memory.ts), so the local
       // child holds what the function would (without them a 335 MB model peaked at 1.64× not 1.38×)
       env: { ...INGEST_PROCESS_ENV, ...process.env, ...this.options.env },

@@ -143,16 +143,16 @@ const checkVariant = async (variant: ModelSource, input: ChooseInput) =>
   input.check(await readModel(variant));
 
 /**
- * One static try, written out: the decoded variant (its int8 weights, and views of the float
- * model) is dropped when this returns, before the variant is checked and run.
+ * One static try, written out: the float model, read for this try only, and the decoded variant
+ * (its int8 weights, and views of the float model) are dropped when this returns, before the
+ * variant is checked and run.
  */
 const quantizeTry = async (
-  fp32: Uint8Array,
   ranges: Parameters<typeof quantizeStatic>[1],
   options: Parameters<typeof quantizeStatic>[2],
   input: ChooseInput,
 ): Promise<{ variant?: Variant; report: QuantizationReport }> => {
-  const result = quantizeStatic(fp32, ranges, options);
+  const result = quantizeStatic(await readModel(input.fp32), ranges, options);
   const variant = await park(result, input, 'static.onnx');
   return variant === undefined ? { report: result.report } : { variant, report: result.report };
 };
@@ -187,8 +187,6 @@ const staticVariant = async (
   } finally {
     await fp32.release();
   }
-  // The ladder quantizes the float model again on each try: its bytes stay for the ladder only.
-  const fp32Bytes = await readModel(input.fp32);
   let lastReport: QuantizationReport | undefined;
   let previous = -1;
   for (const margin of MARGIN_LADDER) {
@@ -208,7 +206,7 @@ const staticVariant = async (
       // Weights of the ops left float are stored int8 first (a smaller file); where their
       // rounding is what costs the accuracy, they stay float on the next try.
       for (const weightOnly of kept.size === all.size ? [true] : [true, false]) {
-        const tried = await quantizeTry(fp32Bytes, kept, { calibration, weightOnly }, input);
+        const tried = await quantizeTry(kept, { calibration, weightOnly }, input);
         // what the quantizer built and dropped on the way, before a session of its output
         releaseMemory();
         const { variant } = tried;

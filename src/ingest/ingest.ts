@@ -46,6 +46,7 @@ import { acquireClaim, type ClaimHandle, type ClaimResult } from './claim.ts';
 import { IngestInProgressError, UploadRejectedError } from './errors.ts';
 import { describeUpload } from './identity.ts';
 import {
+  collectingChunks,
   type ModelFile,
   type ModelSource,
   readModel,
@@ -263,6 +264,8 @@ async function run(
     const workDir = await WorkDir.create();
     try {
       const candidate = await evaluate({ ...ctx, workDir });
+      // the int8 variants not served leave room on disk for the pre-optimized graph's two files
+      await workDir.keepOnly([candidate.fp32, candidate.int8]);
       if (deps.preOptimize !== false) await addOptimized({ ...ctx, workDir }, candidate);
       return await register(ctx, candidate);
     } finally {
@@ -599,7 +602,7 @@ async function readSized(store: ObjectStore, upload: UploadRef, size: number) {
   const sized = { ifMatch: upload.etag, maxBytes: size };
   try {
     return size >= LARGE_READ_BYTES && store.getLarge !== undefined
-      ? await store.getLarge(upload.sourceKey, sized)
+      ? await store.getLarge(upload.sourceKey, { ...sized, onChunk: collectingChunks() })
       : await store.get(upload.sourceKey, sized);
   } catch (err) {
     if (err instanceof PreconditionFailedError || err instanceof ObjectTooLargeError) {

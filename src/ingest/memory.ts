@@ -17,7 +17,8 @@ export const INGEST_MEMORY = {
   /**
    * the slope between the encoder's and the 320 MB model's peaks (1.1), rounded up with room:
    * 200 + 1.5 × size is above every peak measured with sessions from files (encoder 211–239 MB,
-   * the 320 MB model 541–620 MB)
+   * the 320 MB model 541–620 MB; since 2026-12-03 183–189 MB and 538–542 MB, with a fixed cost of
+   * 114–116 MB: the figures are kept, with more room)
    */
   perModelByte: 1.5,
 } as const;
@@ -46,10 +47,33 @@ export const INGEST_PROCESS_ENV: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Node's options for the ingest process. V8's young generation grows its two semi-spaces to
+ * their maximum while ingest allocates fast (the download, the quantizer's model parses), and
+ * keeps them: 16 MB each by Node's default, 20-25 MB more of the encoder's peak than with 2 MB,
+ * no slower (bench/ingest-memory.ts). Lambda's own Node bootstrap sizes them from the function's
+ * memory (a few per cent of it: tens of MB at ingest's 3,008 MB) unless NODE_OPTIONS names the
+ * semi-space or the old space itself; it then sizes neither, so the old space is named too
+ * (`ingestNodeOptions`).
+ */
+export const INGEST_SEMI_SPACE_MB = 2;
+
+/**
+ * NODE_OPTIONS' flags for an ingest function of `memoryMb`: the semi-space above, and the old
+ * space at 90% of the memory, about what the bootstrap would have set (the model's bytes and
+ * onnxruntime's live outside it; what ingest keeps there is tens of MB).
+ */
+export const ingestNodeOptions = (memoryMb: number): string[] => [
+  `--max-semi-space-size=${INGEST_SEMI_SPACE_MB}`,
+  `--max-old-space-size=${Math.floor(memoryMb * 0.9)}`,
+];
+
+/**
  * Scratch disk (MB) ingest's work dir needs for uploads of up to `capMb`: the upload, the
- * calibration graph (a copy of it with outputs appended), the int8 variants tried (a quarter each)
- * and the pre-optimized graph (at most the upload's size), with room to spare; Lambda's /tmp is
- * 512 MB unless the function asks for more (up to 10,240).
+ * calibration graph (a copy of it with outputs appended) and the int8 variants tried (a quarter
+ * each), then the upload and the served variant with the pre-optimized graph twice (its weights
+ * as onnxruntime wrote them beside it, and the graph they are inlined into: the upload's size
+ * each, at most), with room to spare; Lambda's /tmp is 512 MB unless the function asks for more
+ * (up to 10,240).
  */
 export const ingestDiskNeededMb = (capMb: number): number =>
   Math.min(10_240, Math.max(512, Math.ceil(3.5 * capMb + 64)));

@@ -88,6 +88,15 @@ export class WorkDir {
     return join(this.path, name);
   }
 
+  /** removes every file of the dir but `kept` (the variants a step still needs) */
+  async keepOnly(kept: readonly (ModelSource | undefined)[]): Promise<void> {
+    const keep = new Set(kept.flatMap((m) => (m !== undefined && isFile(m) ? [m.path] : [])));
+    for (const name of await readdir(this.path)) {
+      const path = join(this.path, name);
+      if (!keep.has(path)) await rm(path, { recursive: true, force: true });
+    }
+  }
+
   async dispose(): Promise<void> {
     live.delete(this.path);
     await rm(this.path, { recursive: true, force: true });
@@ -148,22 +157,48 @@ const removeStale = async (prefix: string): Promise<void> => {
   );
 };
 
-let collector: (() => void) | undefined;
+/** V8's `gc`: a full collection by default, the young generation alone with `type: 'minor'` */
+type Collector = (options?: { type: 'major' | 'minor' }) => void;
+
+let collector: Collector | undefined;
+
+/** `--expose-gc` is set for the collector only; a function created in a fresh context gets it. */
+const collect: Collector = (options) => {
+  if (collector === undefined) {
+    const exposed = (globalThis as { gc?: Collector }).gc;
+    if (exposed !== undefined) collector = exposed;
+    else {
+      setFlagsFromString('--expose-gc');
+      collector = runInNewContext('gc') as Collector;
+    }
+  }
+  collector(options);
+};
 
 /**
  * Frees the buffers nothing references any more, now. A dropped model buffer is otherwise freed
  * only at V8's next full collection, which onnxruntime's allocations (invisible to V8) never
- * prompt: the next session would then be built beside a dead copy of the model. `--expose-gc` is
- * set for the collector only; a function created in a fresh context gets it.
+ * prompt: the next session would then be built beside a dead copy of the model.
  */
-export const releaseMemory = (): void => {
-  if (collector === undefined) {
-    const exposed = (globalThis as { gc?: () => void }).gc;
-    if (exposed !== undefined) collector = exposed;
-    else {
-      setFlagsFromString('--expose-gc');
-      collector = runInNewContext('gc') as () => void;
-    }
-  }
-  collector();
+export const releaseMemory = (): void => collect();
+
+/** bytes of a download between two collections of its chunks (`collectingChunks`) */
+export const CHUNK_COLLECTION_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A download's `onChunk` that collects V8's young generation (well under a millisecond) each time
+ * `every` bytes have arrived. The socket's chunks are copied into the body and dropped, but each
+ * is a malloc'd block below the mmap threshold: left to V8's own pace, 20–25 MB of them were
+ * garbage at once while the encoder downloaded, in glibc's heap, which kept those pages for the
+ * rest of the process (freed, they sit below blocks allocated later and cannot be given back).
+ * Collected every few MB, the next chunks reuse the same few MB.
+ */
+export const collectingChunks = (every = CHUNK_COLLECTION_BYTES): ((bytes: number) => void) => {
+  let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since < every) return;
+    since = 0;
+    collect({ type: 'minor' });
+  };
 };

@@ -12,22 +12,22 @@ import type { QuantizationReport } from './report.ts';
  * data is handed out as it is, after the bytes that frame it, never copied.
  */
 export function* modelPieces(model: ModelProto): Generator<Uint8Array> {
+  yield modelHead(model);
+  for (const t of model.graph?.initializer ?? []) yield* initializerPieces(t);
+}
+
+/** The model's encoding without its main graph's initializers: the first of `modelPieces`. */
+export const modelHead = (model: ModelProto): Uint8Array => {
   const g = model.graph;
-  if (g === undefined) {
-    yield encodeModel(model);
-    return;
-  }
+  if (g === undefined) return encodeModel(model);
   const initializers = g.initializer;
-  let head: Uint8Array;
   g.initializer = [];
   try {
-    head = encodeModel(model);
+    return encodeModel(model);
   } finally {
     g.initializer = initializers;
   }
-  yield head;
-  for (const t of initializers) yield* initializerPieces(t);
-}
+};
 
 const LEN = 2;
 const tag = (field: number) => field * 8 + LEN;
@@ -50,7 +50,7 @@ const varint = (value: number): number[] => {
  * `ModelProto { graph { initializer: [t] } }`: the tensor's other fields encoded, its raw data
  * framed as the last field and passed through (protobuf reads fields in any order).
  */
-function* initializerPieces(t: TensorProto): Generator<Uint8Array> {
+export function* initializerPieces(t: TensorProto): Generator<Uint8Array> {
   const raw = t.rawData;
   if (raw.byteLength === 0) {
     yield toBinary(

@@ -1,4 +1,4 @@
-export { encodedResult, modelPieces } from './encode.ts';
+export { encodedResult, initializerPieces, modelHead, modelPieces } from './encode.ts';
 export { InvalidGateInputError } from './errors.ts';
 export {
   Agreement,

@@ -15,6 +15,18 @@ export interface SessionSettings {
   optimizationLevel?: OptimizationLevel;
   /** ingest only: where onnxruntime writes the graph it optimized (at `optimizationLevel`) */
   optimizedModelFilePath?: string;
+  /**
+   * ingest only, for a session that is never run: `false` skips the weights' pre-packing (a second,
+   * kernel-ready copy of each MatMul weight), which onnxruntime does after it wrote the optimized
+   * graph. @default true
+   */
+  prepack?: boolean;
+  /**
+   * ingest only, with `optimizedModelFilePath`: the written graph's initializers go to a file of
+   * this name beside it, one at a time, instead of being encoded with the graph in one message
+   * (a copy of every weight at once)
+   */
+  optimizedInitializersFile?: string;
 }
 
 export type OptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -39,7 +51,20 @@ export const sessionOptions = (
   // encoder: [8, 512] keeps 475 MB with it, 24 MB without (peak 699 vs 552 MB); [64, 512] keeps
   // 3.8 GB with it, nothing without. The memory pattern stays on (off: larger peaks, no faster).
   enableCpuMemArena: false,
+  ...configEntries(settings),
 });
+
+/** onnxruntime's session config entries (`session.*`) the settings ask for */
+const configEntries = (
+  settings: SessionSettings,
+): Pick<ort.InferenceSession.SessionOptions, 'extra'> => {
+  const session: Record<string, string> = {};
+  if (settings.prepack === false) session.disable_prepacking = '1';
+  if (settings.optimizedInitializersFile !== undefined) {
+    session.optimized_model_external_initializers_file_name = settings.optimizedInitializersFile;
+  }
+  return Object.keys(session).length === 0 ? {} : { extra: { session } };
+};
 
 // The process-wide default logger (used before a session has its own) is held to the same level.
 ort.env.logLevel = 'fatal';

@@ -37,6 +37,8 @@ export interface GetLargeOptions extends Pick<GetOptions, 'ifMatch' | 'maxBytes'
   /** ranged GETs in flight at once */
   concurrency?: number;
   signal?: AbortSignal;
+  /** told after each chunk of any part is copied, with that chunk's size */
+  onChunk?: (bytes: number) => void;
 }
 
 export interface ReadIntoOptions {

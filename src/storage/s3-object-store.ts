@@ -173,15 +173,25 @@ export class S3ObjectStore implements ObjectStore {
     const starts: number[] = [];
     for (let start = 0; start < head.size; start += partSize) starts.push(start);
     let next = 0;
+    const { onChunk } = options;
     const worker = async (): Promise<void> => {
       for (let i = next++; i < starts.length; i = next++) {
         const start = starts[i] ?? 0;
         const end = Math.min(start + partSize, head.size) - 1;
+        let told = 0;
         const read = await this.readInto(key, body, {
           range: { start, end },
           offset: start,
           ifMatch: head.etag,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(onChunk === undefined
+            ? {}
+            : {
+                onChunk: (copied: number) => {
+                  onChunk(copied - told);
+                  told = copied;
+                },
+              }),
         });
         if (read.copied !== end - start + 1) {
           throw new StorageUnavailableError(

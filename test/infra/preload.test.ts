@@ -88,3 +88,26 @@ describe('maas:ingestMaxModelMb', () => {
     }
   });
 });
+
+describe('Node options', () => {
+  it('give ingest a small V8 young generation and the old space the bootstrap would have, and the others source maps only', () => {
+    const synth = synthesize({ 'maas:ingestMemoryMb': 4096 });
+    try {
+      const fns = Object.values(synth.template.findResources('AWS::Lambda::Function')) as {
+        Properties: { Environment?: { Variables?: Record<string, unknown> } };
+      }[];
+      const options = new Map(
+        fns.map((fn) => {
+          const vars = fn.Properties.Environment?.Variables ?? {};
+          return [vars.POWERTOOLS_SERVICE_NAME, vars.NODE_OPTIONS];
+        }),
+      );
+      expect(options.get('maas-ingest')).toBe(
+        '--enable-source-maps --max-semi-space-size=2 --max-old-space-size=3686',
+      );
+      expect(options.get('maas-predict')).toBe('--enable-source-maps');
+    } finally {
+      synth.dispose();
+    }
+  });
+});

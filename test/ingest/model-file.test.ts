@@ -6,6 +6,7 @@ import type * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrate } from '../../src/ingest/calibrate.ts';
 import {
+  collectingChunks,
   openSession,
   readModel,
   releaseMemory,
@@ -54,6 +55,35 @@ describe('ingest’s model files', () => {
     })(96 * 1024 * 1024);
     releaseMemory();
     expect(held() - before).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it("frees a download's dropped chunks every few MB as they arrive", () => {
+    const held = () => process.memoryUsage().arrayBuffers;
+    releaseMemory();
+    const before = held();
+    const onChunk = collectingChunks(4 * 1024 * 1024);
+    let most = 0;
+    // 48 MB arriving in socket-sized chunks, each copied out and dropped, as a download does
+    for (let i = 0; i < 768; i++) {
+      const chunk = new Uint8Array(64 * 1024).fill(i % 256);
+      onChunk(chunk.byteLength);
+      most = Math.max(most, held() - before);
+    }
+    expect(most).toBeLessThan(12 * 1024 * 1024);
+  });
+
+  it('keeps only the files it is told to keep', async () => {
+    const scratch = await WorkDir.create();
+    try {
+      const kept = await scratch.write('model.onnx', model);
+      await scratch.write('dynamic.onnx', model);
+      await scratch.write('static.onnx', model);
+      await scratch.keepOnly([kept, undefined, model]);
+      expect(await readdir(scratch.path)).toEqual(['model.onnx']);
+      expect(await readModel(kept)).toEqual(model);
+    } finally {
+      await scratch.dispose();
+    }
   });
 
   it('removes its directory and everything in it', async () => {

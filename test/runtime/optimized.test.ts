@@ -14,6 +14,7 @@ import {
   type SessionSettings,
 } from '../../src/runtime/index.ts';
 import { startTestS3, type TestS3 } from '../support/local-s3.ts';
+import { mlpModel } from '../support/quantize-fixtures.ts';
 import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
 import { RecordingStore, tempDir } from '../support/runtime-fixtures.ts';
 
@@ -27,11 +28,12 @@ const image = () =>
   ]);
 
 /** What onnxruntime writes for `plain` at the extended level, the way ingest asks for it. */
-const optimizedBytes = async (): Promise<Uint8Array> => {
+const optimizedBytes = async (settings: SessionSettings = {}): Promise<Uint8Array> => {
   const dir = await mkdtemp(join(tmpdir(), 'maas-opt-test-'));
   try {
     const path = join(dir, 'm.onnx');
     const s = await createSession(plain, {
+      ...settings,
       optimizationLevel: 'extended',
       optimizedModelFilePath: path,
     });
@@ -144,6 +146,21 @@ describe('predict and the pre-optimized graph', () => {
 });
 
 describe('ingest’s pre-optimization', () => {
+  it('writes the same graph whether or not the writing session pre-packs its weights', async () => {
+    const packed = await optimizedBytes();
+    const unpacked = await optimizedBytes({ prepack: false });
+    expect(unpacked.byteLength).toBeGreaterThan(0);
+    expect(Buffer.compare(Buffer.from(unpacked), Buffer.from(packed))).toBe(0);
+  });
+
+  it('reads back the graph of a model whose weights are all small, written whole', async () => {
+    const tiny = mlpModel({ widths: [4, 8, 3] });
+    const x = new ort.Tensor('float32', new Float32Array([0.1, -0.2, 0.3, 0.4]), [1, 4]);
+    const result = await preOptimize(tiny, { x }, { intraOpThreads: 1 });
+    if ('skipped' in result) expect(result.skipped).toMatch(/creates faster/);
+    else expect(result.bytes.byteLength).toBeGreaterThan(0);
+  });
+
   it('either keeps a graph that answers the same, or says why it kept none', async () => {
     const result = await preOptimize(plain, { x: image() }, { intraOpThreads: 1 });
     if ('skipped' in result) {

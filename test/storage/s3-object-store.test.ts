@@ -82,6 +82,21 @@ describe('S3ObjectStore', () => {
     expect(Buffer.compare(Buffer.from(large.body), Buffer.from(bytes))).toBe(0);
   });
 
+  it('tells a large read about each chunk it copied, all of them adding up to the object', async () => {
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) % 256);
+    await t.store.put('large/chunks', bytes);
+    const chunks: number[] = [];
+    const large = await t.store.getLarge('large/chunks', {
+      partSize: 1024 * 1024,
+      concurrency: 2,
+      onChunk: (n) => chunks.push(n),
+    });
+    expect(Buffer.compare(Buffer.from(large.body), Buffer.from(bytes))).toBe(0);
+    expect(chunks.length).toBeGreaterThanOrEqual(4);
+    expect(chunks.every((n) => n > 0)).toBe(true);
+    expect(chunks.reduce((a, n) => a + n, 0)).toBe(bytes.byteLength);
+  });
+
   it('deletes objects', async () => {
     await t.store.put('gone/soon', 'x');
     await t.store.delete('gone/soon');
