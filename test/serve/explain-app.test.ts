@@ -14,7 +14,7 @@ import type { HttpRequest } from '../../src/protocol/index.ts';
 import type { ModelProvider } from '../../src/runtime/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/serve/index.ts';
 import { SessionProvider } from '../support/conformance-models.ts';
-import { linearModel } from '../support/explain-models.ts';
+import { coupledModel, linearModel } from '../support/explain-models.ts';
 
 /** `y = Σ x` over FP32 [batch, n] → [batch, 1]: any sequence length. */
 const sumModel = (): Uint8Array =>
@@ -45,30 +45,6 @@ const idsModel = (): Uint8Array =>
         initializers: [tensor('axes', T.INT64, [1], [1])],
         inputs: [valueInfo('ids', T.INT64, ['batch', 'n'])],
         outputs: [valueInfo('y', T.FLOAT, ['batch', 1])],
-      }),
-      opset: 17,
-      producer: 'explain-tests',
-    }),
-  );
-
-/**
- * `y = x ÷ (max |x| over the whole batch + 1)`: an example's answer depends on the others in its
- * batch, as a dynamically quantized MatMul's does (one scale over the batch tensor).
- */
-const coupledModel = (): Uint8Array =>
-  encodeModel(
-    model({
-      graph: graph({
-        name: 'coupled',
-        nodes: [
-          node('Abs', ['x'], ['a']),
-          node('ReduceMax', ['a'], ['m']),
-          node('Add', ['m', 'one'], ['d']),
-          node('Div', ['x', 'd'], ['y']),
-        ],
-        initializers: [tensor('one', T.FLOAT, [], [1])],
-        inputs: [valueInfo('x', T.FLOAT, ['batch', 5])],
-        outputs: [valueInfo('y', T.FLOAT, ['batch', 5])],
       }),
       opset: 17,
       producer: 'explain-tests',

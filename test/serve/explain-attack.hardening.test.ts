@@ -11,35 +11,12 @@ import {
 } from '../../src/onnx/index.ts';
 import { createPredictApp, type PredictApp } from '../../src/serve/index.ts';
 import { SessionProvider } from '../support/conformance-models.ts';
+import { coupledModel } from '../support/explain-models.ts';
 
 /**
  * Findings of the third attack on the explain endpoints (a hostile client of the running stack),
  * each through the predict app over real onnxruntime sessions.
  */
-
-/**
- * `y = x ÷ (max |x| over the whole batch + 1)`: an example's answer depends on the others in its
- * batch, as a dynamically quantized MatMul's does (one scale over the batch tensor).
- */
-const coupledModel = (): Uint8Array =>
-  encodeModel(
-    model({
-      graph: graph({
-        name: 'coupled',
-        nodes: [
-          node('Abs', ['x'], ['a']),
-          node('ReduceMax', ['a'], ['m']),
-          node('Add', ['m', 'one'], ['d']),
-          node('Div', ['x', 'd'], ['y']),
-        ],
-        initializers: [tensor('one', T.FLOAT, [], [1])],
-        inputs: [valueInfo('x', T.FLOAT, ['batch', 5])],
-        outputs: [valueInfo('y', T.FLOAT, ['batch', 5])],
-      }),
-      opset: 17,
-      producer: 'explain-attack',
-    }),
-  );
 
 /**
  * Two outputs of one input: `p = 2x` answers each example alone, `c = 2x − mean(x over the

@@ -70,3 +70,27 @@ export const regionModel = (size: number, region: Region): Uint8Array => {
     }),
   );
 };
+
+/**
+ * `y = x ÷ (max |x| over the whole batch + 1)`: an example's answer depends on the others in its
+ * batch, as a dynamically quantized MatMul's does (one scale over the batch tensor).
+ */
+export const coupledModel = (): Uint8Array =>
+  encodeModel(
+    model({
+      graph: graph({
+        name: 'coupled',
+        nodes: [
+          node('Abs', ['x'], ['a']),
+          node('ReduceMax', ['a'], ['m']),
+          node('Add', ['m', 'one'], ['d']),
+          node('Div', ['x', 'd'], ['y']),
+        ],
+        initializers: [tensor('one', T.FLOAT, [], [1])],
+        inputs: [valueInfo('x', T.FLOAT, ['batch', 5])],
+        outputs: [valueInfo('y', T.FLOAT, ['batch', 5])],
+      }),
+      opset: 17,
+      producer: 'explain-tests',
+    }),
+  );
