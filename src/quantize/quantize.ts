@@ -150,7 +150,10 @@ class Rewriter {
   readonly names: NameAllocator;
   readonly newInitializers: TensorProto[] = [];
   /** int8 weights by (source, orientation): tied weights are stored once */
-  readonly #weights = new Map<string, { qName: string; zeroName: string; w: PerChannelWeight }>();
+  readonly #weights = new Map<
+    string,
+    { qName: string; zeroName: string } & Pick<PerChannelWeight, 'scales' | 'n'>
+  >();
   readonly #scales = new Map<string, string>();
 
   constructor(
@@ -195,18 +198,18 @@ class Rewriter {
       const qName = this.init(`${c.source}_quantized`, UINT8, [w.k, w.n], asOffsetUint8(w.q));
       const zero = Uint8Array.of(OFFSET_ZERO_POINT);
       const zeroName = this.init(`${c.source}_zero_point`, UINT8, [], zero);
-      entry = { qName, zeroName, w };
+      entry = { qName, zeroName, scales: w.scales, n: w.n };
       this.#weights.set(key, entry);
     }
     const scaleKey = `${key}\u0000${alpha}`;
     let scaleName = this.#scales.get(scaleKey);
     if (!scaleName) {
       // Gemm's alpha folds into the per-channel scales: one multiply fewer at run time.
-      const s = alpha === 1 ? entry.w.scales : entry.w.scales.map((v) => v * alpha);
-      scaleName = this.init(`${c.source}_scale`, TensorProto_DataType.FLOAT, [entry.w.n], s);
+      const s = alpha === 1 ? entry.scales : entry.scales.map((v) => v * alpha);
+      scaleName = this.init(`${c.source}_scale`, TensorProto_DataType.FLOAT, [entry.n], s);
       this.#scales.set(scaleKey, scaleName);
     }
-    return { qName: entry.qName, zeroName: entry.zeroName, scaleName, n: entry.w.n };
+    return { qName: entry.qName, zeroName: entry.zeroName, scaleName, n: entry.n };
   }
 
   /** an int8 copy of a Gather table with its scalar scale and zero point, or why it stays float */
@@ -421,7 +424,8 @@ export const pruneUnused = (
 
 /**
  * Dynamic int8 quantization of the constant weights of MatMul and Gemm. Activations are quantized
- * at run time per tensor (uint8), weights ahead of time per output channel (int8, symmetric, stored as uint8 around 128).
+ * at run time per tensor (uint8), weights ahead of time per output channel (int8, symmetric,
+ * stored as uint8 around 128).
  * Constant float tables read by Gather (embeddings) are stored int8 per tensor as well: in an
  * encoder they are the largest float left once the projections are int8.
  * From ai.onnx opset 11 the rewrite uses standard ops that onnxruntime fuses; below it, the

@@ -453,12 +453,21 @@ const learntCost = (
   shapeKey: string,
 ): { ms: number; at: number } | undefined => evaluationCosts.get(loaded.inputs)?.get(shapeKey);
 
-const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number, at: number): void => {
-  let costs = evaluationCosts.get(loaded.inputs);
-  if (costs === undefined) {
-    costs = new Map();
-    evaluationCosts.set(loaded.inputs, costs);
+/** the session's entry of a per-session store, made on first use */
+const perSession = <V>(
+  store: WeakMap<readonly TensorSpec[], Map<string, V>>,
+  loaded: LoadedModel,
+): Map<string, V> => {
+  let entries = store.get(loaded.inputs);
+  if (entries === undefined) {
+    entries = new Map();
+    store.set(loaded.inputs, entries);
   }
+  return entries;
+};
+
+const learnCost = (loaded: LoadedModel, shapeKey: string, ms: number, at: number): void => {
+  const costs = perSession(evaluationCosts, loaded);
   // the first shape learnt is the first forgotten: a figure only needs to be recent, not ranked
   const known = costs.has(shapeKey);
   costs.set(shapeKey, { ms, at });
@@ -514,12 +523,7 @@ const recordCoupling = (
   outputName: string,
   verdict: 'coupled' | 'independent',
 ): void => {
-  let verdicts = batchCoupling.get(loaded.inputs);
-  if (verdicts === undefined) {
-    verdicts = new Map();
-    batchCoupling.set(loaded.inputs, verdicts);
-  }
-  verdicts.set(outputName, verdict);
+  perSession(batchCoupling, loaded).set(outputName, verdict);
 };
 
 /** whether every item of a batch is x itself, input by input and element by element */
