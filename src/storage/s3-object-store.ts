@@ -16,7 +16,6 @@ import {
   type GetOptions,
   type ListOptions,
   normalizeEtag,
-  ObjectNotFoundError,
   type ObjectStore,
   ObjectTooLargeError,
   PreconditionFailedError,
@@ -27,6 +26,18 @@ import {
   type StoredObject,
   type StoredObjectHead,
 } from './object-store.ts';
+import {
+  collectBody,
+  compareKeys,
+  copyBody,
+  destroyBody,
+  isAsyncIterable,
+  quoteEtag,
+  rangedRead,
+  roomFor,
+  sizeOf,
+  translateS3Error,
+} from './s3-common.ts';
 
 export interface S3ClientOptions {
   /** S3-compatible endpoint; defaults to `AWS_ENDPOINT_URL_S3`, then AWS itself */
@@ -73,12 +84,6 @@ export interface S3ObjectStoreOptions extends S3ClientOptions {
   /** an existing client; when given, the client options above are ignored */
   client?: S3Client;
 }
-
-/** `"abc"` → `abc`: S3 returns quoted ETags, event records carry bare ones. */
-const quoteEtag = (etag: string): string => (etag === '*' ? etag : `"${normalizeEtag(etag)}"`);
-
-const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-const DEFAULT_CONCURRENCY = 4;
 
 /** `ObjectStore` over the AWS SDK v3; every SDK failure leaves as one of the store's errors. */
 export class S3ObjectStore implements ObjectStore {
@@ -143,7 +148,7 @@ export class S3ObjectStore implements ObjectStore {
     return {
       key,
       etag: out.ETag ?? '',
-      size: sizeOf(out, body.byteLength),
+      size: sizeOf(out.ContentRange, body.byteLength),
       ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
       metadata: out.Metadata ?? {},
       ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
@@ -151,77 +156,19 @@ export class S3ObjectStore implements ObjectStore {
     };
   }
 
-  /**
-   * Reads a large object with parallel ranged GETs (one stream per part is several times faster
-   * than one stream for 40 MB+ models). Every part must carry the ETag the HEAD saw: an object
-   * replaced mid-read fails with PreconditionFailedError instead of returning a mix of two bodies.
-   */
-  async getLarge(key: string, options: GetLargeOptions = {}): Promise<StoredObject> {
-    const partSize = Math.max(1, options.partSize ?? DEFAULT_PART_SIZE);
-    const concurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
-    const head = await this.head(key);
-    if (
-      options.ifMatch !== undefined &&
-      normalizeEtag(head.etag) !== normalizeEtag(options.ifMatch)
-    ) {
-      throw new PreconditionFailedError(key);
-    }
-    if (options.maxBytes !== undefined && head.size > options.maxBytes) {
-      throw new ObjectTooLargeError(key, options.maxBytes);
-    }
-    const body = new Uint8Array(head.size);
-    const starts: number[] = [];
-    for (let start = 0; start < head.size; start += partSize) starts.push(start);
-    let next = 0;
-    const { onChunk } = options;
-    const worker = async (): Promise<void> => {
-      for (let i = next++; i < starts.length; i = next++) {
-        const start = starts[i] ?? 0;
-        const end = Math.min(start + partSize, head.size) - 1;
-        let told = 0;
-        const read = await this.readInto(key, body, {
-          range: { start, end },
-          offset: start,
-          ifMatch: head.etag,
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-          ...(onChunk === undefined
-            ? {}
-            : {
-                onChunk: (copied: number) => {
-                  onChunk(copied - told);
-                  told = copied;
-                },
-              }),
-        });
-        if (read.copied !== end - start + 1) {
-          throw new StorageUnavailableError(
-            `S3 returned ${read.copied} bytes for ${key} bytes ${start}-${end}; retry the read`,
-            { details: { key, start, end } },
-          );
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, starts.length) }, worker));
-    return { ...head, body };
+  /** Parallel ranged GETs of a large object, each part pinned to the ETag the HEAD saw. */
+  getLarge(key: string, options: GetLargeOptions = {}): Promise<StoredObject> {
+    return rangedRead(this, key, options);
   }
 
-  /**
-   * Copies each chunk of the response as it arrives into `target`: a 40 MB body read through
-   * `transformToByteArray` is held twice (the chunk list, then their concatenation), and the
-   * garbage and copying that costs were most of the time of a local read.
-   */
+  /** Copies each chunk of the response as it arrives into `target` (see `copyBody`). */
   async readInto(
     key: string,
     target: Uint8Array,
     options: ReadIntoOptions = {},
   ): Promise<ReadIntoResult> {
-    const { range, offset = 0 } = options;
-    const room = target.byteLength - offset;
-    if (!Number.isInteger(offset) || room < 0 || (range && range.end - range.start + 1 > room)) {
-      throw new RangeError(
-        `readInto ${key}: a target of ${target.byteLength} bytes has no room at offset ${offset} for ${range ? `bytes ${range.start}-${range.end}` : 'the object'}`,
-      );
-    }
+    const { range } = options;
+    roomFor(key, target, options);
     let out: GetObjectCommandOutput;
     try {
       out = await this.client.send(
@@ -246,31 +193,15 @@ export class S3ObjectStore implements ObjectStore {
       throw new PreconditionFailedError(key);
     }
     const body = out.Body;
-    const announced = out.ContentLength;
-    if (!isAsyncIterable(body)) {
+    const where = { key, bucket: this.bucket };
+    let copied: number;
+    if (isAsyncIterable(body)) {
+      copied = await copyBody(where, body, out.ContentLength, target, options);
+    } else {
       const bytes = await this.readBody(out, key);
-      const copied = this.copyInto(key, target, offset, room, bytes, 0);
-      options.onChunk?.(copied);
-      return this.filled(key, out, announced, copied);
+      copied = await copyBody(where, chunksOf(bytes), out.ContentLength, target, options);
     }
-    if (announced !== undefined && announced > room) {
-      body.destroy?.();
-      throw this.overflow(key, room);
-    }
-    let copied = 0;
-    try {
-      for await (const chunk of body) {
-        copied = this.copyInto(key, target, offset, room, chunk, copied);
-        options.onChunk?.(copied);
-      }
-    } catch (err) {
-      if (err instanceof StorageUnavailableError) throw err;
-      throw new StorageUnavailableError(
-        `reading the body of ${key} from bucket ${this.bucket} failed after ${copied} bytes: ${errorMessage(err)}; retry the read`,
-        { cause: err, details: { key, copied } },
-      );
-    }
-    return this.filled(key, out, announced, copied);
+    return { etag: out.ETag ?? '', copied, size: sizeOf(out.ContentRange, copied) };
   }
 
   async put(
@@ -352,85 +283,6 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  private copyInto(
-    key: string,
-    target: Uint8Array,
-    offset: number,
-    room: number,
-    chunk: Uint8Array,
-    copied: number,
-  ): number {
-    if (copied + chunk.byteLength > room) throw this.overflow(key, room);
-    target.set(chunk, offset + copied);
-    return copied + chunk.byteLength;
-  }
-
-  private overflow(key: string, room: number): StorageUnavailableError {
-    return new StorageUnavailableError(
-      `S3 sent more than the ${room} bytes asked for of ${key}; retry the read`,
-      { details: { key, room } },
-    );
-  }
-
-  /** A body shorter than its Content-Length is a cut connection, not a shorter object. */
-  private filled(
-    key: string,
-    out: GetObjectCommandOutput,
-    announced: number | undefined,
-    copied: number,
-  ): ReadIntoResult {
-    if (announced !== undefined && copied !== announced) {
-      throw new StorageUnavailableError(
-        `S3 announced ${announced} bytes of ${key} but sent ${copied}; retry the read`,
-        { details: { key, announced, copied } },
-      );
-    }
-    return { etag: out.ETag ?? '', copied, size: sizeOf(out, copied) };
-  }
-
-  /** the body, refused as soon as its announced length or the bytes received pass `maxBytes` */
-  private async readCapped(
-    out: GetObjectCommandOutput,
-    key: string,
-    maxBytes: number,
-  ): Promise<Uint8Array> {
-    const body = out.Body;
-    if (out.ContentLength !== undefined && out.ContentLength > maxBytes) {
-      destroyBody(body);
-      throw new ObjectTooLargeError(key, maxBytes);
-    }
-    if (!isAsyncIterable(body)) {
-      const bytes = await this.readBody(out, key);
-      if (bytes.byteLength > maxBytes) throw new ObjectTooLargeError(key, maxBytes);
-      return bytes;
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of body) {
-        size += chunk.byteLength;
-        if (size > maxBytes) {
-          body.destroy?.();
-          throw new ObjectTooLargeError(key, maxBytes);
-        }
-        chunks.push(chunk);
-      }
-    } catch (err) {
-      if (err instanceof ObjectTooLargeError) throw err;
-      throw new StorageUnavailableError(
-        `reading the body of ${key} from bucket ${this.bucket} failed after ${size} bytes: ${errorMessage(err)}; retry the read`,
-        { cause: err, details: { key, copied: size } },
-      );
-    }
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const chunk of chunks) {
-      bytes.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return bytes;
-  }
-
   private async readBody(out: GetObjectCommandOutput, key: string): Promise<Uint8Array> {
     if (out.Body === undefined) return new Uint8Array(0);
     try {
@@ -443,20 +295,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** the body under a byte cap (see `collectBody`) */
+  private readCapped(out: GetObjectCommandOutput, key: string, maxBytes: number) {
+    if (!isAsyncIterable(out.Body)) {
+      return this.readBody(out, key).then((bytes) => {
+        if (bytes.byteLength > maxBytes) throw new ObjectTooLargeError(key, maxBytes);
+        return bytes;
+      });
+    }
+    return collectBody({ key, bucket: this.bucket }, out.Body, out.ContentLength, maxBytes);
+  }
+
   private translate(err: unknown, operation: string, key: string): Error {
-    const status = httpStatus(err);
-    const name = err instanceof Error ? err.name : undefined;
-    if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
-      return new ObjectNotFoundError(key, { cause: err });
-    }
-    // 409 ConditionalRequestConflict: AWS lost a concurrent conditional write; same remedy as 412.
-    if (status === 412 || status === 409 || name === 'PreconditionFailed') {
-      return new PreconditionFailedError(key, { cause: err });
-    }
-    const reason = status === undefined ? errorMessage(err) : `HTTP ${status} ${name ?? ''}`.trim();
-    return new StorageUnavailableError(
-      `S3 ${operation} ${key} in bucket ${this.bucket} failed (${reason}); the model store is unreachable or refused the call, retry later`,
-      { cause: err, details: { key, bucket: this.bucket, operation, status } },
+    const code = err instanceof Error ? err.name : undefined;
+    return translateS3Error(
+      { status: httpStatus(err), code, cause: err },
+      operation,
+      key,
+      this.bucket,
     );
   }
 }
@@ -467,21 +323,7 @@ function httpStatus(err: unknown): number | undefined {
   return typeof metadata?.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined;
 }
 
-type NodeBody = AsyncIterable<Uint8Array> & { destroy?: () => void };
-
-const destroyBody = (body: unknown): void => {
-  if (isAsyncIterable(body)) body.destroy?.();
-};
-
-const isAsyncIterable = (body: unknown): body is NodeBody =>
-  typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
-
-function sizeOf(out: GetObjectCommandOutput, fallback: number): number {
-  const total = out.ContentRange?.match(/\/(\d+)$/)?.[1];
-  return total === undefined ? fallback : Number(total);
-}
-
-/** S3 orders keys by UTF-8 bytes; plain `<` on UTF-16 strings differs outside the BMP. */
-function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** a body the SDK handed over whole, as the one chunk `copyBody` reads */
+async function* chunksOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
 }
