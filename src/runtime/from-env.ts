@@ -1,6 +1,6 @@
 import { loadConfig, config as processConfig } from '../config/index.ts';
 import { Registry } from '../registry/index.ts';
-import { S3ObjectStore } from '../storage/s3.ts';
+import { S3ReadStore } from '../storage/s3-reader.ts';
 import { ModelRuntime } from './model-runtime.ts';
 import type { RuntimeHooks } from './provider.ts';
 
@@ -10,11 +10,15 @@ export interface RuntimeFromEnvOptions {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
-/** The runtime a predict instance uses: bucket, endpoint, caches and TTL from the environment. */
+/**
+ * The runtime a predict instance uses: bucket, endpoint, caches and TTL from the environment.
+ * It reads through `S3ReadStore` (signed GET/HEAD/LIST, no S3 client), which keeps the client's
+ * code off every cold start.
+ */
 export const createRuntimeFromEnv = (options: RuntimeFromEnvOptions = {}): ModelRuntime => {
   const { storage, runtime } =
     options.env === undefined ? processConfig() : loadConfig(options.env);
-  const store = new S3ObjectStore(storage);
+  const store = new S3ReadStore(storage);
   return new ModelRuntime({
     registry: new Registry(store),
     store,

@@ -17,7 +17,8 @@ interface Import {
   typeOnly: boolean;
 }
 
-const IMPORT = /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[\s\S]*?\s+from\s+)?['"]([^'"]+)['"]/g;
+// bindings hold no quote or semicolon: a side-effect import must not swallow the next statement
+const IMPORT = /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^;'"]*?\s+from\s+)?['"]([^'"]+)['"]/g;
 const DYNAMIC = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 const sourceFiles = (dir: string): string[] =>
@@ -119,6 +120,15 @@ describe('layer boundaries', () => {
     expect(clients).toEqual([]);
     // the closure did follow the app into src/: the walk is not vacuous
     expect(loaded).toContain('src/guard/alarms.ts');
+  });
+
+  it('keeps the S3 client out of predict: its 430 KB were compiled at every cold start', () => {
+    const loaded = [...runtimeClosure('functions/predict/handler.ts')];
+    expect(loaded.filter((m) => m.startsWith('@aws-sdk/client-'))).toEqual([]);
+    // the walk reached predict's store and runtime: it is not vacuous
+    expect(loaded).toEqual(
+      expect.arrayContaining(['src/storage/s3-reader.ts', 'src/runtime/from-env.ts']),
+    );
   });
 
   it('has no import cycle between the folders of src/', () => {
