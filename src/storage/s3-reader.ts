@@ -59,6 +59,8 @@ export interface S3ReadStoreOptions {
   socketTimeoutMs?: number;
   /** keys per LIST page (`max-keys`). @default S3's own, 1,000 */
   listPageSize?: number;
+  /** sends the signed requests; the timeouts above apply to the default, the SDK's Node handler */
+  requestHandler?: Pick<NodeHttpHandler, 'handle'>;
 }
 
 /** Predict writes nothing: its role may not, and a write reaching this store is a bug. */
@@ -118,7 +120,7 @@ class S3Answer extends Error {
 export class S3ReadStore implements ObjectStore {
   readonly bucket: string;
   private readonly signer: SignatureV4;
-  private readonly http: NodeHttpHandler;
+  private readonly http: Pick<NodeHttpHandler, 'handle'>;
   private readonly origin: { protocol: string; hostname: string; port?: number };
   /** path before the key: `/bucket/` path-style, `/` on the bucket's own host */
   private readonly base: string;
@@ -160,10 +162,12 @@ export class S3ReadStore implements ObjectStore {
       uriEscapePath: false,
       applyChecksum: true,
     });
-    this.http = new NodeHttpHandler({
-      connectionTimeout: options.connectionTimeoutMs ?? 3000,
-      socketTimeout: options.socketTimeoutMs ?? 30_000,
-    });
+    this.http =
+      options.requestHandler ??
+      new NodeHttpHandler({
+        connectionTimeout: options.connectionTimeoutMs ?? 3000,
+        socketTimeout: options.socketTimeoutMs ?? 30_000,
+      });
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.listPageSize = options.listPageSize;
   }

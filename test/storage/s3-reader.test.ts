@@ -1,5 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { type HttpRequest, HttpResponse } from '@smithy/core/protocols';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ObjectNotFoundError,
@@ -224,6 +226,74 @@ describe('S3ReadStore (predict reads the registry without the S3 client)', () =>
     } finally {
       if (saved.id !== undefined) process.env.AWS_ACCESS_KEY_ID = saved.id;
       if (saved.secret !== undefined) process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    }
+  });
+});
+
+describe('S3ReadStore on AWS (no endpoint): addressed and signed as the S3 client does', () => {
+  /** captures one request and answers 404, so neither side reaches the network */
+  const capturing = () => {
+    const seen: {
+      hostname: string;
+      path: string;
+      query: Record<string, unknown>;
+      headers: Record<string, string>;
+    }[] = [];
+    return {
+      seen,
+      handle: async (request: HttpRequest) => {
+        seen.push({
+          hostname: request.hostname,
+          path: request.path,
+          query: { ...request.query },
+          headers: { ...request.headers },
+        });
+        return { response: new HttpResponse({ statusCode: 404, headers: {}, body: undefined }) };
+      },
+    };
+  };
+
+  it.each([
+    ['maas-models-abc123', 'eu-west-1', 'registry/iris/1/model.onnx'],
+    ['maas.models.dotted', 'us-east-1', 'registry/odd name+&/aliases.json'],
+    ['maas-models-cn', 'cn-north-1', 'registry/iris/aliases.json'],
+  ])('bucket %s in %s, key %s', async (bucket, region, key) => {
+    const sdkSide = capturing();
+    const client = new S3Client({
+      region,
+      credentials: { ...CREDENTIALS, sessionToken: 'TOKEN' },
+      requestHandler: sdkSide,
+      maxAttempts: 1,
+    });
+    await client.send(new GetObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+    await client
+      .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'registry/' }))
+      .catch(() => undefined);
+    const ours = capturing();
+    const store = new S3ReadStore({
+      bucket,
+      region,
+      credentials: { ...CREDENTIALS, sessionToken: 'TOKEN' },
+      requestHandler: ours,
+      maxAttempts: 1,
+    });
+    await expect(store.get(key)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await store.list('registry/').catch(() => undefined);
+    expect(ours.seen).toHaveLength(2);
+    expect(sdkSide.seen).toHaveLength(2);
+    for (const [i, sdk] of sdkSide.seen.entries()) {
+      const mine = ours.seen[i]!;
+      expect(mine.hostname).toBe(sdk.hostname);
+      expect(mine.path).toBe(sdk.path);
+      for (const [name, value] of Object.entries(mine.query)) expect(sdk.query[name]).toBe(value);
+      // the same signed essentials: payload hash, session token, and a SigV4 scope for s3 here
+      expect(mine.headers['x-amz-content-sha256']).toBe(sdk.headers['x-amz-content-sha256']);
+      expect(mine.headers['x-amz-security-token']).toBe('TOKEN');
+      expect(mine.headers.authorization).toMatch(
+        new RegExp(
+          `^AWS4-HMAC-SHA256 Credential=S3RVER/\\d{8}/${region}/s3/aws4_request, SignedHeaders=\\S*host\\S*, Signature=[0-9a-f]{64}$`,
+        ),
+      );
     }
   });
 });
