@@ -96,6 +96,14 @@ const occlusionWindows = (
     const stride = strideGiven
       ? resolveWindow(input.name, input.shape, strideGiven, 'stride')
       : window;
+    if (stride.some((step, d) => step > (window[d] ?? 1))) {
+      // windows that skip elements would leave them at 0 as if they did not matter
+      throw new ExplainParameterError(
+        `parameters.stride [${stride.join(', ')}] of input ${JSON.stringify(input.name)} is larger than ` +
+          `its window [${window.join(', ')}]: the elements between windows would get no attribution; ` +
+          'send a stride no larger than the window in every dim (the default is the window)',
+      );
+    }
     return slidingWindows(input.shape, window, stride).map((indices) => ({ input: k, indices }));
   });
 

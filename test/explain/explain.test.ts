@@ -201,6 +201,18 @@ describe('occlusion', () => {
     expect(a[0]).toBe(0);
     expect(out.players).toBe(5);
   });
+
+  it('refuses a stride larger than its window, which would leave elements unexplained', async () => {
+    const f = (v: Float64Array) => v[2] ?? 0;
+    const request = explain(
+      single([1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]),
+      1,
+      lift(f),
+      options({ method: 'occlusion', windows: [[2]], strides: [[3]] }),
+    );
+    await expect(request).rejects.toBeInstanceOf(ExplainParameterError);
+    await expect(request).rejects.toThrow(/stride \[3\].*larger than its window \[2\]/);
+  });
 });
 
 describe('the prediction evaluated with the coalitions', () => {
