@@ -51,8 +51,9 @@ beforeAll(async () => {
   await registerVersion(storage.direct, 'warm', tinyModel({ seed: 1 }));
   await setAliases(storage.direct, 'warm', { production: 1 });
   runtime = new ModelRuntime({
-    registry: storage.registry,
-    store: storage.store,
+    // what predict reads through (src/runtime/from-env.ts)
+    registry: storage.readRegistry,
+    store: storage.reader,
     aliasTtlMs: ALIAS_TTL_MS,
     // every cold load reads the store: no disk cache to hide a fault behind
     tmpCacheDir: tmp,
