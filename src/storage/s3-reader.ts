@@ -61,6 +61,11 @@ export interface S3ReadStoreOptions {
   listPageSize?: number;
   /** sends the signed requests; the timeouts above apply to the default, the SDK's Node handler */
   requestHandler?: Pick<NodeHttpHandler, 'handle'>;
+  /**
+   * requests in flight at once, their responses included until read or dropped; more wait here.
+   * @default 50, the sockets of the SDK's Node handler
+   */
+  maxConcurrency?: number;
 }
 
 /** Predict writes nothing: its role may not, and a write reaching this store is a bug. */
@@ -97,6 +102,8 @@ const encodeKey = (key: string): string =>
     .join('/');
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+/** the sockets the SDK's Node handler opens per host */
+const HANDLER_SOCKETS = 50;
 const MAX_BACKOFF_MS = 20_000;
 const ERROR_BODY_BYTES = 64 * 1024;
 
@@ -126,6 +133,7 @@ export class S3ReadStore implements ObjectStore {
   private readonly base: string;
   private readonly maxAttempts: number;
   private readonly listPageSize: number | undefined;
+  private readonly slots: Slots;
 
   constructor(options: S3ReadStoreOptions) {
     this.bucket = options.bucket;
@@ -170,6 +178,7 @@ export class S3ReadStore implements ObjectStore {
       });
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.listPageSize = options.listPageSize;
+    this.slots = new Slots(Math.max(1, options.maxConcurrency ?? HANDLER_SOCKETS));
   }
 
   async head(key: string): Promise<StoredObjectHead> {
@@ -392,13 +401,54 @@ export class S3ReadStore implements ObjectStore {
       headers: { ...request.headers, host: port === undefined ? hostname : `${hostname}:${port}` },
     });
     const signed = (await this.signer.sign(unsigned)) as HttpRequest;
-    const { response } = await this.http.handle(
-      signed,
-      request.signal === undefined ? {} : { abortSignal: request.signal as never },
-    );
-    return answerOf(response);
+    // A request queued in the handler's agent for a socket spends its connect time-out waiting
+    // there: past 50 at once (the Triton index over 1,000 models) a store that is up answered
+    // "did not establish a connection". Requests beyond the sockets wait here instead, and a slot
+    // is held until its response has been read or dropped, which is when its socket is free.
+    const release = await this.slots.take();
+    try {
+      const { response } = await this.http.handle(
+        signed,
+        request.signal === undefined ? {} : { abortSignal: request.signal as never },
+      );
+      const answer = answerOf(response);
+      releaseAfter(response.body, release);
+      return answer;
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 }
+
+/** A counting semaphore: `take` resolves with the function that gives the slot back (once). */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async take(): Promise<() => void> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next === undefined) this.free += 1;
+      else next();
+    };
+  }
+}
+
+/** calls `release` once the response body has ended or was destroyed (at once without a stream) */
+const releaseAfter = (body: unknown, release: () => void): void => {
+  const stream = body as { once?: unknown; closed?: boolean; destroyed?: boolean } | undefined;
+  if (typeof stream?.once !== 'function' || stream.closed === true || stream.destroyed === true) {
+    release();
+    return;
+  }
+  (stream as { once(event: 'close', listener: () => void): void }).once('close', release);
+};
 
 interface ListBucketResult {
   Contents?: ListEntry | ListEntry[];
