@@ -55,8 +55,16 @@ export interface S3ReadStoreOptions {
   maxAttempts?: number;
   /** time allowed to open a connection, ms. @default 3000 */
   connectionTimeoutMs?: number;
-  /** a socket idle for this long fails the request, ms (not a cap on large transfers). @default 30000 */
+  /**
+   * a socket idle for this long fails the request, ms (not a cap on large transfers). @default
+   * 10000: predict's invocation lasts 15 s on AWS, and a stalled body must fail within it
+   */
   socketTimeoutMs?: number;
+  /**
+   * time for S3 to answer a call (its response headers), all attempts and backoff included, ms;
+   * a store that accepts connections and never answers fails the call after it. @default 10000
+   */
+  answerTimeoutMs?: number;
   /** keys per LIST page (`max-keys`). @default S3's own, 1,000 */
   listPageSize?: number;
   /** sends the signed requests; the timeouts above apply to the default, the SDK's Node handler */
@@ -134,6 +142,7 @@ export class S3ReadStore implements ObjectStore {
   private readonly maxAttempts: number;
   private readonly listPageSize: number | undefined;
   private readonly slots: Slots;
+  private readonly answerTimeoutMs: number;
 
   constructor(options: S3ReadStoreOptions) {
     this.bucket = options.bucket;
@@ -174,10 +183,11 @@ export class S3ReadStore implements ObjectStore {
       options.requestHandler ??
       new NodeHttpHandler({
         connectionTimeout: options.connectionTimeoutMs ?? 3000,
-        socketTimeout: options.socketTimeoutMs ?? 30_000,
+        socketTimeout: options.socketTimeoutMs ?? 10_000,
       });
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.listPageSize = options.listPageSize;
+    this.answerTimeoutMs = Math.max(1, options.answerTimeoutMs ?? 10_000);
     this.slots = new Slots(Math.max(1, options.maxConcurrency ?? HANDLER_SOCKETS));
   }
 
@@ -344,8 +354,9 @@ export class S3ReadStore implements ObjectStore {
 
   /**
    * Signs and sends one request, retrying network failures, 5xx and throttling with jittered
-   * exponential backoff, as the SDK's standard strategy does. Resolves with a 2xx (or a 304 when
-   * `notModified`); every other answer becomes the store's typed error.
+   * exponential backoff, as the SDK's standard strategy does, all within `answerTimeoutMs`.
+   * Resolves with a 2xx (or a 304 when `notModified`); every other answer becomes the store's
+   * typed error.
    */
   private async send(
     operation: 'GET' | 'HEAD' | 'LIST',
@@ -359,10 +370,22 @@ export class S3ReadStore implements ObjectStore {
     },
   ): Promise<Answer> {
     const method = operation === 'LIST' ? 'GET' : operation;
+    const deadline = Date.now() + this.answerTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       let failure: { status: number | undefined; code: string | undefined; cause: unknown };
+      // A store that accepts the connection and never answers would hold the call for the idle
+      // time-out of each attempt (3 × 30 s with the SDK's settings), past predict's invocation.
+      const stall = new AbortController();
+      const timer = setTimeout(
+        () => stall.abort(new StalledError(this.answerTimeoutMs)),
+        Math.max(0, deadline - Date.now()),
+      );
       try {
-        const answer = await this.exchange(method, request);
+        const signal =
+          request.signal === undefined
+            ? stall.signal
+            : AbortSignal.any([request.signal, stall.signal]);
+        const answer = await this.exchange(method, { ...request, signal });
         if (answer.status < 300 || (answer.status === 304 && request.notModified === true)) {
           return answer;
         }
@@ -370,15 +393,20 @@ export class S3ReadStore implements ObjectStore {
         failure = { status: answer.status, code, cause: new S3Answer(answer.status, code) };
       } catch (err) {
         if (err instanceof StorageUnavailableError) throw err;
-        failure = { status: undefined, code: undefined, cause: err };
+        const cause = stall.signal.aborted ? stall.signal.reason : err;
+        failure = { status: undefined, code: undefined, cause };
+      } finally {
+        clearTimeout(timer);
       }
+      const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, 100 * 2 ** attempt);
       const retryable =
         request.signal?.aborted !== true &&
+        !stall.signal.aborted &&
+        Date.now() + backoff < deadline &&
         (failure.status === undefined || RETRYABLE_STATUS.has(failure.status));
       if (!retryable || attempt >= this.maxAttempts) {
         throw translateS3Error(failure, operation, key, this.bucket);
       }
-      const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, 100 * 2 ** attempt);
       await new Promise((resolve) => setTimeout(resolve, backoff));
     }
   }
@@ -418,6 +446,14 @@ export class S3ReadStore implements ObjectStore {
       release();
       throw err;
     }
+  }
+}
+
+/** S3 accepted the call and did not answer it in time */
+class StalledError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'TimeoutError';
   }
 }
 

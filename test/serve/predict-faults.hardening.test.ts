@@ -137,6 +137,23 @@ describe('predict while the model store fails', () => {
     },
   );
 
+  it('answers a stalled store with 503 + Retry-After while the invocation lasts, not after the S3 time-outs', async () => {
+    // Found by attack: a store that accepts connections and never answers held a cold request
+    // for 3 attempts × the 30 s idle-socket time-out, past predict's 15 s Lambda time-out, so
+    // the client got API Gateway's bare 5xx instead of a JSON 503.
+    const cold = await newColdModel();
+    storage.proxy.set({ kind: 'delay', ms: 120_000 });
+    try {
+      const res = await infer(`/v2/models/${cold}/infer`);
+      expect(res.status, text(res)).toBe(503);
+      expect(res.headers['retry-after']).toBe(String(RETRY_AFTER));
+      expect(JSON.parse(text(res)).error).toMatch(/storage is unreachable/);
+    } finally {
+      storage.proxy.clear();
+    }
+  }, // below the Lambda time-out (15 s), above the reader's answer time-out (10 s)
+  14_000);
+
   it('serves through a slow store, only later', async () => {
     const cold = await newColdModel();
     storage.proxy.set({ kind: 'delay', ms: 150 });

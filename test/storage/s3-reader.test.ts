@@ -216,6 +216,26 @@ describe('S3ReadStore (predict reads the registry without the S3 client)', () =>
     }
   });
 
+  it('fails a call S3 accepts and never answers within its answer time-out, attempts included', async () => {
+    const store = new S3ReadStore({
+      bucket: t.s3.bucket,
+      endpoint: proxy.endpoint,
+      region: 'us-east-1',
+      credentials: CREDENTIALS,
+      answerTimeoutMs: 500,
+    });
+    await t.store.put('read/stalled', 'x');
+    proxy.set({ kind: 'delay', ms: 60_000, match: keyMatch(t.s3.bucket, /^read\/stalled$/) });
+    try {
+      const err = await store.get('read/stalled').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect((err as Error).message).toContain('no answer within 500 ms');
+    } finally {
+      proxy.clear();
+    }
+    expect(text((await store.get('read/stalled'))?.body)).toBe('x');
+  });
+
   it('does not retry a refusal, and names S3 code and status', async () => {
     const server = await answering(403, 'AccessDenied');
     try {
