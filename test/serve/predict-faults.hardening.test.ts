@@ -16,6 +16,8 @@ import { registerVersion, setAliases } from '../support/registry.ts';
 
 const ALIAS_TTL_MS = 50;
 const RETRY_AFTER = 2;
+/** below predict's Lambda time-out (15 s), above its S3 reader's answer time-out (10 s) */
+const STALL_TEST_TIMEOUT_MS = 14_000;
 
 let storage: FaultyStorage;
 let tmp: string;
@@ -137,22 +139,25 @@ describe('predict while the model store fails', () => {
     },
   );
 
-  it('answers a stalled store with 503 + Retry-After while the invocation lasts, not after the S3 time-outs', async () => {
-    // Found by attack: a store that accepts connections and never answers held a cold request
-    // for 3 attempts × the 30 s idle-socket time-out, past predict's 15 s Lambda time-out, so
-    // the client got API Gateway's bare 5xx instead of a JSON 503.
-    const cold = await newColdModel();
-    storage.proxy.set({ kind: 'delay', ms: 120_000 });
-    try {
-      const res = await infer(`/v2/models/${cold}/infer`);
-      expect(res.status, text(res)).toBe(503);
-      expect(res.headers['retry-after']).toBe(String(RETRY_AFTER));
-      expect(JSON.parse(text(res)).error).toMatch(/storage is unreachable/);
-    } finally {
-      storage.proxy.clear();
-    }
-  }, // below the Lambda time-out (15 s), above the reader's answer time-out (10 s)
-  14_000);
+  it(
+    'answers a stalled store with 503 + Retry-After while the invocation lasts, not after the S3 time-outs',
+    async () => {
+      // Found by attack: a store that accepts connections and never answers held a cold request
+      // for 3 attempts × the 30 s idle-socket time-out, past predict's 15 s Lambda time-out, so
+      // the client got API Gateway's bare 5xx instead of a JSON 503.
+      const cold = await newColdModel();
+      storage.proxy.set({ kind: 'delay', ms: 120_000 });
+      try {
+        const res = await infer(`/v2/models/${cold}/infer`);
+        expect(res.status, text(res)).toBe(503);
+        expect(res.headers['retry-after']).toBe(String(RETRY_AFTER));
+        expect(JSON.parse(text(res)).error).toMatch(/storage is unreachable/);
+      } finally {
+        storage.proxy.clear();
+      }
+    },
+    STALL_TEST_TIMEOUT_MS,
+  );
 
   it('serves through a slow store, only later', async () => {
     const cold = await newColdModel();
