@@ -55,12 +55,25 @@ export interface S3ReadStoreOptions {
   maxAttempts?: number;
   /** time allowed to open a connection, ms. @default 3000 */
   connectionTimeoutMs?: number;
-  /** a socket idle for this long fails the request, ms (not a cap on large transfers). @default 30000 */
+  /**
+   * a socket idle for this long fails the request, ms (not a cap on large transfers). @default
+   * 10000: predict's invocation lasts 15 s on AWS, and a stalled body must fail within it
+   */
   socketTimeoutMs?: number;
+  /**
+   * time for S3 to answer a call (its response headers), all attempts and backoff included, ms;
+   * a store that accepts connections and never answers fails the call after it. @default 10000
+   */
+  answerTimeoutMs?: number;
   /** keys per LIST page (`max-keys`). @default S3's own, 1,000 */
   listPageSize?: number;
   /** sends the signed requests; the timeouts above apply to the default, the SDK's Node handler */
   requestHandler?: Pick<NodeHttpHandler, 'handle'>;
+  /**
+   * requests in flight at once, their responses included until read or dropped; more wait here.
+   * @default 50, the sockets of the SDK's Node handler
+   */
+  maxConcurrency?: number;
 }
 
 /** Predict writes nothing: its role may not, and a write reaching this store is a bug. */
@@ -97,6 +110,8 @@ const encodeKey = (key: string): string =>
     .join('/');
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+/** the sockets the SDK's Node handler opens per host */
+const HANDLER_SOCKETS = 50;
 const MAX_BACKOFF_MS = 20_000;
 const ERROR_BODY_BYTES = 64 * 1024;
 
@@ -126,6 +141,8 @@ export class S3ReadStore implements ObjectStore {
   private readonly base: string;
   private readonly maxAttempts: number;
   private readonly listPageSize: number | undefined;
+  private readonly slots: Slots;
+  private readonly answerTimeoutMs: number;
 
   constructor(options: S3ReadStoreOptions) {
     this.bucket = options.bucket;
@@ -166,10 +183,12 @@ export class S3ReadStore implements ObjectStore {
       options.requestHandler ??
       new NodeHttpHandler({
         connectionTimeout: options.connectionTimeoutMs ?? 3000,
-        socketTimeout: options.socketTimeoutMs ?? 30_000,
+        socketTimeout: options.socketTimeoutMs ?? 10_000,
       });
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
     this.listPageSize = options.listPageSize;
+    this.answerTimeoutMs = Math.max(1, options.answerTimeoutMs ?? 10_000);
+    this.slots = new Slots(Math.max(1, options.maxConcurrency ?? HANDLER_SOCKETS));
   }
 
   async head(key: string): Promise<StoredObjectHead> {
@@ -335,8 +354,9 @@ export class S3ReadStore implements ObjectStore {
 
   /**
    * Signs and sends one request, retrying network failures, 5xx and throttling with jittered
-   * exponential backoff, as the SDK's standard strategy does. Resolves with a 2xx (or a 304 when
-   * `notModified`); every other answer becomes the store's typed error.
+   * exponential backoff, as the SDK's standard strategy does, all within `answerTimeoutMs`.
+   * Resolves with a 2xx (or a 304 when `notModified`); every other answer becomes the store's
+   * typed error.
    */
   private async send(
     operation: 'GET' | 'HEAD' | 'LIST',
@@ -350,10 +370,22 @@ export class S3ReadStore implements ObjectStore {
     },
   ): Promise<Answer> {
     const method = operation === 'LIST' ? 'GET' : operation;
+    const deadline = Date.now() + this.answerTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       let failure: { status: number | undefined; code: string | undefined; cause: unknown };
+      // A store that accepts the connection and never answers would hold the call for the idle
+      // time-out of each attempt (3 × 30 s with the SDK's settings), past predict's invocation.
+      const stall = new AbortController();
+      const timer = setTimeout(
+        () => stall.abort(new StalledError(this.answerTimeoutMs)),
+        Math.max(0, deadline - Date.now()),
+      );
       try {
-        const answer = await this.exchange(method, request);
+        const signal =
+          request.signal === undefined
+            ? stall.signal
+            : AbortSignal.any([request.signal, stall.signal]);
+        const answer = await this.exchange(method, { ...request, signal });
         if (answer.status < 300 || (answer.status === 304 && request.notModified === true)) {
           return answer;
         }
@@ -361,15 +393,20 @@ export class S3ReadStore implements ObjectStore {
         failure = { status: answer.status, code, cause: new S3Answer(answer.status, code) };
       } catch (err) {
         if (err instanceof StorageUnavailableError) throw err;
-        failure = { status: undefined, code: undefined, cause: err };
+        const cause = stall.signal.aborted ? stall.signal.reason : err;
+        failure = { status: undefined, code: undefined, cause };
+      } finally {
+        clearTimeout(timer);
       }
+      const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, 100 * 2 ** attempt);
       const retryable =
         request.signal?.aborted !== true &&
+        !stall.signal.aborted &&
+        Date.now() + backoff < deadline &&
         (failure.status === undefined || RETRYABLE_STATUS.has(failure.status));
       if (!retryable || attempt >= this.maxAttempts) {
         throw translateS3Error(failure, operation, key, this.bucket);
       }
-      const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, 100 * 2 ** attempt);
       await new Promise((resolve) => setTimeout(resolve, backoff));
     }
   }
@@ -392,13 +429,62 @@ export class S3ReadStore implements ObjectStore {
       headers: { ...request.headers, host: port === undefined ? hostname : `${hostname}:${port}` },
     });
     const signed = (await this.signer.sign(unsigned)) as HttpRequest;
-    const { response } = await this.http.handle(
-      signed,
-      request.signal === undefined ? {} : { abortSignal: request.signal as never },
-    );
-    return answerOf(response);
+    // A request queued in the handler's agent for a socket spends its connect time-out waiting
+    // there: past 50 at once (the Triton index over 1,000 models) a store that is up answered
+    // "did not establish a connection". Requests beyond the sockets wait here instead, and a slot
+    // is held until its response has been read or dropped, which is when its socket is free.
+    const release = await this.slots.take();
+    try {
+      const { response } = await this.http.handle(
+        signed,
+        request.signal === undefined ? {} : { abortSignal: request.signal as never },
+      );
+      const answer = answerOf(response);
+      releaseAfter(response.body, release);
+      return answer;
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 }
+
+/** S3 accepted the call and did not answer it in time */
+class StalledError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** A counting semaphore: `take` resolves with the function that gives the slot back (once). */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async take(): Promise<() => void> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next === undefined) this.free += 1;
+      else next();
+    };
+  }
+}
+
+/** calls `release` once the response body has ended or was destroyed (at once without a stream) */
+const releaseAfter = (body: unknown, release: () => void): void => {
+  const stream = body as { once?: unknown; closed?: boolean; destroyed?: boolean } | undefined;
+  if (typeof stream?.once !== 'function' || stream.closed === true || stream.destroyed === true) {
+    release();
+    return;
+  }
+  (stream as { once(event: 'close', listener: () => void): void }).once('close', release);
+};
 
 interface ListBucketResult {
   Contents?: ListEntry | ListEntry[];

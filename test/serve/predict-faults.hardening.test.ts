@@ -16,6 +16,8 @@ import { registerVersion, setAliases } from '../support/registry.ts';
 
 const ALIAS_TTL_MS = 50;
 const RETRY_AFTER = 2;
+/** below predict's Lambda time-out (15 s), above its S3 reader's answer time-out (10 s) */
+const STALL_TEST_TIMEOUT_MS = 14_000;
 
 let storage: FaultyStorage;
 let tmp: string;
@@ -51,8 +53,9 @@ beforeAll(async () => {
   await registerVersion(storage.direct, 'warm', tinyModel({ seed: 1 }));
   await setAliases(storage.direct, 'warm', { production: 1 });
   runtime = new ModelRuntime({
-    registry: storage.registry,
-    store: storage.store,
+    // what predict reads through (src/runtime/from-env.ts)
+    registry: storage.readRegistry,
+    store: storage.reader,
     aliasTtlMs: ALIAS_TTL_MS,
     // every cold load reads the store: no disk cache to hide a fault behind
     tmpCacheDir: tmp,
@@ -134,6 +137,26 @@ describe('predict while the model store fails', () => {
       expect(after.headers['x-maas-model-version']).toBe('1');
       expect((await call('GET', '/v2/models')).status).toBe(200);
     },
+  );
+
+  it(
+    'answers a stalled store with 503 + Retry-After while the invocation lasts, not after the S3 time-outs',
+    async () => {
+      // Found by attack: a store that accepts connections and never answers held a cold request
+      // for 3 attempts × the 30 s idle-socket time-out, past predict's 15 s Lambda time-out, so
+      // the client got API Gateway's bare 5xx instead of a JSON 503.
+      const cold = await newColdModel();
+      storage.proxy.set({ kind: 'delay', ms: 120_000 });
+      try {
+        const res = await infer(`/v2/models/${cold}/infer`);
+        expect(res.status, text(res)).toBe(503);
+        expect(res.headers['retry-after']).toBe(String(RETRY_AFTER));
+        expect(JSON.parse(text(res)).error).toMatch(/storage is unreachable/);
+      } finally {
+        storage.proxy.clear();
+      }
+    },
+    STALL_TEST_TIMEOUT_MS,
   );
 
   it('serves through a slow store, only later', async () => {

@@ -190,6 +190,52 @@ describe('S3ReadStore (predict reads the registry without the S3 client)', () =>
     }
   });
 
+  it('waits for a free connection instead of timing out when more reads than its sockets run at once', async () => {
+    // Found by attack: POST /v2/repository/index over 1,100 models answered 503 "did not establish
+    // a connection within 3000 ms": the handler's 50 sockets were busy and the connect timer ran
+    // while requests waited in the agent's queue, on a store that was up all along.
+    const store = new S3ReadStore({
+      bucket: t.s3.bucket,
+      endpoint: proxy.endpoint,
+      region: 'us-east-1',
+      credentials: CREDENTIALS,
+      maxAttempts: 1,
+      connectionTimeoutMs: 300,
+    });
+    await t.store.put('read/busy', 'x');
+    proxy.set({ kind: 'delay', ms: 1000, match: keyMatch(t.s3.bucket, /^read\/busy$/) });
+    try {
+      const heads = await Promise.allSettled(
+        Array.from({ length: 120 }, () => store.head('read/busy')),
+      );
+      const failed = heads.flatMap((h) => (h.status === 'rejected' ? [String(h.reason)] : []));
+      expect(failed.slice(0, 1)).toEqual([]);
+      expect(heads).toHaveLength(120);
+    } finally {
+      proxy.clear();
+    }
+  });
+
+  it('fails a call S3 accepts and never answers within its answer time-out, attempts included', async () => {
+    const store = new S3ReadStore({
+      bucket: t.s3.bucket,
+      endpoint: proxy.endpoint,
+      region: 'us-east-1',
+      credentials: CREDENTIALS,
+      answerTimeoutMs: 500,
+    });
+    await t.store.put('read/stalled', 'x');
+    proxy.set({ kind: 'delay', ms: 60_000, match: keyMatch(t.s3.bucket, /^read\/stalled$/) });
+    try {
+      const err = await store.get('read/stalled').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageUnavailableError);
+      expect((err as Error).message).toContain('no answer within 500 ms');
+    } finally {
+      proxy.clear();
+    }
+    expect(text((await store.get('read/stalled'))?.body)).toBe('x');
+  });
+
   it('does not retry a refusal, and names S3 code and status', async () => {
     const server = await answering(403, 'AccessDenied');
     try {
