@@ -18,6 +18,7 @@ import {
 } from './errors.ts';
 import {
   historyKeyTime,
+  isValidModelName,
   keys,
   REGISTRY_PREFIX,
   validateModelName,
@@ -191,10 +192,17 @@ export class Registry {
     };
   }
 
-  /** Every model the registry knows (a registered version, or only history such as rejections). */
+  /**
+   * Every model the registry knows (a registered version, or only history such as rejections).
+   * A folder no model name could make (left by hand under `registry/`) is not a model: listing it
+   * would fail every caller on its name.
+   */
   async listModels(): Promise<string[]> {
     const { prefixes } = await this.store.list(REGISTRY_PREFIX, { delimiter: '/' });
-    return prefixes.map((prefix) => prefix.slice(REGISTRY_PREFIX.length, -1)).sort();
+    return prefixes
+      .map((prefix) => prefix.slice(REGISTRY_PREFIX.length, -1))
+      .filter(isValidModelName)
+      .sort();
   }
 
   /** For `GET /v2/models` and `maas models`: each model with its production and candidate. */

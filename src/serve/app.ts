@@ -157,7 +157,17 @@ async function repositoryIndex(
   const listings = await provider.listModels();
   const entries = await Promise.all(
     listings.map(async (listing) => {
-      const { versions } = await provider.describe(listing.name);
+      let versions: number[];
+      try {
+        ({ versions } = await provider.describe(listing.name));
+      } catch (err) {
+        // One model's malformed record answers 503 for that model, not for the whole index.
+        if (err instanceof MaasError && err.code === 'CorruptRecord') {
+          const reason = `its registry record is malformed: ${errorMessage(err)}`;
+          return [{ name: listing.name, version: '', state: 'UNAVAILABLE', reason } as const];
+        }
+        throw err;
+      }
       return versions.map((version): RepositoryIndexEntry => {
         const reason =
           listing.production === version

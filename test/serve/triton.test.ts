@@ -4,9 +4,9 @@ import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalApi, startLocalApi } from '../../local/http/index.ts';
 import { ensureExampleModels } from '../../models/generate.ts';
-import { Registry } from '../../src/registry/index.ts';
+import { keys, Registry } from '../../src/registry/index.ts';
 import { s3Env, startTestS3, type TestS3 } from '../support/local-s3.ts';
-import { registerVersion, setAliases } from '../support/registry.ts';
+import { overwrite, registerVersion, setAliases } from '../support/registry.ts';
 
 /**
  * The requests `tritonclient.http` (InferenceServerClient, geventhttpclient underneath) sends,
@@ -228,5 +228,47 @@ describe('tritonclient.http against the predict API', () => {
     );
     expect(unload.status).toBe(405);
     expect(json(unload)).toMatchObject({ error: expect.stringContaining('read-only') });
+  });
+});
+
+describe('the repository index and model list over a registry with a broken record', () => {
+  let t: TestS3;
+  let api: LocalApi;
+
+  beforeAll(async () => {
+    t = await startTestS3();
+    const registry = new Registry(t.store);
+    const { iris } = await ensureExampleModels();
+    const bytes = new Uint8Array(await readFile(iris.path));
+    await registerVersion(registry, 'iris', bytes);
+    await setAliases(registry, 'iris', { production: 1 });
+    await registerVersion(registry, 'broken', bytes);
+    await setAliases(registry, 'broken', { production: 1 });
+    // what an operator with write access could leave: a manifest that is not one, and a folder
+    // no model name could make
+    await overwrite(t.store, keys.manifest('broken', 1), '{"not": "a manifest"');
+    await t.store.put('registry/Not A Model/aliases.json', '{}', { ifNoneMatch: '*' });
+    api = await startLocalApi({ port: 0, workers: 1, env: s3Env(t.s3), onOutput: () => {} });
+  }, 120_000);
+  afterAll(async () => {
+    await api?.close();
+    await t?.cleanup();
+  });
+
+  it('lists every other model, and the broken one as UNAVAILABLE with the key to fix', async () => {
+    const index = await send(api, 'POST', 'v2/repository/index');
+    expect(index.status).toBe(200);
+    const entries = json(index) as { name: string; state: string; reason: string }[];
+    expect(entries.find((e) => e.name === 'iris')).toMatchObject({ version: '1', state: 'READY' });
+    const broken = entries.find((e) => e.name === 'broken');
+    expect(broken).toMatchObject({ state: 'UNAVAILABLE' });
+    expect(broken?.reason).toContain(keys.manifest('broken', 1));
+    expect(entries.map((e) => e.name)).not.toContain('Not A Model');
+    const models = await send(api, 'GET', 'v2/models');
+    expect(models.status).toBe(200);
+    expect((json(models) as { models: { name: string }[] }).models.map((m) => m.name)).toEqual([
+      'broken',
+      'iris',
+    ]);
   });
 });
