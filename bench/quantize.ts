@@ -5,11 +5,14 @@
  *
  * Then ingest's own decision on real models (`--part choice`): the PP-OCR det, rec and
  * classifier models and Silero VAD from npm packages, a generated ResNet-18-shaped CNN and the
- * encoder, each with samples and the upload's accuracy option, through `chooseInt8` (dynamic and
- * static int8, calibration, the gate): what would be served, its ratios against fp32 measured in
- * the same run, and the float ops onnxruntime still runs in the int8 graph (what holds it back).
+ * encoder, each with samples and the upload's accuracy option, through `chooseInt8` (dynamic,
+ * mixed and static int8, calibration, the gate): what would be served, its ratios against fp32
+ * measured in the same run, and the float ops onnxruntime still runs in the int8 graph (what holds
+ * it back). `--threads n` sets onnxruntime's intra-op threads for both variants (default: its own
+ * choice, as predict's default of one per core): one thread times steadily on a shared machine.
  *
  *   npx tsx bench/quantize.ts [--part dynamic|choice] [--models det,cls,rec,vad,resnet18,encoder]
+ *     [--threads n]
  */
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -138,6 +141,7 @@ const arg = (name: string): string | undefined => {
   return i < 0 ? undefined : process.argv[i + 1];
 };
 const PART = arg('part');
+const THREADS = arg('threads') === undefined ? undefined : Number(arg('threads'));
 
 /** Op types onnxruntime runs in the int8 graph it built, split into integer and float work. */
 const graphOps = async (bytes: Uint8Array) => {
@@ -186,9 +190,14 @@ const choicePart = async () => {
       fp32: m.bytes,
       samples: { feeds: m.feeds, source: 'sidecar' },
       gate: { ...m.gate, objective: 'latency' },
-      session: {},
+      session: THREADS === undefined ? {} : { intraOpThreads: THREADS },
       dynamic: () => {
         const r = quantizeModel(m.bytes);
+        const problem = r.bytes && check(r.bytes);
+        return problem ? { bytes: undefined, report: { ...r.report, reason: problem } } : r;
+      },
+      mixedDynamic: (signedShare) => {
+        const r = quantizeModel(m.bytes, { signedShare });
         const problem = r.bytes && check(r.bytes);
         return problem ? { bytes: undefined, report: { ...r.report, reason: problem } } : r;
       },
@@ -201,7 +210,7 @@ const choicePart = async () => {
       input: m.input,
       accuracyOption: m.accuracy,
       served: choice.int8 ? 'int8' : 'fp32',
-      scheme: choice.report.scheme.split(':')[0],
+      scheme: `${choice.report.scheme.split(':')[0]}${choice.report.signedWeights ? `, ${choice.report.signedWeights.weights}/${choice.report.signedWeights.of} signed` : ''}`,
       sizeRatio: g?.sizeRatio,
       latencyRatio: g?.latencyRatio,
       fp32P50Ms: g?.fp32P50Ms,

@@ -31,6 +31,13 @@ import { evaluateVariants } from './trial.ts';
  */
 export const MARGIN_LADDER: readonly number[] = [0, 10, 20, 40];
 
+/**
+ * Shares of the dynamic variant's weight elements stored signed within ±64 (`signedShare`),
+ * largest weights first, tried in order until one keeps the gate's accuracy: signed weights run
+ * on onnxruntime's u8×s8 kernels, faster than u8×u8 on x86 without VNNI, at one bit of precision.
+ */
+export const MIXED_SHARE_LADDER: readonly number[] = [1, 0.75, 0.5];
+
 export interface ChooseInput {
   fp32: ModelSource;
   samples: SampleSet;
@@ -41,6 +48,13 @@ export interface ChooseInput {
    * variant already written out (`variant`)
    */
   dynamic: () => Quantized | QuantizeResult | Promise<Quantized | QuantizeResult>;
+  /**
+   * the dynamic variant with weights holding `share` of the elements signed within ±64
+   * (`QuantizeOptions.signedShare`), validated as `dynamic`'s; absent: only `dynamic` is tried
+   */
+  mixedDynamic?: (
+    share: number,
+  ) => Quantized | QuantizeResult | Promise<Quantized | QuantizeResult>;
   /** why a variant must not be served (validation), or `undefined` */
   check: (bytes: Uint8Array) => string | undefined;
   /** skip the static scheme (the upload or the tests ask for dynamic only) */
@@ -98,6 +112,31 @@ const park = async (
   }
   const bytes = result.bytes;
   return bytes === undefined ? undefined : { report: result.report, model: bytes };
+};
+
+/** A quantizer's outcome as a variant out of memory (`park`), or `undefined` when it made none. */
+const parkQuantized = async (
+  result: Quantized | QuantizeResult,
+  input: ChooseInput,
+  name: string,
+): Promise<Variant | undefined> =>
+  'variant' in result || !('bytes' in result)
+    ? result.variant && { report: result.report, model: result.variant }
+    : park(result, input, name);
+
+/** The fp32 model's outputs on every sample, from one session. */
+const referenceOutputs = async (
+  input: ChooseInput,
+): Promise<ort.InferenceSession.OnnxValueMapType[]> => {
+  const reference: ort.InferenceSession.OnnxValueMapType[] = [];
+  releaseMemory();
+  const fp32 = await openSession(input.fp32, input.session);
+  try {
+    for (const f of input.samples.feeds) reference.push(await fp32.run(f));
+  } finally {
+    await fp32.release();
+  }
+  return reference;
 };
 
 /**
@@ -164,6 +203,7 @@ const quantizeTry = async (
  */
 const staticVariant = async (
   input: ChooseInput,
+  references: () => Promise<ort.InferenceSession.OnnxValueMapType[]>,
 ): Promise<{ tried?: Variant; report?: QuantizationReport }> => {
   const plan = await planOf(input.fp32);
   // each step below reads the float model afresh: the copy the plan parsed goes first
@@ -179,14 +219,7 @@ const staticVariant = async (
     calibrationFeeds,
     input.session,
   );
-  const reference: ort.InferenceSession.OnnxValueMapType[] = [];
-  releaseMemory();
-  const fp32 = await openSession(input.fp32, input.session);
-  try {
-    for (const f of feeds) reference.push(await fp32.run(f));
-  } finally {
-    await fp32.release();
-  }
+  const reference = await references();
   let lastReport: QuantizationReport | undefined;
   let previous = -1;
   for (const margin of MARGIN_LADDER) {
@@ -241,13 +274,53 @@ const staticVariant = async (
   return lastReport ? { report: lastReport } : {};
 };
 
+/**
+ * The mixed dynamic variant: walks `MIXED_SHARE_LADDER` until a share of signed weights keeps
+ * the gate's accuracy. Returns the first variant that does, or the report of why none did.
+ */
+const mixedVariant = async (
+  input: ChooseInput,
+  mixed: NonNullable<ChooseInput['mixedDynamic']>,
+  references: () => Promise<ort.InferenceSession.OnnxValueMapType[]>,
+): Promise<{ tried?: Variant; report?: QuantizationReport }> => {
+  let lastReport: QuantizationReport | undefined;
+  let previous = -1;
+  for (const share of MIXED_SHARE_LADDER) {
+    const result = await mixed(share);
+    const variant = await parkQuantized(result, input, 'mixed.onnx');
+    releaseMemory();
+    const signed = variant?.report.signedWeights?.weights ?? 0;
+    // no variant, or no weight to sign: a smaller share has none either
+    if (variant === undefined || signed === 0) {
+      lastReport ??= result.report.status === 'applied' ? undefined : result.report;
+      break;
+    }
+    // a smaller share that signs the same weights (few large ones) is the same variant
+    if (signed === previous) continue;
+    previous = signed;
+    const verdict = await accurateEnough(await references(), variant.model, input);
+    input.log?.('ingest: mixed int8 candidate', {
+      share,
+      signed,
+      of: variant.report.signedWeights?.of,
+      cosine: verdict.cosine,
+      top1: verdict.top1Agreement,
+      accept: verdict.accept,
+    });
+    if (verdict.accept) return { tried: variant };
+    lastReport = { ...variant.report, status: 'not-applied', reason: verdict.decision };
+  }
+  return lastReport ? { report: lastReport } : {};
+};
+
 /** Latency ratios closer than this are a tie on a shared machine: the smaller file wins it. */
 const LATENCY_TIE = 0.05;
 
 /**
  * The better of two accepted variants. Each variant's p50 is compared as its ratio to fp32 timed
  * interleaved with it: two gate runs apart see different machine load, so their milliseconds do
- * not compare, their ratios do.
+ * not compare, their ratios do. A tie between files of one size goes to `a`, the one tried first
+ * (the uint8-weight dynamic variant before the mixed one, which gave up precision for speed).
  */
 const better = (a: Tried, b: Tried, objective: GateOptions['objective']): Tried => {
   const smaller = sizeOf(a.variant.model) <= sizeOf(b.variant.model) ? a : b;
@@ -268,23 +341,32 @@ const summary = (t: Tried): Int8Choice['alternatives'][number] => ({
 });
 
 /**
- * Ingest's int8 decision: the dynamic variant (MatMul/Gemm weights) and the static one (Conv,
- * MatMul, Gemm and the ops between, calibrated on the samples) each go through the gate against
- * fp32; the accepted one with the better objective (p50, or size) is served.
+ * Ingest's int8 decision: the dynamic variant (MatMul/Gemm weights), its mixed form (the largest
+ * weights signed within ±64, when that keeps the accuracy) and the static one (Conv, MatMul, Gemm
+ * and the ops between, calibrated on the samples) each go through the gate against fp32; the
+ * accepted one with the better objective (p50, or size) is served.
  */
 export const chooseInt8 = async (input: ChooseInput): Promise<Int8Choice> => {
   const candidates: Variant[] = [];
   const reports: QuantizationReport[] = [];
   const dynamic = await input.dynamic();
-  const parked =
-    'variant' in dynamic || !('bytes' in dynamic)
-      ? dynamic.variant && { report: dynamic.report, model: dynamic.variant }
-      : await park(dynamic, input, 'dynamic.onnx');
+  const parked = await parkQuantized(dynamic, input, 'dynamic.onnx');
   releaseMemory();
   if (parked) candidates.push(parked);
   else reports.push(dynamic.report);
+  // the fp32 outputs the ladders judge accuracy against, computed once when first needed
+  let reference: Promise<ort.InferenceSession.OnnxValueMapType[]> | undefined;
+  const references = () => {
+    reference ??= referenceOutputs(input);
+    return reference;
+  };
+  if (parked && input.mixedDynamic) {
+    const m = await mixedVariant(input, input.mixedDynamic, references);
+    if (m.tried) candidates.push(m.tried);
+    else if (m.report) reports.push(m.report);
+  }
   if (input.staticScheme !== false) {
-    const s = await staticVariant(input);
+    const s = await staticVariant(input, references);
     if (s.tried) candidates.push(s.tried);
     else if (s.report) reports.push(s.report);
   }

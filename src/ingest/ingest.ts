@@ -483,6 +483,8 @@ async function chooseServed(
     gate: gateOptionsFor(options, settings),
     session,
     dynamic: () => quantizeVariant(fp32, deps, ctx.workDir),
+    mixedDynamic: (signedShare) =>
+      quantizeVariant(fp32, deps, ctx.workDir, { name: 'mixed.onnx', signedShare }),
     check: (variant) => variantProblem(variant, deps),
     staticScheme: deps.staticQuantization !== false,
     workDir: ctx.workDir,
@@ -734,6 +736,7 @@ async function quantizeVariant(
   fp32: ModelSource,
   deps: IngestDeps,
   workDir: WorkDir,
+  mixed?: { name: string; signedShare: number },
 ): Promise<Quantized> {
   const notApplied = (reason: string): QuantizationReport => ({
     scheme: 'dynamic int8',
@@ -743,7 +746,7 @@ async function quantizeVariant(
     nodesQuantized: 0,
     nodesSkipped: 0,
   });
-  const written = await quantizeInto(fp32, deps, workDir).catch(
+  const written = await quantizeInto(fp32, deps, workDir, mixed).catch(
     (err: unknown): Quantized => ({
       report: notApplied(`the quantizer failed: ${runtimeMessage(err)}`),
     }),
@@ -760,12 +763,17 @@ async function quantizeInto(
   fp32: ModelSource,
   deps: IngestDeps,
   workDir: WorkDir,
+  mixed?: { name: string; signedShare: number },
 ): Promise<Quantized> {
-  const result = quantizeModel(await readModel(fp32), deps.quantizeOptions);
+  const options = mixed
+    ? { ...deps.quantizeOptions, signedShare: mixed.signedShare }
+    : deps.quantizeOptions;
+  const result = quantizeModel(await readModel(fp32), options);
   if (result.report.status !== 'applied' || result.model === undefined) {
     return { report: result.report };
   }
-  return { report: result.report, variant: await workDir.writeModel('dynamic.onnx', result.model) };
+  const name = mixed?.name ?? 'dynamic.onnx';
+  return { report: result.report, variant: await workDir.writeModel(name, result.model) };
 }
 
 const checkFile = async (variant: ModelSource, deps: IngestDeps) =>

@@ -15,6 +15,7 @@ export {
 } from './gate.ts';
 export {
   DEFAULT_MIN_ELEMENTS,
+  mixedScheme,
   type QuantizeOptions,
   type QuantizeResult,
   quantizeModel,

@@ -16,6 +16,7 @@ import type { QuantizationReport, QuantizedNodeReport } from './report.ts';
 import {
   asOffsetUint8,
   dropTransientBuffer,
+  float32Shape,
   OFFSET_ZERO_POINT,
   type PerChannelWeight,
   quantizePerChannel,
@@ -23,6 +24,7 @@ import {
   rawTensor,
   readFloat32,
   readFloat32Transient,
+  SATURATION_FREE_LEVELS,
 } from './weights.ts';
 
 export interface QuantizeOptions {
@@ -32,6 +34,15 @@ export interface QuantizeOptions {
   excludeNodes?: readonly string[];
   /** the only scheme: dynamic int8 with the op pattern the model's opset allows */
   scheme?: 'auto';
+  /**
+   * share (0–1] of the quantized weights' elements stored as signed int8 within ±64
+   * (`SATURATION_FREE_LEVELS`) instead of uint8 around 128, largest weights first. onnxruntime
+   * multiplies uint8 activations by signed weights with u8×s8 kernels, faster than its u8×u8 ones
+   * on x86 without VNNI (docs/performance.md); within ±64 their int16 pair sums cannot saturate on
+   * any CPU. The price is one bit of weight precision, so the share is a trade the caller
+   * measures (ingest: `MIXED_SHARE_LADDER`). @default 0
+   */
+  signedShare?: number;
 }
 
 export interface QuantizeResult {
@@ -57,6 +68,17 @@ export const SCHEME_MATMUL_INTEGER =
 export const SCHEME_DYNAMIC_QUANTIZE_MATMUL =
   'dynamic int8: com.microsoft DynamicQuantizeMatMul, per-channel symmetric weights (uint8 around 128); ' +
   'Gather tables per-tensor (DequantizeLinear)';
+
+/**
+ * The scheme of a variant with `signedShare` > 0: which weights are signed, and how many of the
+ * weight elements that is.
+ */
+export const mixedScheme = (scheme: string, signed: number, of: number, share: number): string =>
+  scheme.replace(
+    '(uint8 around 128)',
+    `(the ${signed} largest of ${of}, ${Math.round(share * 100)}% of weight elements, signed within ` +
+      `±${SATURATION_FREE_LEVELS} for u8×s8 kernels; the rest uint8 around 128)`,
+  );
 
 /** A constant weight, found through any Identity or 2-D Transpose nodes between it and its use. */
 export interface ConstWeight {
@@ -160,6 +182,8 @@ class Rewriter {
     graph: GraphProto,
     readonly analysis: Analysis,
     readonly useContribOp: boolean,
+    /** weight sources stored signed within ±64 rather than uint8 around 128 */
+    readonly signedSources: ReadonlySet<string> = new Set(),
   ) {
     this.names = new NameAllocator(graph);
   }
@@ -176,8 +200,9 @@ class Rewriter {
   }
 
   /**
-   * int8 B [K, N] stored as uint8 around zero point 128 (`asOffsetUint8`), and its per-channel
-   * scales (times Gemm's alpha), or why the weight stays float
+   * int8 B [K, N] stored as uint8 around zero point 128 (`asOffsetUint8`), or signed within ±64
+   * for a source in `signedSources`, and its per-channel scales (times Gemm's alpha), or why the
+   * weight stays float
    */
   weight(c: ConstWeight, alpha: number, minElements: number) {
     const key = `${c.source}\u0000${c.transposed}`;
@@ -192,12 +217,18 @@ class Rewriter {
         return `weight has ${read.data.length} elements, below minElements ${minElements}`;
       }
       const [rows = 0, cols = 0] = read.dims;
-      const w = quantizePerChannel(read.data, rows, cols, c.transposed);
+      const signed = this.signedSources.has(c.source);
+      const levels = signed ? SATURATION_FREE_LEVELS : undefined;
+      const w = quantizePerChannel(read.data, rows, cols, c.transposed, levels);
       if (typeof w === 'string') return w;
-      const { UINT8 } = TensorProto_DataType;
-      const qName = this.init(`${c.source}_quantized`, UINT8, [w.k, w.n], asOffsetUint8(w.q));
-      const zero = Uint8Array.of(OFFSET_ZERO_POINT);
-      const zeroName = this.init(`${c.source}_zero_point`, UINT8, [], zero);
+      const { UINT8, INT8 } = TensorProto_DataType;
+      const dims = [w.k, w.n];
+      const qName = signed
+        ? this.init(`${c.source}_quantized`, INT8, dims, w.q)
+        : this.init(`${c.source}_quantized`, UINT8, dims, asOffsetUint8(w.q));
+      const zeroName = signed
+        ? this.init(`${c.source}_zero_point`, INT8, [], new Int8Array(1))
+        : this.init(`${c.source}_zero_point`, UINT8, [], Uint8Array.of(OFFSET_ZERO_POINT));
       entry = { qName, zeroName, scales: w.scales, n: w.n };
       this.#weights.set(key, entry);
     }
@@ -370,6 +401,41 @@ const rewriteGather = (
   return { nodes: [copy, dequantize], replaced: [table] };
 };
 
+/**
+ * The weights `signedShare` stores signed: the largest first (by element count, then graph
+ * order) until they hold `share` of the elements of every weight the rewrite would quantize.
+ * Returns them with how many weights there are and the share they actually hold.
+ */
+const signedSources = (
+  nodes: readonly NodeProto[],
+  analysis: Analysis,
+  minElements: number,
+  share: number,
+): { sources: Set<string>; of: number; share: number } => {
+  const sizes = new Map<string, number>();
+  for (const n of nodes) {
+    const r = resolveConstant(n.input[1] ?? '', analysis);
+    if (r.kind !== 'const' || sizes.has(r.source)) continue;
+    const shape = float32Shape(r.tensor);
+    if (shape.ok && shape.dims.length === 2 && shape.elements >= minElements) {
+      sizes.set(r.source, shape.elements);
+    }
+  }
+  const sources = new Set<string>();
+  if (!(share > 0)) return { sources, of: sizes.size, share: 0 };
+  let total = 0;
+  for (const v of sizes.values()) total += v;
+  // a stable sort: equal sizes keep graph order
+  const order = [...sizes].sort((a, b) => b[1] - a[1]);
+  let held = 0;
+  for (const [source, elements] of order) {
+    if (held >= share * total) break;
+    sources.add(source);
+    held += elements;
+  }
+  return { sources, of: sizes.size, share: total > 0 ? held / total : 0 };
+};
+
 /** A result without a variant, and why (for the report). */
 export const notApplied = (
   started: number,
@@ -459,12 +525,19 @@ const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeR
     producers: new Map(g.node.flatMap((n) => n.output.map((o) => [o, n] as const))),
     graphInputs: new Set(g.input.map((v) => v.name)),
   };
-  const rw = new Rewriter(g, analysis, useContribOp);
+  const candidate = (n: NodeProto) =>
+    (n.opType === 'MatMul' || n.opType === 'Gemm') && isAiOnnx(n.domain);
+  const isExcluded = (n: NodeProto) => excluded.has(n.name) || excluded.has(n.output[0] ?? '');
+  const signed = signedSources(
+    g.node.filter((n) => candidate(n) && !isExcluded(n)),
+    analysis,
+    minElements,
+    options.signedShare ?? 0,
+  );
+  const rw = new Rewriter(g, analysis, useContribOp, signed.sources);
   const reports: QuantizedNodeReport[] = [];
   const rewritten: ConstWeight[] = [];
   const nodes: NodeProto[] = [];
-  const candidate = (n: NodeProto) =>
-    (n.opType === 'MatMul' || n.opType === 'Gemm') && isAiOnnx(n.domain);
   /** the constant float table a Gather reads, when it reads one: other Gathers are not weights */
   const embedding = (n: NodeProto) => {
     if (n.opType !== 'Gather' || !isAiOnnx(n.domain)) return undefined;
@@ -490,7 +563,7 @@ const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeR
       reports.push({ node: label(n), opType: n.opType, action: 'skipped', reason });
       nodes.push(n);
     };
-    if (excluded.has(n.name) || excluded.has(n.output[0] ?? '')) {
+    if (isExcluded(n)) {
       skip('excluded by options.excludeNodes');
       continue;
     }
@@ -522,7 +595,15 @@ const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeR
     model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
   return encodedResult(model, (size) => ({
-    scheme,
+    scheme:
+      signed.sources.size === 0
+        ? scheme
+        : mixedScheme(scheme, signed.sources.size, signed.of, signed.share),
+    ...(signed.sources.size === 0
+      ? {}
+      : {
+          signedWeights: { weights: signed.sources.size, of: signed.of, share: signed.share },
+        }),
     status: 'applied',
     nodes: reports,
     nodesQuantized: quantized,

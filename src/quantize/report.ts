@@ -22,6 +22,11 @@ export interface QuantizationReport {
   /** why int8 is or is not served */
   decision?: string;
   quantizeMs?: number;
+  /**
+   * dynamic schemes with `signedShare`: how many weights are stored signed within ±64 (u8×s8
+   * kernels), of how many quantized, and the share of weight elements they hold
+   */
+  signedWeights?: { weights: number; of: number; share: number };
   /** static schemes: how activation ranges were measured (`synthesized` samples calibrate weakly) */
   calibration?: {
     method: 'minmax' | 'percentile';

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimKey } from '../../src/ingest/index.ts';
 import { readSignature } from '../../src/onnx/index.ts';
+import { SCHEME_MATMUL_INTEGER } from '../../src/quantize/index.ts';
 import type { HistoryRecord, Manifest, UploadRef } from '../../src/registry/index.ts';
 import { sha256Hex } from '../../src/registry/index.ts';
 import { type Harness, startHarness } from '../support/ingest-harness.ts';
@@ -48,9 +49,17 @@ describe('ingest of the generated encoder', () => {
     expect(q?.decision).toMatch(/^int8 served/);
     expect(q?.nodesQuantized).toBeGreaterThan(0);
     expect(q?.nodes.length).toBe((q?.nodesQuantized ?? 0) + (q?.nodesSkipped ?? 0));
-    // dynamic or static int8, whichever the gate timed faster; the other is recorded beside it
+    // dynamic int8 (uint8 weights, or its largest weights signed within ±64: both keep the
+    // accuracy here) or static int8, whichever the gate timed faster; the others are recorded
+    // beside it
     expect(q?.scheme).toMatch(/MatMulInteger|^static int8/);
-    expect(q?.alternatives?.length).toBe(1);
+    expect(q?.alternatives?.length).toBe(2);
+    const schemes = [q?.scheme, ...(q?.alternatives ?? []).map((a) => a.scheme)];
+    expect(schemes).toContain(SCHEME_MATMUL_INTEGER);
+    expect(schemes.filter((s) => /MatMulInteger.*signed within ±64/.test(s ?? ''))).toHaveLength(1);
+    expect(schemes.filter((s) => s?.startsWith('static int8'))).toHaveLength(1);
+    const mixed = q?.scheme?.includes('signed within') ? q : undefined;
+    expect(mixed?.signedWeights ?? { weights: 18, of: 36 }).toMatchObject({ weights: 18, of: 36 });
     // the same figures reach the uploader through the outcome record
     expect(outcome.details).toMatchObject({
       sizeRatio: q?.sizeRatio,

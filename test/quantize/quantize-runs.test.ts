@@ -73,6 +73,22 @@ describe('quantized models in onnxruntime', () => {
     ]);
   });
 
+  it('an MLP with signed ±64 weights (signedShare) runs fused on u8×s8 kernels, within 0.999 cosine', async () => {
+    for (const opset of [17, 10]) {
+      const fp32 = mlpModel({ widths: [256, 512, 256], opset });
+      const { bytes, report } = quantizeModel(fp32, { signedShare: 1 });
+      expect(report.signedWeights).toMatchObject({ weights: 2, of: 2 });
+      const feeds = { x: floatFeed([16, 256], 13) };
+      const ref = await runOnce(fp32, feeds);
+      const test = await runOnce(bytes!, feeds);
+      expect(cosine(ref.y!, test.y!)).toBeGreaterThanOrEqual(0.999);
+      // the same fused kernel as with uint8 weights (at opset 10 the bias Add stays beside it)
+      const ops = await optimizedOps(bytes!, `mlp-signed-${opset}`);
+      expect(ops.filter((o) => o === 'com.microsoft.DynamicQuantizeMatMul')).toHaveLength(2);
+      expect(ops.filter((o) => o.includes('MatMul') && !o.includes('DynamicQuantize'))).toEqual([]);
+    }
+  });
+
   it('an opset-10 MLP runs through com.microsoft DynamicQuantizeMatMul', async () => {
     const fp32 = mlpModel({ widths: [256, 512, 256], opset: 10 });
     const { bytes, cosine } = await compare(fp32, { x: floatFeed([16, 256], 12) });

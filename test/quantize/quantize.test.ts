@@ -19,7 +19,7 @@ import {
 } from '../../src/quantize/index.ts';
 import { mlpModel, noMatMulModel, randomFloats } from '../support/quantize-fixtures.ts';
 
-const { FLOAT, INT64, UINT8 } = TensorProto_DataType;
+const { FLOAT, INT8, INT64, UINT8 } = TensorProto_DataType;
 
 const ops = (m: ModelProto) =>
   m.graph!.node.map((n) => (n.domain ? `${n.domain}.` : '') + n.opType);
@@ -115,6 +115,53 @@ describe('quantizeModel', () => {
     expect(initializer(after, 'w0_scale')?.dims).toEqual([512n]);
     // the biases the MLP adds after each MatMul are untouched, and still read by their Add
     expect(initializer(after, 'b0')).toEqual(initializer(before, 'b0'));
+  });
+
+  it('stores the largest weights signed within ±64 for signedShare, the others uint8 around 128', () => {
+    // weights of 131072, 65536 and 8192 elements: 0.64, 0.96 and 1 of the whole, cumulated
+    const fp32 = mlpModel({ widths: [256, 512, 128, 64] });
+    const signed = (name: string, m: ModelProto, k: number, n: number) => {
+      const q = initializer(m, `${name}_quantized`);
+      const z = initializer(m, `${name}_zero_point`);
+      if (q?.dataType === UINT8) {
+        expect([z?.dataType, [...(z?.rawData ?? [])]]).toEqual([UINT8, [128]]);
+        return false;
+      }
+      expect(q?.dataType).toBe(INT8);
+      expect([z?.dataType, [...(z?.rawData ?? [])]]).toEqual([INT8, [0]]);
+      const values = new Int8Array(q!.rawData.buffer, q!.rawData.byteOffset, k * n);
+      // symmetric within ±64, and each column reaches an end of it
+      for (const c of [0, n - 1]) {
+        let reach = 0;
+        for (let r = 0; r < k; r++) reach = Math.max(reach, Math.abs(values[r * n + c]!));
+        expect(reach).toBe(64);
+      }
+      return true;
+    };
+    const cases = [
+      { share: 0.5, expected: [true, false, false], held: 131072 / 204800 },
+      { share: 0.75, expected: [true, true, false], held: 196608 / 204800 },
+      { share: 1, expected: [true, true, true], held: 1 },
+    ];
+    for (const { share, expected, held } of cases) {
+      const { bytes, report } = quantizeModel(fp32, { signedShare: share });
+      const after = quantizedModel(bytes);
+      expect([
+        signed('w0', after, 256, 512),
+        signed('w1', after, 512, 128),
+        signed('w2', after, 128, 64),
+      ]).toEqual(expected);
+      const weights = expected.filter(Boolean).length;
+      expect(report.signedWeights).toEqual({ weights, of: 3, share: held });
+      expect(report.scheme).toContain(
+        `the ${weights} largest of 3, ${Math.round(held * 100)}% of weight elements, signed within ±64`,
+      );
+    }
+    // without the option nothing is signed, and the report says nothing of it
+    const plain = quantizeModel(fp32);
+    expect(plain.report.scheme).toBe(SCHEME_MATMUL_INTEGER);
+    expect(plain.report.signedWeights).toBeUndefined();
+    expect(initializer(quantizedModel(plain.bytes), 'w0_quantized')?.dataType).toBe(UINT8);
   });
 
   it('uses com.microsoft DynamicQuantizeMatMul below opset 11 and never raises the ai.onnx opset', () => {
