@@ -177,6 +177,8 @@ class Rewriter {
     { qName: string; zeroName: string } & Pick<PerChannelWeight, 'scales' | 'n'>
   >();
   readonly #scales = new Map<string, string>();
+  /** every int8 weight made, by its initializer's name: what the report counts once pruned */
+  readonly made = new Map<string, { source: string; elements: number; signed: boolean }>();
 
   constructor(
     graph: GraphProto,
@@ -230,6 +232,7 @@ class Rewriter {
         ? this.init(`${c.source}_zero_point`, INT8, [], new Int8Array(1))
         : this.init(`${c.source}_zero_point`, UINT8, [], Uint8Array.of(OFFSET_ZERO_POINT));
       entry = { qName, zeroName, scales: w.scales, n: w.n };
+      this.made.set(qName, { source: c.source, elements: read.data.length, signed });
       this.#weights.set(key, entry);
     }
     const scaleKey = `${key}\u0000${alpha}`;
@@ -404,14 +407,16 @@ const rewriteGather = (
 /**
  * The weights `signedShare` stores signed: the largest first (by element count, then graph
  * order) until they hold `share` of the elements of every weight the rewrite would quantize.
- * Returns them with how many weights there are and the share they actually hold.
+ * What the variant ends up holding signed is counted after the rewrite (`signedHeld`).
  */
 const signedSources = (
   nodes: readonly NodeProto[],
   analysis: Analysis,
   minElements: number,
   share: number,
-): { sources: Set<string>; of: number; share: number } => {
+): Set<string> => {
+  const sources = new Set<string>();
+  if (!(share > 0)) return sources;
   const sizes = new Map<string, number>();
   for (const n of nodes) {
     const r = resolveConstant(n.input[1] ?? '', analysis);
@@ -421,8 +426,6 @@ const signedSources = (
       sizes.set(r.source, shape.elements);
     }
   }
-  const sources = new Set<string>();
-  if (!(share > 0)) return { sources, of: sizes.size, share: 0 };
   let total = 0;
   for (const v of sizes.values()) total += v;
   // a stable sort: equal sizes keep graph order
@@ -433,7 +436,34 @@ const signedSources = (
     sources.add(source);
     held += elements;
   }
-  return { sources, of: sizes.size, share: total > 0 ? held / total : 0 };
+  return sources;
+};
+
+/**
+ * What the variant really holds signed: the weights stored signed (counted once whatever their
+ * orientations), of all the weights stored int8, and the share of those weights' elements. A
+ * weight `signedSources` picked may stay float (non-finite values) or be dropped with a node given
+ * up on late (a Gemm's bias); counting the picks would report signed weights the variant lacks.
+ */
+const signedHeld = (
+  made: Rewriter['made'],
+  kept: ReadonlySet<string>,
+): { weights: number; of: number; share: number } => {
+  const sources = new Map<string, { elements: number; signed: boolean }>();
+  for (const [name, m] of made) {
+    if (!kept.has(name) || sources.has(m.source)) continue;
+    sources.set(m.source, { elements: m.elements, signed: m.signed });
+  }
+  let total = 0;
+  let held = 0;
+  let weights = 0;
+  for (const { elements, signed } of sources.values()) {
+    total += elements;
+    if (!signed) continue;
+    held += elements;
+    weights++;
+  }
+  return { weights, of: sources.size, share: total > 0 ? held / total : 0 };
 };
 
 /** A result without a variant, and why (for the report). */
@@ -534,7 +564,7 @@ const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeR
     minElements,
     options.signedShare ?? 0,
   );
-  const rw = new Rewriter(g, analysis, useContribOp, signed.sources);
+  const rw = new Rewriter(g, analysis, useContribOp, signed);
   const reports: QuantizedNodeReport[] = [];
   const rewritten: ConstWeight[] = [];
   const nodes: NodeProto[] = [];
@@ -591,19 +621,13 @@ const quantizeDynamic = (bytes: Uint8Array, options: QuantizeOptions): QuantizeR
   g.node = nodes;
   g.initializer.push(...rw.newInitializers);
   pruneUnused(g, rewritten, analysis, rw.newInitializers);
+  const held = signedHeld(rw.made, new Set(g.initializer.map((t) => t.name)));
   if (useContribOp && !model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: MS_DOMAIN, version: 1n }));
   }
   return encodedResult(model, (size) => ({
-    scheme:
-      signed.sources.size === 0
-        ? scheme
-        : mixedScheme(scheme, signed.sources.size, signed.of, signed.share),
-    ...(signed.sources.size === 0
-      ? {}
-      : {
-          signedWeights: { weights: signed.sources.size, of: signed.of, share: signed.share },
-        }),
+    scheme: held.weights === 0 ? scheme : mixedScheme(scheme, held.weights, held.of, held.share),
+    ...(held.weights === 0 ? {} : { signedWeights: held }),
     status: 'applied',
     nodes: reports,
     nodesQuantized: quantized,

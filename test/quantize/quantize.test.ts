@@ -164,6 +164,46 @@ describe('quantizeModel', () => {
     expect(initializer(quantizedModel(plain.bytes), 'w0_quantized')?.dataType).toBe(UINT8);
   });
 
+  it('reports as signed only the weights it stored signed: a largest one left float counts in neither figure', () => {
+    // the largest weight (64×192) holds a NaN, so it stays float; the smaller one (64×96) is int8
+    const values = randomFloats(64 * 192, 3);
+    values[100] = Number.NaN;
+    const fp32 = build(
+      [
+        node('MatMul', ['x', 'n'], ['h'], {}, 'mm_nan'),
+        node('MatMul', ['x', 'w'], ['y'], {}, 'mm'),
+      ],
+      [tensor('n', FLOAT, [64, 192], values), w('w', 64, 96)],
+      64,
+      { extraOutputs: ['h'] },
+    );
+    // share 0.5 picks the NaN weight alone: nothing is stored signed, and the report says so
+    const half = quantizeModel(fp32, { signedShare: 0.5 });
+    const halfModel = quantizedModel(half.bytes);
+    expect(initializer(halfModel, 'w_quantized')?.dataType).toBe(UINT8);
+    expect(half.report.signedWeights).toBeUndefined();
+    expect(half.report.scheme).toBe(SCHEME_MATMUL_INTEGER);
+    // share 1 signs the one weight quantized: 1 of 1, all of the quantized weight elements
+    const all = quantizeModel(fp32, { signedShare: 1 });
+    expect(initializer(quantizedModel(all.bytes), 'w_quantized')?.dataType).toBe(INT8);
+    expect(all.report.signedWeights).toEqual({ weights: 1, of: 1, share: 1 });
+    expect(all.report.scheme).toContain('the 1 largest of 1, 100% of weight elements');
+
+    // a Gemm given up on late (its bias) drops the int8 weight it had made signed
+    const late = build(
+      [
+        node('MatMul', ['x', 'w'], ['h'], {}, 'mm'),
+        node('Gemm', ['h', 'B', 'C'], ['y'], { beta: { f: 2 } }, 'fc'),
+      ],
+      [w('w', 64, 128), w('B', 128, 64, 2)],
+      64,
+      { opset: 6, extraInputs: ['C'] },
+    );
+    const lateResult = quantizeModel(late, { signedShare: 1 });
+    expect(initializer(quantizedModel(lateResult.bytes), 'w_quantized')?.dataType).toBe(INT8);
+    expect(lateResult.report.signedWeights).toEqual({ weights: 1, of: 1, share: 1 });
+  });
+
   it('uses com.microsoft DynamicQuantizeMatMul below opset 11 and never raises the ai.onnx opset', () => {
     const { bytes, report } = quantizeModel(mlpModel({ widths: [256, 512, 256], opset: 10 }));
     const after = quantizedModel(bytes);
